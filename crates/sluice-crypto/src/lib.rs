@@ -1,1 +1,10 @@
-//! placeholder
+//! Cryptography for Sluice: SigV4 request verification (and signing, for our own clients and
+//! tests), and `Secret<T>`, the only way plaintext secrets travel.
+//!
+//! This crate never reads the clock, the environment or the OS random number generator, and does
+//! no I/O: keys, times and random bytes are arguments.
+
+pub mod secret;
+pub mod sigv4;
+
+pub use secret::Secret;

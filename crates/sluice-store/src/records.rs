@@ -1,0 +1,86 @@
+//! What the store reads and writes.
+
+use sluice_core::PipelineDefinition;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    pub identity_id: String,
+    pub account_id: String,
+    /// `Root` or `IAMUser` (CloudTrail's userIdentity types).
+    pub kind: String,
+    pub name: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub identity: IdentityRecord,
+    pub sealed_secret: Vec<u8>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    pub pipeline_id: String,
+    pub account_id: String,
+    pub creator_identity_id: String,
+    pub name: String,
+    pub unique_id: String,
+    pub description: Option<String>,
+    pub state: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRecord {
+    pub seq: i64,
+    pub pipeline_id: String,
+    pub account_id: String,
+    pub creator_identity_id: String,
+    pub name: String,
+    pub unique_id: String,
+    pub description: Option<String>,
+    pub state: String,
+    pub created_at: String,
+    pub deleted_at: Option<String>,
+    pub latest_version: i64,
+    pub active_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSummary {
+    pub seq: i64,
+    pub pipeline_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionRecord {
+    pub definition: PipelineDefinition,
+    /// Whether validation found errors when it was saved (it cannot be activated then).
+    pub errored: bool,
+}
+
+/// Format of `definition_versions.body`. Version 1: the model serialized with serde_json.
+pub const DEFINITION_FORMAT_VERSION: i64 = 1;
+
+pub fn encode_definition(definition: &PipelineDefinition) -> String {
+    serde_json::to_string(definition).unwrap_or_default()
+}
+
+pub fn decode_definition(format_version: i64, body: &str) -> Result<PipelineDefinition, String> {
+    match format_version {
+        1 => serde_json::from_str(body)
+            .map_err(|error| format!("definition body (format 1) does not parse: {error}")),
+        other => Err(format!(
+            "definition body has unknown format version {other}"
+        )),
+    }
+}

@@ -1,0 +1,127 @@
+//! The 19 operations, parsed from `X-Amz-Target` before anything else happens.
+
+use crate::{ApiError, ErrorKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    ActivatePipeline,
+    AddTags,
+    CreatePipeline,
+    DeactivatePipeline,
+    DeletePipeline,
+    DescribeObjects,
+    DescribePipelines,
+    EvaluateExpression,
+    GetPipelineDefinition,
+    ListPipelines,
+    PollForTask,
+    PutPipelineDefinition,
+    QueryObjects,
+    RemoveTags,
+    ReportTaskProgress,
+    ReportTaskRunnerHeartbeat,
+    SetStatus,
+    SetTaskStatus,
+    ValidatePipelineDefinition,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 19] = [
+        Operation::ActivatePipeline,
+        Operation::AddTags,
+        Operation::CreatePipeline,
+        Operation::DeactivatePipeline,
+        Operation::DeletePipeline,
+        Operation::DescribeObjects,
+        Operation::DescribePipelines,
+        Operation::EvaluateExpression,
+        Operation::GetPipelineDefinition,
+        Operation::ListPipelines,
+        Operation::PollForTask,
+        Operation::PutPipelineDefinition,
+        Operation::QueryObjects,
+        Operation::RemoveTags,
+        Operation::ReportTaskProgress,
+        Operation::ReportTaskRunnerHeartbeat,
+        Operation::SetStatus,
+        Operation::SetTaskStatus,
+        Operation::ValidatePipelineDefinition,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::ActivatePipeline => "ActivatePipeline",
+            Operation::AddTags => "AddTags",
+            Operation::CreatePipeline => "CreatePipeline",
+            Operation::DeactivatePipeline => "DeactivatePipeline",
+            Operation::DeletePipeline => "DeletePipeline",
+            Operation::DescribeObjects => "DescribeObjects",
+            Operation::DescribePipelines => "DescribePipelines",
+            Operation::EvaluateExpression => "EvaluateExpression",
+            Operation::GetPipelineDefinition => "GetPipelineDefinition",
+            Operation::ListPipelines => "ListPipelines",
+            Operation::PollForTask => "PollForTask",
+            Operation::PutPipelineDefinition => "PutPipelineDefinition",
+            Operation::QueryObjects => "QueryObjects",
+            Operation::RemoveTags => "RemoveTags",
+            Operation::ReportTaskProgress => "ReportTaskProgress",
+            Operation::ReportTaskRunnerHeartbeat => "ReportTaskRunnerHeartbeat",
+            Operation::SetStatus => "SetStatus",
+            Operation::SetTaskStatus => "SetTaskStatus",
+            Operation::ValidatePipelineDefinition => "ValidatePipelineDefinition",
+        }
+    }
+
+    /// `DataPipeline.<Op>`, or the legacy `DataPipeline_20121129.<Op>` the Developer Guide shows.
+    pub fn from_target(target: Option<&str>) -> Result<Operation, ApiError> {
+        let Some(target) = target else {
+            return Err(ApiError::new(
+                ErrorKind::UnknownOperationException,
+                "the X-Amz-Target header is missing; it must name the operation, e.g. DataPipeline.ListPipelines",
+            ));
+        };
+        let name = target
+            .strip_prefix("DataPipeline.")
+            .or_else(|| target.strip_prefix("DataPipeline_20121129."));
+        name.and_then(|name| {
+            Operation::ALL
+                .into_iter()
+                .find(|operation| operation.name() == name)
+        })
+        .ok_or_else(|| {
+            let shown: String = target.chars().take(128).collect();
+            ApiError::new(
+                ErrorKind::UnknownOperationException,
+                format!("X-Amz-Target '{shown}' is not an operation of DataPipeline"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_target_prefixes_and_refuses_others() {
+        assert_eq!(
+            Operation::from_target(Some("DataPipeline.ListPipelines")),
+            Ok(Operation::ListPipelines)
+        );
+        assert_eq!(
+            Operation::from_target(Some("DataPipeline_20121129.ActivatePipeline")),
+            Ok(Operation::ActivatePipeline)
+        );
+        for bad in [
+            None,
+            Some("DynamoDB_20120810.ListTables"),
+            Some("DataPipeline.DropEverything"),
+            Some(""),
+        ] {
+            assert_eq!(
+                Operation::from_target(bad).unwrap_err().kind,
+                ErrorKind::UnknownOperationException
+            );
+        }
+    }
+}
