@@ -1,0 +1,177 @@
+"""End-to-end harness: starts the real `sluice serve` binary and drives it with real clients
+(boto3, the AWS CLI, and raw HTTPS with our own SigV4 signer for what SDKs will not send)."""
+
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import ssl
+import subprocess
+import time
+
+import boto3
+import botocore.config
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SLUICE = os.environ.get("SLUICE_BIN", str(ROOT / "target" / "debug" / "sluice"))
+SAMPLES = ROOT.parent / "shared" / "reference" / "dp-samples"
+VENV_BIN = pathlib.Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+
+
+class Server:
+    def __init__(self, data_dir, extra_args=()):
+        self.data_dir = pathlib.Path(data_dir)
+        self.log_path = self.data_dir.parent / (self.data_dir.name + ".log")
+        self.extra_args = list(extra_args)
+        self.process = None
+        self.url = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [SLUICE, "serve", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", *self.extra_args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env={**os.environ, "SLUICE_LOG": "debug"},
+        )
+        line = self.process.stdout.readline().decode()
+        if "listening on" not in line:
+            self.process.kill()
+            raise RuntimeError(f"sluice serve did not start: {line!r}; log: {self.log_path.read_text()}")
+        self.url = line.strip().split("listening on ", 1)[1].replace("127.0.0.1", "localhost")
+        self.port = int(self.url.rsplit(":", 1)[1])
+        creds = json.loads((self.data_dir / "bootstrap-credentials.json").read_text())
+        self.access_key_id = creds["AccessKeyId"]
+        self.secret_access_key = creds["SecretAccessKey"]
+        self.cert = str(self.data_dir / "tls" / "cert.pem")
+        return self
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+    def client(self, **overrides):
+        config = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
+        return boto3.client(
+            "datapipeline",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=overrides.get("access_key_id", self.access_key_id),
+            aws_secret_access_key=overrides.get("secret_access_key", self.secret_access_key),
+            verify=self.cert if self.url.startswith("https") else False,
+            config=config,
+        )
+
+    def cli_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ACCESS_KEY_ID=self.access_key_id,
+            AWS_SECRET_ACCESS_KEY=self.secret_access_key,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_CA_BUNDLE=self.cert,
+            AWS_CONFIG_FILE="/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        )
+        return env
+
+    def aws(self, *args, check=True):
+        """Runs `aws datapipeline ...` against this server; returns parsed JSON output (or None)."""
+        command = [str(VENV_BIN / "aws"), "--endpoint-url", self.url, "--output", "json", "datapipeline", *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=self.cli_env(), timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        if not check:
+            return result
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    def raw(self, target, body, *, sign=True, headers=None, access_key_id=None, secret=None, amz_date=None,
+            signed_headers=None, method="POST", content_length=None, send_body=True):
+        """Sends one request with full control over what is signed; returns (status, headers, json)."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        host = f"localhost:{self.port}"
+        all_headers = {"host": host, "content-type": "application/x-amz-json-1.1"}
+        if target is not None:
+            all_headers["x-amz-target"] = target
+        if sign:
+            now = amz_date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            all_headers["x-amz-date"] = now
+            all_headers.update(headers or {})
+            names = signed_headers or sorted(all_headers)
+            all_headers["authorization"] = sigv4_authorization(
+                method, "/", names, all_headers, body, access_key_id or self.access_key_id,
+                secret or self.secret_access_key, now)
+        else:
+            all_headers.update(headers or {})
+        context = ssl.create_default_context(cafile=self.cert)
+        connection = http.client.HTTPSConnection("localhost", self.port, context=context, timeout=60)
+        if content_length is not None or not send_body:
+            connection.putrequest(method, "/", skip_host=True, skip_accept_encoding=True)
+            for name, value in all_headers.items():
+                connection.putheader(name, value)
+            connection.putheader("content-length", str(content_length if content_length is not None else len(body)))
+            connection.endheaders()
+            if send_body:
+                connection.send(body)
+        else:
+            connection.request(method, "/", body=body, headers=all_headers)
+        response = connection.getresponse()
+        payload = response.read()
+        connection.close()
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = payload
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
+
+
+def sigv4_authorization(method, path, signed_names, headers, body, access_key_id, secret, amz_date,
+                        region="us-east-1", service="datapipeline"):
+    date = amz_date[:8]
+    canonical_headers = "".join(f"{name}:{' '.join(str(headers[name]).split())}\n" for name in signed_names)
+    canonical = "\n".join([method, path, "", canonical_headers, ";".join(signed_names), hashlib.sha256(body).hexdigest()])
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+
+    def mac(key, text):
+        return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+    key = mac(mac(mac(mac(("AWS4" + secret).encode(), date), region), service), "aws4_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return (f"AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, "
+            f"SignedHeaders={';'.join(signed_names)}, Signature={signature}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    instance = Server(tmp_path_factory.mktemp("shared") / "data").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    instance = Server(tmp_path / "data").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def client(server):
+    return server.client()
+
+
+def unique(prefix="p"):
+    return f"{prefix}-{time.time_ns()}"

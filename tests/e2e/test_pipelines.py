@@ -1,0 +1,102 @@
+"""Pipeline lifecycle operations through boto3 and the AWS CLI."""
+
+import pytest
+
+from conftest import unique
+
+
+def test_create_is_idempotent_on_name_and_unique_id(server, client):
+    token = unique()
+    first = client.create_pipeline(name="orders", uniqueId=token)["pipelineId"]
+    again = client.create_pipeline(name="orders", uniqueId=token)["pipelineId"]
+    other_name = client.create_pipeline(name="orders-2", uniqueId=token)["pipelineId"]
+    assert first == again
+    assert other_name != first
+    assert first.startswith("df-") and len(first) == 23 and first[3:].isalnum() and first[3:].isupper()
+    # The CLI gets the same answer.
+    assert server.aws("create-pipeline", "--name", "orders", "--unique-id", token)["pipelineId"] == first
+
+
+def test_list_pipelines_paginates_through_120(fresh_server):
+    client = fresh_server.client()
+    created = {client.create_pipeline(name=f"p{i:03}", uniqueId=f"u{i}")["pipelineId"] for i in range(120)}
+    first_page = client.list_pipelines()
+    assert first_page["hasMoreResults"] is True and first_page["marker"]
+    assert len(first_page["pipelineIdList"]) == 100
+    second_page = client.list_pipelines(marker=first_page["marker"])
+    assert second_page["hasMoreResults"] is False and "marker" not in second_page
+    listed = [entry["id"] for page in client.get_paginator("list_pipelines").paginate() for entry in page["pipelineIdList"]]
+    assert len(listed) == 120 and set(listed) == created
+    cli_listed = fresh_server.aws("list-pipelines")["pipelineIdList"]
+    assert {entry["id"] for entry in cli_listed} == created
+    with pytest.raises(client.exceptions.InvalidRequestException, match="marker"):
+        client.list_pipelines(marker="not-a-marker")
+
+
+def test_describe_pipelines_returns_fields_tags_and_typed_errors(client):
+    pipeline_id = client.create_pipeline(
+        name="nightly", uniqueId=unique(), description="loads orders",
+        tags=[{"key": "team", "value": "data"}, {"key": "env", "value": "prod"}])["pipelineId"]
+    description = client.describe_pipelines(pipelineIds=[pipeline_id])["pipelineDescriptionList"][0]
+    fields = {field["key"]: field.get("stringValue") for field in description["fields"]}
+    assert fields["@pipelineState"] == "PENDING"
+    assert fields["@id"] == pipeline_id and fields["@sphere"] == "PIPELINE" and fields["name"] == "nightly"
+    assert fields["description"] == "loads orders" and fields["uniqueId"]
+    assert {"@creationTime", "@userId", "@accountId", "pipelineCreator"} <= set(fields)
+    assert description["tags"] == [{"key": "team", "value": "data"}, {"key": "env", "value": "prod"}]
+    assert description["description"] == "loads orders"
+    with pytest.raises(client.exceptions.PipelineNotFoundException):
+        client.describe_pipelines(pipelineIds=[pipeline_id, "df-DOESNOTEXIST0000000"])
+
+
+def test_delete_leaves_a_tombstone(client):
+    pipeline_id = client.create_pipeline(name="doomed", uniqueId=unique())["pipelineId"]
+    client.delete_pipeline(pipelineId=pipeline_id)
+    with pytest.raises(client.exceptions.PipelineDeletedException):
+        client.describe_pipelines(pipelineIds=[pipeline_id])
+    with pytest.raises(client.exceptions.PipelineDeletedException):
+        client.get_pipeline_definition(pipelineId=pipeline_id)
+    with pytest.raises(client.exceptions.PipelineNotFoundException):
+        client.delete_pipeline(pipelineId=pipeline_id)
+    listed = [entry["id"] for page in client.get_paginator("list_pipelines").paginate() for entry in page["pipelineIdList"]]
+    assert pipeline_id not in listed
+
+
+def test_tags_are_added_replaced_removed_and_capped(server, client):
+    pipeline_id = client.create_pipeline(name="tagged", uniqueId=unique(), tags=[{"key": "a", "value": "1"}])["pipelineId"]
+    client.add_tags(pipelineId=pipeline_id, tags=[{"key": "a", "value": "2"}, {"key": "b", "value": "3"}])
+    server.aws("add-tags", "--pipeline-id", pipeline_id, "--tags", "key=c,value=4")
+    tags = client.describe_pipelines(pipelineIds=[pipeline_id])["pipelineDescriptionList"][0]["tags"]
+    assert tags == [{"key": "a", "value": "2"}, {"key": "b", "value": "3"}, {"key": "c", "value": "4"}]
+    client.remove_tags(pipelineId=pipeline_id, tagKeys=["a", "missing"])
+    server.aws("remove-tags", "--pipeline-id", pipeline_id, "--tag-keys", "c")
+    tags = client.describe_pipelines(pipelineIds=[pipeline_id])["pipelineDescriptionList"][0]["tags"]
+    assert tags == [{"key": "b", "value": "3"}]
+    with pytest.raises(client.exceptions.InvalidRequestException, match="at most 10 tags"):
+        client.add_tags(pipelineId=pipeline_id, tags=[{"key": f"k{i}", "value": "v"} for i in range(10)])
+    with pytest.raises(client.exceptions.InvalidRequestException, match="tags.1.member.key"):
+        client.add_tags(pipelineId=pipeline_id, tags=[{"key": "k" * 129, "value": "v"}])
+    # Nothing of a refused call was applied.
+    tags = client.describe_pipelines(pipelineIds=[pipeline_id])["pipelineDescriptionList"][0]["tags"]
+    assert tags == [{"key": "b", "value": "3"}]
+    with pytest.raises(client.exceptions.PipelineNotFoundException):
+        client.add_tags(pipelineId="df-DOESNOTEXIST0000000", tags=[])
+
+
+def test_operations_of_later_work_say_they_are_not_available_yet(client):
+    pipeline_id = client.create_pipeline(name="later", uniqueId=unique())["pipelineId"]
+    calls = [
+        lambda: client.activate_pipeline(pipelineId=pipeline_id),
+        lambda: client.deactivate_pipeline(pipelineId=pipeline_id),
+        lambda: client.describe_objects(pipelineId=pipeline_id, objectIds=["Default"]),
+        lambda: client.evaluate_expression(pipelineId=pipeline_id, objectId="Default", expression="#{1}"),
+        lambda: client.poll_for_task(workerGroup="wg"),
+        lambda: client.query_objects(pipelineId=pipeline_id, sphere="INSTANCE"),
+        lambda: client.report_task_progress(taskId="t"),
+        lambda: client.report_task_runner_heartbeat(taskrunnerId="r"),
+        lambda: client.set_status(pipelineId=pipeline_id, objectIds=["A"], status="PAUSE"),
+        lambda: client.set_task_status(taskId="t", taskStatus="FINISHED"),
+    ]
+    for call in calls:
+        with pytest.raises(client.exceptions.InvalidRequestException, match="not available yet"):
+            call()
