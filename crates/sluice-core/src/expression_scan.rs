@@ -76,9 +76,10 @@ pub fn bare_names(body: &str) -> Vec<&str> {
         }
         let starts_name =
             byte.is_ascii_alphabetic() || byte == b'_' || byte == b'@' || byte == b'*';
-        if starts_name
-            && !(byte == b'*' && !bytes.get(index + 1).is_some_and(u8::is_ascii_alphabetic))
-        {
+        // A `*` starts a name only when a letter follows (`*myPassword`); otherwise it multiplies.
+        let star_is_operator =
+            byte == b'*' && !bytes.get(index + 1).is_some_and(u8::is_ascii_alphabetic);
+        if starts_name && !star_is_operator {
             let start = index;
             index += 1;
             while index < bytes.len()

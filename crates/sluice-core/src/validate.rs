@@ -282,10 +282,7 @@ fn lineage<'a>(
 ) -> (Vec<&'a PipelineObject>, Option<Vec<String>>) {
     let mut chain = vec![object];
     let mut current = object;
-    loop {
-        let Some(parent_id) = current.first("parent").and_then(FieldValue::as_ref_target) else {
-            break;
-        };
+    while let Some(parent_id) = current.first("parent").and_then(FieldValue::as_ref_target) {
         if chain.iter().any(|seen| seen.id == parent_id) {
             let mut loop_ids: Vec<String> = chain.iter().map(|seen| seen.id.clone()).collect();
             loop_ids.push(parent_id.to_string());
@@ -346,13 +343,11 @@ fn check_object<'a>(context: &mut Context<'a>, object: &'a PipelineObject) {
         );
     }
     match (type_name, type_spec) {
-        (Some(name), None) => {
-            if object.object_type() == Some(name) {
-                context.errors.push(
-                    id,
-                    format!("INVALID_OBJECT_TYPE: '{name}' is not a known object type"),
-                );
-            }
+        (Some(name), None) if object.object_type() == Some(name) => {
+            context.errors.push(
+                id,
+                format!("INVALID_OBJECT_TYPE: '{name}' is not a known object type"),
+            );
         }
         (None, _) if !is_default && !context.used_as_parent.contains(id) => {
             context.errors.push(id, "MISSING_REQUIRED_FIELD: 'type' is required (only 'Default' and objects used as a 'parent' may omit it)".into());

@@ -53,7 +53,10 @@ pub fn router(state: AppState) -> Router {
 fn respond(request_id: &str, status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE),
+    );
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", value);
     }
@@ -61,7 +64,8 @@ fn respond(request_id: &str, status: StatusCode, body: String) -> Response {
 }
 
 fn error_response(request_id: &str, error: &ApiError) -> Response {
-    let status = StatusCode::from_u16(error.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(error.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     respond(request_id, status, error.body())
 }
 
@@ -69,11 +73,23 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let peer = request.extensions().get::<Peer>().map(|peer| peer.0);
-    let target = request.headers().get("x-amz-target").and_then(|value| value.to_str().ok()).map(str::to_string);
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
     let result = process(&state, request).await;
     let (response, outcome, access_key_id) = match result {
-        Ok((body, principal)) => (respond(&request_id, StatusCode::OK, body), "ok".to_string(), Some(principal.access_key_id)),
-        Err(failure) => (error_response(&request_id, &failure.error), failure.error.kind.as_str().to_string(), failure.access_key_id),
+        Ok((body, principal)) => (
+            respond(&request_id, StatusCode::OK, body),
+            "ok".to_string(),
+            Some(principal.access_key_id),
+        ),
+        Err(failure) => (
+            error_response(&request_id, &failure.error),
+            failure.error.kind.as_str().to_string(),
+            failure.access_key_id,
+        ),
     };
     tracing::info!(
         request_id = %request_id,
@@ -95,7 +111,10 @@ struct Failure {
 
 impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Self {
-        Failure { error, access_key_id: None }
+        Failure {
+            error,
+            access_key_id: None,
+        }
     }
 }
 
@@ -107,9 +126,18 @@ fn store_failure(error: sluice_store::StoreError) -> ApiError {
 
 async fn process(state: &AppState, request: Request) -> Result<(String, Principal), Failure> {
     if request.method() != Method::POST {
-        return Err(ApiError::new(ErrorKind::UnknownOperationException, "the API takes POST requests only").into());
+        return Err(ApiError::new(
+            ErrorKind::UnknownOperationException,
+            "the API takes POST requests only",
+        )
+        .into());
     }
-    let operation = Operation::from_target(request.headers().get("x-amz-target").and_then(|value| value.to_str().ok()))?;
+    let operation = Operation::from_target(
+        request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|value| value.to_str().ok()),
+    )?;
     let declared_length = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -119,31 +147,52 @@ async fn process(state: &AppState, request: Request) -> Result<(String, Principa
         return Err(too_large().into());
     }
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await.map_err(|_| too_large())?;
+    let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())?;
 
     let mut tx = state.store.begin().await.map_err(store_failure)?;
     let principal = authenticate(state, tx.as_mut(), &parts, &body).await?;
     let access_key_id = Some(principal.access_key_id.clone());
-    let with_key = |error: ApiError| Failure { error, access_key_id: access_key_id.clone() };
-    let result = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body).await.map_err(with_key)?;
+    let with_key = |error: ApiError| Failure {
+        error,
+        access_key_id: access_key_id.clone(),
+    };
+    let result = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body)
+        .await
+        .map_err(with_key)?;
     tx.commit().await.map_err(store_failure).map_err(with_key)?;
     Ok((result, principal))
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(ErrorKind::RequestEntityTooLarge, format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"))
+    ApiError::new(
+        ErrorKind::RequestEntityTooLarge,
+        format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 /// Authorization is per operation and resource: handlers call this once they know the pipeline.
-pub fn authorize(principal: &Principal, operation: Operation, resource: &str) -> Result<(), ApiError> {
+pub fn authorize(
+    principal: &Principal,
+    operation: Operation,
+    resource: &str,
+) -> Result<(), ApiError> {
     authz::authorize(principal, operation, resource)
 }
 
 fn parse_amz_date(text: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%SZ").ok().map(|naive| naive.and_utc())
+    NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|naive| naive.and_utc())
 }
 
-async fn authenticate(state: &AppState, tx: &mut dyn Transaction, parts: &http::request::Parts, body: &[u8]) -> Result<Principal, Failure> {
+async fn authenticate(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Principal, Failure> {
     let auth_error = |error: sigv4::SigV4Error| {
         let kind = match error.aws_error_type() {
             "MissingAuthenticationToken" => ErrorKind::MissingAuthenticationToken,
@@ -156,10 +205,17 @@ async fn authenticate(state: &AppState, tx: &mut dyn Transaction, parts: &http::
     let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
         return Err(auth_error(sigv4::SigV4Error::MissingAuthentication).into());
     };
-    let header = header.to_str().map_err(|_| auth_error(sigv4::SigV4Error::Incomplete("the Authorization header is not ASCII".into())))?;
+    let header = header.to_str().map_err(|_| {
+        auth_error(sigv4::SigV4Error::Incomplete(
+            "the Authorization header is not ASCII".into(),
+        ))
+    })?;
     let authorization = sigv4::parse_authorization(header).map_err(auth_error)?;
     let access_key_id = Some(authorization.access_key_id.clone());
-    let fail = |error: ApiError| Failure { error, access_key_id: access_key_id.clone() };
+    let fail = |error: ApiError| Failure {
+        error,
+        access_key_id: access_key_id.clone(),
+    };
 
     if authorization.service != SIGNING_SERVICE {
         return Err(fail(auth_error(sigv4::SigV4Error::InvalidScope(format!(
@@ -170,9 +226,16 @@ async fn authenticate(state: &AppState, tx: &mut dyn Transaction, parts: &http::
         .headers
         .get("x-amz-date")
         .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| fail(auth_error(sigv4::SigV4Error::Incomplete("Authorization header requires existence of a 'X-Amz-Date' header".into()))))?;
-    let request_time = parse_amz_date(amz_date)
-        .ok_or_else(|| fail(auth_error(sigv4::SigV4Error::Incomplete("X-Amz-Date must have the form YYYYMMDDTHHMMSSZ".into()))))?;
+        .ok_or_else(|| {
+            fail(auth_error(sigv4::SigV4Error::Incomplete(
+                "Authorization header requires existence of a 'X-Amz-Date' header".into(),
+            )))
+        })?;
+    let request_time = parse_amz_date(amz_date).ok_or_else(|| {
+        fail(auth_error(sigv4::SigV4Error::Incomplete(
+            "X-Amz-Date must have the form YYYYMMDDTHHMMSSZ".into(),
+        )))
+    })?;
     let now = state.clock.now();
     let skew = (request_time - now).num_seconds();
     let stamp = |time: DateTime<Utc>| time.format("%Y%m%dT%H%M%SZ").to_string();
@@ -193,9 +256,11 @@ async fn authenticate(state: &AppState, tx: &mut dyn Transaction, parts: &http::
 
     let mut headers: Vec<(String, String)> = Vec::with_capacity(parts.headers.len() + 1);
     for (name, value) in &parts.headers {
-        let value = value
-            .to_str()
-            .map_err(|_| fail(auth_error(sigv4::SigV4Error::Incomplete(format!("header '{name}' is not ASCII")))))?;
+        let value = value.to_str().map_err(|_| {
+            fail(auth_error(sigv4::SigV4Error::Incomplete(format!(
+                "header '{name}' is not ASCII"
+            ))))
+        })?;
         headers.push((name.as_str().to_string(), value.to_string()));
     }
     if !headers.iter().any(|(name, _)| name == "host")
@@ -210,14 +275,27 @@ async fn authenticate(state: &AppState, tx: &mut dyn Transaction, parts: &http::
         headers: &headers,
         body,
     };
-    sigv4::check_structure(&authorization, &request_parts, amz_date).map_err(|error| fail(auth_error(error)))?;
+    sigv4::check_structure(&authorization, &request_parts, amz_date)
+        .map_err(|error| fail(auth_error(error)))?;
 
-    let unrecognized = || fail(ApiError::new(ErrorKind::UnrecognizedClientException, "The security token included in the request is invalid."));
-    if headers.iter().any(|(name, _)| name == "x-amz-security-token") {
+    let unrecognized = || {
+        fail(ApiError::new(
+            ErrorKind::UnrecognizedClientException,
+            "The security token included in the request is invalid.",
+        ))
+    };
+    if headers
+        .iter()
+        .any(|(name, _)| name == "x-amz-security-token")
+    {
         // Session credentials arrive with [iam]; until then no session token is valid.
         return Err(unrecognized());
     }
-    let key = tx.access_key(&authorization.access_key_id).await.map_err(store_failure).map_err(fail)?;
+    let key = tx
+        .access_key(&authorization.access_key_id)
+        .await
+        .map_err(store_failure)
+        .map_err(fail)?;
     let Some(key) = key.filter(|key| key.status == "Active") else {
         return Err(unrecognized());
     };
@@ -225,7 +303,14 @@ async fn authenticate(state: &AppState, tx: &mut dyn Transaction, parts: &http::
         tracing::error!(access_key_id = %key.access_key_id, "stored key secret cannot be opened");
         return Err(fail(ApiError::internal()));
     };
-    sigv4::verify(&authorization, &request_parts, &secret, amz_date).map_err(|error| fail(auth_error(error)))?;
-    tx.touch_access_key(&key.access_key_id, &render(now)).await.map_err(store_failure).map_err(fail)?;
-    Ok(Principal { identity: key.identity, access_key_id: key.access_key_id })
+    sigv4::verify(&authorization, &request_parts, &secret, amz_date)
+        .map_err(|error| fail(auth_error(error)))?;
+    tx.touch_access_key(&key.access_key_id, &render(now))
+        .await
+        .map_err(store_failure)
+        .map_err(fail)?;
+    Ok(Principal {
+        identity: key.identity,
+        access_key_id: key.access_key_id,
+    })
 }

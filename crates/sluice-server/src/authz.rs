@@ -32,13 +32,20 @@ pub fn action(operation: Operation) -> &'static str {
     }
 }
 
-pub fn authorize(principal: &Principal, operation: Operation, resource: &str) -> Result<(), ApiError> {
+pub fn authorize(
+    principal: &Principal,
+    operation: Operation,
+    resource: &str,
+) -> Result<(), ApiError> {
     let action = action(operation);
     if principal.identity.kind == "Root" {
         return Ok(());
     }
     Err(ApiError::new(
         ErrorKind::AccessDeniedException,
-        format!("User: {} is not authorized to perform: {action} on resource: {resource}", principal.identity.arn),
+        format!(
+            "User: {} is not authorized to perform: {action} on resource: {resource}",
+            principal.identity.arn
+        ),
     ))
 }

@@ -18,14 +18,18 @@ pub const CREDENTIALS_FILE: &str = "bootstrap-credentials.json";
 fn random_from(alphabet: &[u8], length: usize) -> anyhow::Result<String> {
     let random = SystemRandom::new();
     let mut bytes = vec![0u8; length];
-    random.fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    random
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
     // 256 is a multiple of neither alphabet length, so reject and redraw to stay uniform.
     let limit = 256 - (256 % alphabet.len());
     let mut out = String::with_capacity(length);
     let mut byte_index = 0;
     while out.len() < length {
         if byte_index == bytes.len() {
-            random.fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+            random
+                .fill(&mut bytes)
+                .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
             byte_index = 0;
         }
         let byte = bytes[byte_index] as usize;
@@ -42,13 +46,24 @@ pub fn random_upper_alphanumeric(length: usize) -> anyhow::Result<String> {
 }
 
 pub fn new_access_key() -> anyhow::Result<(String, Secret<String>)> {
-    let access_key_id = format!("AKIA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?);
-    let secret = random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)?;
+    let access_key_id = format!(
+        "AKIA{}",
+        random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?
+    );
+    let secret = random_from(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        40,
+    )?;
     Ok((access_key_id, Secret::new(secret)))
 }
 
 /// Creates the root identity and key if the store has no identity yet. Idempotent.
-pub async fn ensure_root(store: &dyn Store, vault: &dyn SecretVault, clock: &dyn Clock, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn ensure_root(
+    store: &dyn Store,
+    vault: &dyn SecretVault,
+    clock: &dyn Clock,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let mut tx = store.begin().await?;
     if tx.count_identities().await? > 0 {
         return Ok(());
@@ -64,7 +79,13 @@ pub async fn ensure_root(store: &dyn Store, vault: &dyn SecretVault, clock: &dyn
     let now = render(clock.now());
     tx.insert_identity(&root, &now).await?;
     let (access_key_id, secret) = new_access_key()?;
-    tx.insert_access_key(&access_key_id, &root.identity_id, &vault.seal(&secret), &now).await?;
+    tx.insert_access_key(
+        &access_key_id,
+        &root.identity_id,
+        &vault.seal(&secret),
+        &now,
+    )
+    .await?;
 
     // The file is written (0600, never world-readable, not even briefly) before the commit and
     // moved into place after it, so a crash leaves either both or neither.

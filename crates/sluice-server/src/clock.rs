@@ -9,6 +9,7 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods, reason = "this is the one clock")]
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

@@ -26,7 +26,10 @@ fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
 }
 
 fn pipeline_arn(principal: &Principal, pipeline_id: &str) -> String {
-    format!("arn:aws:datapipeline:local:{}:pipeline/{pipeline_id}", principal.identity.account_id)
+    format!(
+        "arn:aws:datapipeline:local:{}:pipeline/{pipeline_id}",
+        principal.identity.account_id
+    )
 }
 
 pub async fn dispatch(
@@ -41,8 +44,12 @@ pub async fn dispatch(
         Operation::DeletePipeline => delete_pipeline(state, tx, principal, body).await,
         Operation::DescribePipelines => describe_pipelines(tx, principal, body).await,
         Operation::ListPipelines => list_pipelines(tx, principal, body).await,
-        Operation::PutPipelineDefinition => put_definition(state, tx, principal, body, operation).await,
-        Operation::ValidatePipelineDefinition => put_definition(state, tx, principal, body, operation).await,
+        Operation::PutPipelineDefinition => {
+            put_definition(state, tx, principal, body, operation).await
+        }
+        Operation::ValidatePipelineDefinition => {
+            put_definition(state, tx, principal, body, operation).await
+        }
         Operation::GetPipelineDefinition => get_definition(tx, principal, body).await,
         Operation::AddTags => add_tags(tx, principal, body).await,
         Operation::RemoveTags => remove_tags(tx, principal, body).await,
@@ -67,7 +74,11 @@ pub async fn dispatch(
 }
 
 /// The pipeline, if it exists for the caller's account and is not deleted.
-async fn live_pipeline(tx: &mut dyn Transaction, principal: &Principal, pipeline_id: &str) -> Result<PipelineRecord, ApiError> {
+async fn live_pipeline(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    pipeline_id: &str,
+) -> Result<PipelineRecord, ApiError> {
     let record = tx.pipeline(pipeline_id).await.map_err(store_error)?;
     match record {
         Some(record) if record.account_id == principal.identity.account_id => {
@@ -81,21 +92,42 @@ async fn live_pipeline(tx: &mut dyn Transaction, principal: &Principal, pipeline
     }
 }
 
-async fn create_pipeline(state: &AppState, tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn create_pipeline(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::CreatePipelineInput = parse_body(body)?;
     input.check()?;
     authorize(principal, Operation::CreatePipeline, "*")?;
     check_unique_tag_keys(&input.tags)?;
-    if let Some(existing) = tx.find_live_pipeline(&principal.identity.identity_id, &input.name, &input.unique_id).await.map_err(store_error)? {
-        return json(&shapes::CreatePipelineOutput { pipeline_id: existing.pipeline_id });
+    if let Some(existing) = tx
+        .find_live_pipeline(
+            &principal.identity.identity_id,
+            &input.name,
+            &input.unique_id,
+        )
+        .await
+        .map_err(store_error)?
+    {
+        return json(&shapes::CreatePipelineOutput {
+            pipeline_id: existing.pipeline_id,
+        });
     }
-    let live = tx.count_live_pipelines(&principal.identity.account_id).await.map_err(store_error)?;
+    let live = tx
+        .count_live_pipelines(&principal.identity.account_id)
+        .await
+        .map_err(store_error)?;
     if live >= state.max_pipelines {
         return Err(ApiError::invalid_request(format!(
             "the account has {live} pipelines, the limit (raise it with `sluice serve --max-pipelines`); delete one first"
         )));
     }
-    let pipeline_id = format!("df-{}", random_upper_alphanumeric(20).map_err(|_| ApiError::internal())?);
+    let pipeline_id = format!(
+        "df-{}",
+        random_upper_alphanumeric(20).map_err(|_| ApiError::internal())?
+    );
     let now = render(state.clock.now());
     tx.insert_pipeline(&NewPipeline {
         pipeline_id: pipeline_id.clone(),
@@ -109,49 +141,96 @@ async fn create_pipeline(state: &AppState, tx: &mut dyn Transaction, principal: 
     })
     .await
     .map_err(store_error)?;
-    let tags: Vec<Tag> = input.tags.into_iter().map(|tag| Tag { key: tag.key, value: tag.value }).collect();
-    tx.replace_tags(&pipeline_id, &tags).await.map_err(store_error)?;
+    let tags: Vec<Tag> = input
+        .tags
+        .into_iter()
+        .map(|tag| Tag {
+            key: tag.key,
+            value: tag.value,
+        })
+        .collect();
+    tx.replace_tags(&pipeline_id, &tags)
+        .await
+        .map_err(store_error)?;
     json(&shapes::CreatePipelineOutput { pipeline_id })
 }
 
 fn check_unique_tag_keys(tags: &[shapes::Tag]) -> Result<(), ApiError> {
     for (index, tag) in tags.iter().enumerate() {
         if tags[..index].iter().any(|earlier| earlier.key == tag.key) {
-            return Err(ApiError::invalid_request(format!("tag key '{}' appears more than once", tag.key)));
+            return Err(ApiError::invalid_request(format!(
+                "tag key '{}' appears more than once",
+                tag.key
+            )));
         }
     }
     Ok(())
 }
 
-async fn delete_pipeline(state: &AppState, tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn delete_pipeline(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::PipelineIdInput = parse_body(body)?;
     input.check()?;
     // A deleted pipeline is gone for DeletePipeline: the model lists only PipelineNotFound here.
-    let record = live_pipeline(tx, principal, &input.pipeline_id).await.map_err(|error| match error.kind {
-        sluice_wire::ErrorKind::PipelineDeletedException => ApiError::pipeline_not_found(&input.pipeline_id),
-        _ => error,
-    })?;
-    authorize(principal, Operation::DeletePipeline, &pipeline_arn(principal, &record.pipeline_id))?;
-    tx.delete_pipeline(&record.pipeline_id, &render(state.clock.now())).await.map_err(store_error)?;
+    let record = live_pipeline(tx, principal, &input.pipeline_id)
+        .await
+        .map_err(|error| match error.kind {
+            sluice_wire::ErrorKind::PipelineDeletedException => {
+                ApiError::pipeline_not_found(&input.pipeline_id)
+            }
+            _ => error,
+        })?;
+    authorize(
+        principal,
+        Operation::DeletePipeline,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
+    tx.delete_pipeline(&record.pipeline_id, &render(state.clock.now()))
+        .await
+        .map_err(store_error)?;
     Ok("{}".into())
 }
 
-async fn describe_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn describe_pipelines(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::DescribePipelinesInput = parse_body(body)?;
     input.check()?;
     let mut descriptions = Vec::with_capacity(input.pipeline_ids.len());
     for pipeline_id in &input.pipeline_ids {
         let record = live_pipeline(tx, principal, pipeline_id).await?;
-        authorize(principal, Operation::DescribePipelines, &pipeline_arn(principal, pipeline_id))?;
+        authorize(
+            principal,
+            Operation::DescribePipelines,
+            &pipeline_arn(principal, pipeline_id),
+        )?;
         let tags = tx.tags(pipeline_id).await.map_err(store_error)?;
         descriptions.push(describe(&record, &tags));
     }
-    json(&shapes::DescribePipelinesOutput { pipeline_description_list: descriptions })
+    json(&shapes::DescribePipelinesOutput {
+        pipeline_description_list: descriptions,
+    })
 }
 
 fn describe(record: &PipelineRecord, tags: &[Tag]) -> PipelineDescription {
-    let string = |key: &str, value: &str| Field { key: key.into(), string_value: Some(value.into()), ref_value: None };
-    let wire_tags: Vec<shapes::Tag> = tags.iter().map(|tag| shapes::Tag { key: tag.key.clone(), value: tag.value.clone() }).collect();
+    let string = |key: &str, value: &str| Field {
+        key: key.into(),
+        string_value: Some(value.into()),
+        ref_value: None,
+    };
+    let wire_tags: Vec<shapes::Tag> = tags
+        .iter()
+        .map(|tag| shapes::Tag {
+            key: tag.key.clone(),
+            value: tag.value.clone(),
+        })
+        .collect();
     let mut fields = vec![
         string("@pipelineState", &record.state),
         string("name", &record.name),
@@ -170,7 +249,10 @@ fn describe(record: &PipelineRecord, tags: &[Tag]) -> PipelineDescription {
         fields.push(string("@version", &record.latest_version.to_string()));
     }
     if !wire_tags.is_empty() {
-        fields.push(string("*tags", &serde_json::to_string(&wire_tags).unwrap_or_default()));
+        fields.push(string(
+            "*tags",
+            &serde_json::to_string(&wire_tags).unwrap_or_default(),
+        ));
     }
     PipelineDescription {
         pipeline_id: record.pipeline_id.clone(),
@@ -193,22 +275,42 @@ fn decode_marker(marker: &str) -> Result<i64, ApiError> {
         .decode(marker)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("v1:").and_then(|seq| seq.parse::<i64>().ok()))
+        .and_then(|text| {
+            text.strip_prefix("v1:")
+                .and_then(|seq| seq.parse::<i64>().ok())
+        })
         .filter(|seq| *seq >= 0)
         .ok_or_else(|| ApiError::invalid_request("'marker' is not a marker this service returned"))
 }
 
-async fn list_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn list_pipelines(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::ListPipelinesInput = parse_body(body)?;
     input.check()?;
     authorize(principal, Operation::ListPipelines, "*")?;
     let after = decode_marker(input.marker.as_deref().unwrap_or(""))?;
-    let mut page = tx.list_pipelines(&principal.identity.account_id, after, LIST_PAGE_SIZE + 1).await.map_err(store_error)?;
+    let mut page = tx
+        .list_pipelines(&principal.identity.account_id, after, LIST_PAGE_SIZE + 1)
+        .await
+        .map_err(store_error)?;
     let has_more_results = page.len() as i64 > LIST_PAGE_SIZE;
     page.truncate(LIST_PAGE_SIZE as usize);
-    let marker = if has_more_results { page.last().map(|last| encode_marker(last.seq)) } else { None };
+    let marker = if has_more_results {
+        page.last().map(|last| encode_marker(last.seq))
+    } else {
+        None
+    };
     json(&shapes::ListPipelinesOutput {
-        pipeline_id_list: page.into_iter().map(|summary| PipelineIdName { id: summary.pipeline_id, name: summary.name }).collect(),
+        pipeline_id_list: page
+            .into_iter()
+            .map(|summary| PipelineIdName {
+                id: summary.pipeline_id,
+                name: summary.name,
+            })
+            .collect(),
         marker,
         has_more_results,
     })
@@ -224,7 +326,11 @@ async fn put_definition(
     let input: shapes::PutPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(principal, operation, &pipeline_arn(principal, &record.pipeline_id))?;
+    authorize(
+        principal,
+        operation,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
     let definition = input.to_definition()?;
     let report = validate(&definition, &state.limits);
     if operation == Operation::PutPipelineDefinition {
@@ -235,19 +341,35 @@ async fn put_definition(
             )));
         }
         if record.state == "FINISHED" {
-            return Err(ApiError::invalid_request(format!("pipeline {} has finished; its definition can no longer change", record.pipeline_id)));
+            return Err(ApiError::invalid_request(format!(
+                "pipeline {} has finished; its definition can no longer change",
+                record.pipeline_id
+            )));
         }
-        let stored = DefinitionRecord { definition, errored: report.errored() };
-        tx.put_definition(&record.pipeline_id, &stored, &render(state.clock.now())).await.map_err(store_error)?;
+        let stored = DefinitionRecord {
+            definition,
+            errored: report.errored(),
+        };
+        tx.put_definition(&record.pipeline_id, &stored, &render(state.clock.now()))
+            .await
+            .map_err(store_error)?;
     }
     json(&shapes::ValidationOutput::from_report(&report))
 }
 
-async fn get_definition(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn get_definition(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::GetPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(principal, Operation::GetPipelineDefinition, &pipeline_arn(principal, &record.pipeline_id))?;
+    authorize(
+        principal,
+        Operation::GetPipelineDefinition,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
     let version = match input.version.as_deref() {
         None | Some("") | Some("latest") => Some(record.latest_version),
         Some("active") => record.active_version,
@@ -263,24 +385,41 @@ async fn get_definition(tx: &mut dyn Transaction, principal: &Principal, body: &
     };
     // A pipeline never defined (or never activated, for 'active') has an empty definition.
     let definition = match version.filter(|version| *version > 0) {
-        Some(version) => tx.definition(&record.pipeline_id, version).await.map_err(store_error)?.map(|stored| stored.definition),
+        Some(version) => tx
+            .definition(&record.pipeline_id, version)
+            .await
+            .map_err(store_error)?
+            .map(|stored| stored.definition),
         None => None,
     }
     .unwrap_or_default();
-    json(&shapes::GetPipelineDefinitionOutput::from_definition(&definition))
+    json(&shapes::GetPipelineDefinitionOutput::from_definition(
+        &definition,
+    ))
 }
 
-async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn add_tags(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::AddTagsInput = parse_body(body)?;
     input.check()?;
     check_unique_tag_keys(&input.tags)?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(principal, Operation::AddTags, &pipeline_arn(principal, &record.pipeline_id))?;
+    authorize(
+        principal,
+        Operation::AddTags,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     for tag in input.tags {
         match tags.iter_mut().find(|existing| existing.key == tag.key) {
             Some(existing) => existing.value = tag.value,
-            None => tags.push(Tag { key: tag.key, value: tag.value }),
+            None => tags.push(Tag {
+                key: tag.key,
+                value: tag.value,
+            }),
         }
     }
     if tags.len() > MAX_TAGS {
@@ -289,17 +428,29 @@ async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) 
             tags.len()
         )));
     }
-    tx.replace_tags(&record.pipeline_id, &tags).await.map_err(store_error)?;
+    tx.replace_tags(&record.pipeline_id, &tags)
+        .await
+        .map_err(store_error)?;
     Ok("{}".into())
 }
 
-async fn remove_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn remove_tags(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::RemoveTagsInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(principal, Operation::RemoveTags, &pipeline_arn(principal, &record.pipeline_id))?;
+    authorize(
+        principal,
+        Operation::RemoveTags,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     tags.retain(|tag| !input.tag_keys.contains(&tag.key));
-    tx.replace_tags(&record.pipeline_id, &tags).await.map_err(store_error)?;
+    tx.replace_tags(&record.pipeline_id, &tags)
+        .await
+        .map_err(store_error)?;
     Ok("{}".into())
 }

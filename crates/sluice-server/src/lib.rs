@@ -45,19 +45,38 @@ pub struct ServeConfig {
 /// and serves until the process is stopped.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.insecure_http && !config.listen.ip().is_loopback() {
-        bail!("--insecure-http serves plain HTTP and is only allowed on a loopback address, not {}", config.listen.ip());
+        bail!(
+            "--insecure-http serves plain HTTP and is only allowed on a loopback address, not {}",
+            config.listen.ip()
+        );
     }
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         bail!("--tls-cert and --tls-key go together");
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // The directory holds the store, keys and credentials: nobody else needs to list or read it.
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir.join("sluice.db")).await.context("cannot open the store")?);
+        .with_context(|| {
+            format!(
+                "cannot restrict the permissions of {}",
+                config.data_dir.display()
+            )
+        })?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.data_dir.join("sluice.db"))
+            .await
+            .context("cannot open the store")?,
+    );
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::UnsealedVault);
-    bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
+    bootstrap::ensure_root(
+        store.as_ref(),
+        vault.as_ref(),
+        clock.as_ref(),
+        &config.data_dir,
+    )
+    .await?;
 
     let tls = if config.insecure_http {
         None
@@ -69,9 +88,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Some(tls::server_config(&cert, &key)?)
     };
 
-    let state = AppState { store, clock, vault, limits: config.limits.clone(), max_pipelines: config.max_pipelines };
+    let state = AppState {
+        store,
+        clock,
+        vault,
+        limits: config.limits.clone(),
+        max_pipelines: config.max_pipelines,
+    };
     let router = api::router(state);
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to learn the port when listening on port 0.
@@ -94,13 +121,21 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             let builder = auto::Builder::new(TokioExecutor::new());
             let result = match acceptor {
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls_stream) => builder.serve_connection(TokioIo::new(tls_stream), service).await,
+                    Ok(tls_stream) => {
+                        builder
+                            .serve_connection(TokioIo::new(tls_stream), service)
+                            .await
+                    }
                     Err(error) => {
                         tracing::debug!(%peer, %error, "tls handshake failed");
                         return;
                     }
                 },
-                None => builder.serve_connection(TokioIo::new(stream), service).await,
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
             };
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");

@@ -18,18 +18,35 @@ pub fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)>
         return Ok((cert_path, key_path));
     }
     std::fs::create_dir_all(&directory)?;
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-        .context("cannot generate a self-signed certificate")?;
-    let mut key_file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&key_path)?;
+    let certified = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .context("cannot generate a self-signed certificate")?;
+    let mut key_file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)?;
     key_file.write_all(certified.signing_key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, certified.cert.pem())?;
-    eprintln!("sluice: created a self-signed TLS certificate for localhost in {} (clients trust this file)", cert_path.display());
+    eprintln!(
+        "sluice: created a self-signed TLS certificate for localhost in {} (clients trust this file)",
+        cert_path.display()
+    );
     Ok((cert_path, key_path))
 }
 
-pub fn server_config(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let cert_pem = std::fs::read(cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
-    let key_pem = std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+pub fn server_config(
+    cert_path: &Path,
+    key_path: &Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let cert_pem =
+        std::fs::read(cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
+    let key_pem =
+        std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
     let certificates = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{} holds no readable PEM certificate", cert_path.display()))?;

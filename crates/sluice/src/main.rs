@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use sluice_core::{Limits, definition_file, validate};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A self-hosted data pipeline service that speaks the AWS Data Pipeline API")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A self-hosted data pipeline service that speaks the AWS Data Pipeline API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,7 +53,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -57,9 +62,28 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { data_dir, listen, tls_cert, tls_key, insecure_http, max_pipelines, max_objects } => {
-            let limits = Limits { max_objects, ..Limits::default() };
-            let config = sluice_server::ServeConfig { data_dir, listen, tls_cert, tls_key, insecure_http, limits, max_pipelines };
+        Command::Serve {
+            data_dir,
+            listen,
+            tls_cert,
+            tls_key,
+            insecure_http,
+            max_pipelines,
+            max_objects,
+        } => {
+            let limits = Limits {
+                max_objects,
+                ..Limits::default()
+            };
+            let config = sluice_server::ServeConfig {
+                data_dir,
+                listen,
+                tls_cert,
+                tls_key,
+                insecure_http,
+                limits,
+                max_pipelines,
+            };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -79,13 +103,20 @@ fn main() -> ExitCode {
 }
 
 fn validate_file(file: &PathBuf, params: &[String]) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
-    let mut definition = definition_file::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
+    let mut definition = definition_file::parse(&text)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
     if !params.is_empty() {
         definition.values.clear();
         for param in params {
-            let (id, value) = param.split_once('=').ok_or_else(|| anyhow::anyhow!("--param takes KEY=VALUE, got '{param}'"))?;
-            definition.values.push(sluice_core::ParameterValue { id: id.to_string(), value: value.to_string() });
+            let (id, value) = param
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--param takes KEY=VALUE, got '{param}'"))?;
+            definition.values.push(sluice_core::ParameterValue {
+                id: id.to_string(),
+                value: value.to_string(),
+            });
         }
     }
     let report = validate(&definition, &Limits::default());
@@ -95,5 +126,9 @@ fn validate_file(file: &PathBuf, params: &[String]) -> anyhow::Result<ExitCode> 
         "validationWarnings": report.warnings.iter().map(|entry| serde_json::json!({"id": entry.id, "warnings": entry.messages})).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&output)?);
-    Ok(if report.errored() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.errored() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
