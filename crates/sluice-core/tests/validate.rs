@@ -1,8 +1,6 @@
 //! Validation behaviour, one definition at a time: `check(definition, expect![[...]])`.
 //! Refresh the expectations with `UPDATE_EXPECT=1 cargo test -p sluice-core --test validate`.
 
-use std::fmt::Write;
-
 use expect_test::{Expect, expect};
 use sluice_core::{Limits, definition_file, validate};
 
@@ -12,16 +10,16 @@ fn render(definition_json: &str, limits: &Limits) -> String {
     let mut out = String::new();
     for entry in &report.errors {
         for message in &entry.messages {
-            writeln!(out, "error [{}] {message}", entry.id).unwrap();
+            out.push_str(&format!("error [{}] {message}\n", entry.id));
         }
     }
     for entry in &report.warnings {
         for message in &entry.messages {
-            writeln!(out, "warning [{}] {message}", entry.id).unwrap();
+            out.push_str(&format!("warning [{}] {message}\n", entry.id));
         }
     }
     if report.has_fatal_errors() {
-        writeln!(out, "fatal: {}", report.fatal.len()).unwrap();
+        out.push_str(&format!("fatal: {}\n", report.fatal.len()));
     }
     if out.is_empty() {
         "ok\n".to_string()
