@@ -6,8 +6,7 @@ use std::time::Instant;
 use sluice_core::{Limits, definition_file, validate};
 
 fn main() {
-    let directory = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/dp-samples");
+    let directory = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/dp-samples");
     let mut texts: Vec<String> = std::fs::read_dir(directory)
         .expect("samples beside the repository")
         .filter_map(|entry| entry.ok())

@@ -109,9 +109,7 @@ impl TypeSpec {
     }
 
     pub fn all_fields(&self) -> impl Iterator<Item = &'static FieldSpec> + '_ {
-        self.fields
-            .iter()
-            .chain(self.sets.iter().flat_map(|set| set.iter()))
+        self.fields.iter().chain(self.sets.iter().flat_map(|set| set.iter()))
     }
 
     /// Activities, data nodes, resources and preconditions are scheduled and run.
@@ -161,10 +159,7 @@ const INT: ValueKind = ValueKind::Integer {
     min: i64::MIN,
     max: i64::MAX,
 };
-const POSITIVE: ValueKind = ValueKind::Integer {
-    min: 1,
-    max: i64::MAX,
-};
+const POSITIVE: ValueKind = ValueKind::Integer { min: 1, max: i64::MAX };
 const BOOL: ValueKind = ValueKind::Boolean;
 const PERIOD: ValueKind = ValueKind::Period;
 const DATETIME: ValueKind = ValueKind::DateTime;
@@ -298,10 +293,7 @@ pub static TYPES: &[TypeSpec] = &[
             opt("stdout", S),
         ],
         sets: ACTIVITY_SETS,
-        groups: &[
-            exactly_one(&["command", "scriptUri"]),
-            RUNS_ON_OR_WORKER_GROUP,
-        ],
+        groups: &[exactly_one(&["command", "scriptUri"]), RUNS_ON_OR_WORKER_GROUP],
     },
     TypeSpec {
         name: "CopyActivity",
@@ -321,19 +313,12 @@ pub static TYPES: &[TypeSpec] = &[
             rep("scriptArgument", S),
         ],
         sets: ACTIVITY_SETS,
-        groups: &[
-            exactly_one(&["script", "scriptUri"]),
-            RUNS_ON_OR_WORKER_GROUP,
-        ],
+        groups: &[exactly_one(&["script", "scriptUri"]), RUNS_ON_OR_WORKER_GROUP],
     },
     TypeSpec {
         name: "EmrActivity",
         category: Category::Activity,
-        fields: &[
-            rep("postStepCommand", S),
-            rep("preStepCommand", S),
-            rep("step", S),
-        ],
+        fields: &[rep("postStepCommand", S), rep("preStepCommand", S), rep("step", S)],
         sets: &[ACTIVITY_COMMON, RESIZE, RUN, SCHED, DEP],
         groups: &[RUNS_ON_OR_WORKER_GROUP],
     },
@@ -364,10 +349,7 @@ pub static TYPES: &[TypeSpec] = &[
             opt("generatedScriptsPath", S),
         ],
         sets: &[ACTIVITY_COMMON, PRE_TASK_CONFIG, RESIZE, RUN, SCHED, DEP],
-        groups: &[
-            exactly_one(&["hiveScript", "scriptUri"]),
-            RUNS_ON_OR_WORKER_GROUP,
-        ],
+        groups: &[exactly_one(&["hiveScript", "scriptUri"]), RUNS_ON_OR_WORKER_GROUP],
     },
     TypeSpec {
         name: "HiveCopyActivity",
@@ -387,10 +369,7 @@ pub static TYPES: &[TypeSpec] = &[
             opt("generatedScriptsPath", S),
         ],
         sets: &[ACTIVITY_COMMON, PRE_TASK_CONFIG, RESIZE, RUN, SCHED, DEP],
-        groups: &[
-            exactly_one(&["script", "scriptUri"]),
-            RUNS_ON_OR_WORKER_GROUP,
-        ],
+        groups: &[exactly_one(&["script", "scriptUri"]), RUNS_ON_OR_WORKER_GROUP],
     },
     TypeSpec {
         name: "RedshiftCopyActivity",
@@ -416,10 +395,7 @@ pub static TYPES: &[TypeSpec] = &[
             opt("directoryPath", S),
             opt("filePath", S),
             opt("manifestFilePath", S),
-            opt(
-                "s3EncryptionType",
-                ValueKind::Enum(&["SERVER_SIDE_ENCRYPTION", "NONE"]),
-            ),
+            opt("s3EncryptionType", ValueKind::Enum(&["SERVER_SIDE_ENCRYPTION", "NONE"])),
         ],
         sets: DATA_NODE_SETS,
         groups: &[Group {
@@ -447,15 +423,9 @@ pub static TYPES: &[TypeSpec] = &[
         fields: &[
             req("tableName", S),
             opt("dataFormat", refs(&[Category::DataFormat])),
-            opt(
-                "readThroughputPercent",
-                ValueKind::Double { min: 0.1, max: 1.0 },
-            ),
+            opt("readThroughputPercent", ValueKind::Double { min: 0.1, max: 1.0 }),
             opt("region", S),
-            opt(
-                "writeThroughputPercent",
-                ValueKind::Double { min: 0.1, max: 1.0 },
-            ),
+            opt("writeThroughputPercent", ValueKind::Double { min: 0.1, max: 1.0 }),
         ],
         sets: DATA_NODE_SETS,
         groups: &[],
@@ -542,14 +512,8 @@ pub static TYPES: &[TypeSpec] = &[
         fields: &[
             req("resourceRole", S),
             req("role", S),
-            opt(
-                "actionOnResourceFailure",
-                ValueKind::Enum(&["retryall", "retrynone"]),
-            ),
-            opt(
-                "actionOnTaskFailure",
-                ValueKind::Enum(&["continue", "terminate"]),
-            ),
+            opt("actionOnResourceFailure", ValueKind::Enum(&["retryall", "retrynone"])),
+            opt("actionOnTaskFailure", ValueKind::Enum(&["continue", "terminate"])),
             opt("associatePublicIpAddress", BOOL),
             opt("availabilityZone", S),
             opt("httpProxy", ref_types(&["HttpProxy"])),
@@ -577,14 +541,8 @@ pub static TYPES: &[TypeSpec] = &[
         name: "EmrCluster",
         category: Category::Resource,
         fields: &[
-            opt(
-                "actionOnResourceFailure",
-                ValueKind::Enum(&["retryall", "retrynone"]),
-            ),
-            opt(
-                "actionOnTaskFailure",
-                ValueKind::Enum(&["continue", "terminate"]),
-            ),
+            opt("actionOnResourceFailure", ValueKind::Enum(&["retryall", "retrynone"])),
+            opt("actionOnTaskFailure", ValueKind::Enum(&["continue", "terminate"])),
             rep("additionalMasterSecurityGroupIds", S),
             rep("additionalSlaveSecurityGroupIds", S),
             opt("amiVersion", S),
@@ -662,22 +620,14 @@ pub static TYPES: &[TypeSpec] = &[
     TypeSpec {
         name: "Custom",
         category: Category::DataFormat,
-        fields: &[
-            req("columnSeparator", S),
-            rep("column", S),
-            opt("recordSeparator", S),
-        ],
+        fields: &[req("columnSeparator", S), rep("column", S), opt("recordSeparator", S)],
         sets: &[PARENT],
         groups: &[],
     },
     TypeSpec {
         name: "RegEx",
         category: Category::DataFormat,
-        fields: &[
-            rep("column", S),
-            opt("inputRegEx", S),
-            opt("outputFormat", S),
-        ],
+        fields: &[rep("column", S), opt("inputRegEx", S), opt("outputFormat", S)],
         sets: &[PARENT],
         groups: &[],
     },
@@ -762,12 +712,7 @@ pub static TYPES: &[TypeSpec] = &[
     TypeSpec {
         name: "SnsAlarm",
         category: Category::Action,
-        fields: &[
-            req("message", S),
-            req("role", S),
-            req("subject", S),
-            req("topicArn", S),
-        ],
+        fields: &[req("message", S), req("role", S), req("subject", S), req("topicArn", S)],
         sets: &[PARENT],
         groups: &[],
     },
@@ -862,9 +807,7 @@ mod tests {
     fn every_type_is_listed_once_and_groups_name_real_fields() {
         for (index, spec) in TYPES.iter().enumerate() {
             assert!(
-                TYPES[..index]
-                    .iter()
-                    .all(|earlier| earlier.name != spec.name),
+                TYPES[..index].iter().all(|earlier| earlier.name != spec.name),
                 "{} twice",
                 spec.name
             );

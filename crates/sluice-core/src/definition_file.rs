@@ -8,8 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Field, FieldValue, ParameterAttribute, ParameterObject, ParameterValue, PipelineDefinition,
-    PipelineObject,
+    Field, FieldValue, ParameterAttribute, ParameterObject, ParameterValue, PipelineDefinition, PipelineObject,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,11 +57,7 @@ pub fn parse(text: &str) -> Result<PipelineDefinition, DefinitionFileError> {
             None => full,
         };
         let (line, column) = position_of(text, error.line(), error.column());
-        DefinitionFileError::Json {
-            line,
-            column,
-            message,
-        }
+        DefinitionFileError::Json { line, column, message }
     })?;
     from_value(&document)
 }
@@ -107,9 +102,7 @@ pub fn from_value(document: &Value) -> Result<PipelineDefinition, DefinitionFile
             ));
         };
         for (index, element) in parameters.iter().enumerate() {
-            definition
-                .parameters
-                .push(parameter_from_file(index, element)?);
+            definition.parameters.push(parameter_from_file(index, element)?);
         }
     }
     if let Some(values) = top.get("values") {
@@ -122,9 +115,9 @@ fn looks_like_wire_objects(top: &Map<String, Value>) -> bool {
     let Some(Value::Array(objects)) = top.get("objects") else {
         return false;
     };
-    objects.first().and_then(|object| object.get("fields")).is_some_and(|fields| {
-        matches!(fields, Value::Array(entries) if entries.iter().all(|entry| entry.get("key").is_some()))
-    })
+    objects.first().and_then(|object| object.get("fields")).is_some_and(
+        |fields| matches!(fields, Value::Array(entries) if entries.iter().all(|entry| entry.get("key").is_some())),
+    )
 }
 
 fn object_from_file(index: usize, element: &Value) -> Result<PipelineObject, DefinitionFileError> {
@@ -157,10 +150,7 @@ fn object_from_file(index: usize, element: &Value) -> Result<PipelineObject, Def
         None => id.clone(),
     };
     // The CLI sorts the remaining keys by code point, so `type` lands among the others.
-    let mut keys: Vec<&String> = members
-        .keys()
-        .filter(|key| *key != "id" && *key != "name")
-        .collect();
+    let mut keys: Vec<&String> = members.keys().filter(|key| *key != "id" && *key != "name").collect();
     keys.sort();
     let mut fields = Vec::new();
     for key in keys {
@@ -183,22 +173,16 @@ fn object_from_file(index: usize, element: &Value) -> Result<PipelineObject, Def
     Ok(PipelineObject { id, name, fields })
 }
 
-fn field_value_from_file(
-    location: &str,
-    key: &str,
-    value: &Value,
-) -> Result<FieldValue, DefinitionFileError> {
+fn field_value_from_file(location: &str, key: &str, value: &Value) -> Result<FieldValue, DefinitionFileError> {
     match value {
         Value::String(text) => Ok(FieldValue::String(text.clone())),
-        Value::Object(members) if members.len() == 1 && members.contains_key("ref") => {
-            match &members["ref"] {
-                Value::String(target) => Ok(FieldValue::Ref(target.clone())),
-                other => Err(shape(
-                    format!("{location}.{key}"),
-                    format!("\"ref\" must be a string, found {}", json_kind(other)),
-                )),
-            }
-        }
+        Value::Object(members) if members.len() == 1 && members.contains_key("ref") => match &members["ref"] {
+            Value::String(target) => Ok(FieldValue::Ref(target.clone())),
+            other => Err(shape(
+                format!("{location}.{key}"),
+                format!("\"ref\" must be a string, found {}", json_kind(other)),
+            )),
+        },
         Value::Object(_) => Err(shape(
             format!("{location}.{key}"),
             "an object value must be exactly {\"ref\": \"<objectId>\"}",
@@ -216,10 +200,7 @@ fn field_value_from_file(
     }
 }
 
-fn parameter_from_file(
-    index: usize,
-    element: &Value,
-) -> Result<ParameterObject, DefinitionFileError> {
+fn parameter_from_file(index: usize, element: &Value) -> Result<ParameterObject, DefinitionFileError> {
     let location = format!("parameters[{index}]");
     let Value::Object(members) = element else {
         return Err(shape(
@@ -250,10 +231,7 @@ fn parameter_from_file(
             let Value::String(value) = element else {
                 return Err(shape(
                     format!("{location}.{key}"),
-                    format!(
-                        "must be a string or a list of strings, found {}",
-                        json_kind(element)
-                    ),
+                    format!("must be a string or a list of strings, found {}", json_kind(element)),
                 ));
             };
             attributes.push(ParameterAttribute {
@@ -282,10 +260,7 @@ fn values_from_file(values: &Value) -> Result<Vec<ParameterValue>, DefinitionFil
             let Value::String(text) = element else {
                 return Err(shape(
                     format!("values.{id}"),
-                    format!(
-                        "must be a string or a list of strings, found {}",
-                        json_kind(element)
-                    ),
+                    format!("must be a string or a list of strings, found {}", json_kind(element)),
                 ));
             };
             parameter_values.push(ParameterValue {
@@ -338,19 +313,14 @@ fn from_wire_value(top: &Map<String, Value>) -> Result<PipelineDefinition, Defin
             let location = format!("{parameters_key}[{index}]");
             let id = string_member(parameter, "id", &location)?;
             let mut attributes = Vec::new();
-            for (attribute_index, attribute) in array_of(parameter, "attributes", &location)?
-                .iter()
-                .enumerate()
-            {
+            for (attribute_index, attribute) in array_of(parameter, "attributes", &location)?.iter().enumerate() {
                 let attribute_location = format!("{location}.attributes[{attribute_index}]");
                 attributes.push(ParameterAttribute {
                     key: string_member(attribute, "key", &attribute_location)?,
                     value: string_member(attribute, "stringValue", &attribute_location)?,
                 });
             }
-            definition
-                .parameters
-                .push(ParameterObject { id, attributes });
+            definition.parameters.push(ParameterObject { id, attributes });
         }
     }
     if top.contains_key("parameterValues") {
@@ -365,25 +335,15 @@ fn from_wire_value(top: &Map<String, Value>) -> Result<PipelineDefinition, Defin
     Ok(definition)
 }
 
-fn array_member<'a>(
-    top: &'a Map<String, Value>,
-    key: &str,
-) -> Result<&'a Vec<Value>, DefinitionFileError> {
+fn array_member<'a>(top: &'a Map<String, Value>, key: &str) -> Result<&'a Vec<Value>, DefinitionFileError> {
     match top.get(key) {
         Some(Value::Array(elements)) => Ok(elements),
-        Some(other) => Err(shape(
-            key,
-            format!("must be an array, found {}", json_kind(other)),
-        )),
+        Some(other) => Err(shape(key, format!("must be an array, found {}", json_kind(other)))),
         None => Err(shape(key, "is missing")),
     }
 }
 
-fn array_of<'a>(
-    value: &'a Value,
-    key: &str,
-    location: &str,
-) -> Result<&'a Vec<Value>, DefinitionFileError> {
+fn array_of<'a>(value: &'a Value, key: &str, location: &str) -> Result<&'a Vec<Value>, DefinitionFileError> {
     match value.get(key) {
         Some(Value::Array(elements)) => Ok(elements),
         Some(other) => Err(shape(
@@ -434,11 +394,7 @@ pub fn to_value(definition: &PipelineDefinition) -> Value {
             let mut members = Map::new();
             members.insert("id".into(), Value::String(parameter.id.clone()));
             for attribute in &parameter.attributes {
-                aggregate(
-                    &mut members,
-                    &attribute.key,
-                    Value::String(attribute.value.clone()),
-                );
+                aggregate(&mut members, &attribute.key, Value::String(attribute.value.clone()));
             }
             Value::Object(members)
         })

@@ -67,24 +67,18 @@ pub fn bare_names(body: &str) -> Vec<&str> {
     while index < bytes.len() {
         let byte = bytes[index];
         if byte == b'\'' || byte == b'"' {
-            let close = bytes[index + 1..]
-                .iter()
-                .position(|candidate| *candidate == byte);
+            let close = bytes[index + 1..].iter().position(|candidate| *candidate == byte);
             index = close.map_or(bytes.len(), |close| index + close + 2);
             previous_significant = Some(byte);
             continue;
         }
-        let starts_name =
-            byte.is_ascii_alphabetic() || byte == b'_' || byte == b'@' || byte == b'*';
+        let starts_name = byte.is_ascii_alphabetic() || byte == b'_' || byte == b'@' || byte == b'*';
         // A `*` starts a name only when a letter follows (`*myPassword`); otherwise it multiplies.
-        let star_is_operator =
-            byte == b'*' && !bytes.get(index + 1).is_some_and(u8::is_ascii_alphabetic);
+        let star_is_operator = byte == b'*' && !bytes.get(index + 1).is_some_and(u8::is_ascii_alphabetic);
         if starts_name && !star_is_operator {
             let start = index;
             index += 1;
-            while index < bytes.len()
-                && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_')
-            {
+            while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_') {
                 index += 1;
             }
             let name = &body[start..index];
@@ -122,8 +116,7 @@ mod tests {
 
     #[test]
     fn finds_expressions_and_their_names() {
-        let value =
-            "s3://b/#{myBucket}/#{format(@scheduledStartTime,'YYYY-MM-dd')}/#{input.directoryPath}";
+        let value = "s3://b/#{myBucket}/#{format(@scheduledStartTime,'YYYY-MM-dd')}/#{input.directoryPath}";
         let spans = expressions(value).expect("balanced");
         let names: Vec<Vec<&str>> = spans.iter().map(|span| bare_names(span.body)).collect();
         assert_eq!(names, vec![vec!["myBucket"], vec![], vec!["input"]]);
@@ -134,10 +127,7 @@ mod tests {
     fn quotes_protect_braces_and_stars_mark_secrets() {
         let spans = expressions("#{'}' + *myPassword}").expect("balanced");
         assert_eq!(bare_names(spans[0].body), vec!["*myPassword"]);
-        assert_eq!(
-            expressions("echo #{myX").unwrap_err(),
-            ScanError { offset: 5 }
-        );
+        assert_eq!(expressions("echo #{myX").unwrap_err(), ScanError { offset: 5 });
         assert!(
             expressions("${INPUT1_STAGING_DIR} and # alone")
                 .expect("no expression")

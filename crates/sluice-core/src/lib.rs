@@ -12,7 +12,6 @@ pub mod validate;
 pub mod values;
 
 pub use model::{
-    Field, FieldValue, ParameterAttribute, ParameterObject, ParameterValue, PipelineDefinition,
-    PipelineObject,
+    Field, FieldValue, ParameterAttribute, ParameterObject, ParameterValue, PipelineDefinition, PipelineObject,
 };
 pub use validate::{Limits, ValidationReport, validate};

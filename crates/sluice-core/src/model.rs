@@ -89,10 +89,7 @@ impl FieldValue {
 
 impl PipelineObject {
     /// Every value of `key`, in order.
-    pub fn values<'a, 'k>(
-        &'a self,
-        key: &'k str,
-    ) -> impl Iterator<Item = &'a FieldValue> + use<'a, 'k> {
+    pub fn values<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a FieldValue> + use<'a, 'k> {
         self.fields
             .iter()
             .filter(move |field| field.key == key)
@@ -121,10 +118,7 @@ impl ParameterObject {
             .map(|attribute| attribute.value.as_str())
     }
 
-    pub fn attributes<'a, 'k>(
-        &'a self,
-        key: &'k str,
-    ) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
+    pub fn attributes<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
         self.attributes
             .iter()
             .filter(move |attribute| attribute.key == key)

@@ -7,9 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalogue::{
-    self, Category, FieldSpec, GroupRule, Presence, RefTarget, TypeSpec, ValueKind,
-};
+use crate::catalogue::{self, Category, FieldSpec, GroupRule, Presence, RefTarget, TypeSpec, ValueKind};
 use crate::expression_scan;
 use crate::model::{FieldValue, PipelineDefinition, PipelineObject};
 use crate::values::{Period, parse_boolean, parse_date_time, parse_double, parse_integer};
@@ -119,11 +117,7 @@ pub fn validate(definition: &PipelineDefinition, limits: &Limits) -> ValidationR
     let used_as_parent = definition
         .objects
         .iter()
-        .flat_map(|object| {
-            object
-                .values("parent")
-                .filter_map(FieldValue::as_ref_target)
-        })
+        .flat_map(|object| object.values("parent").filter_map(FieldValue::as_ref_target))
         .collect();
     let mut context = Context {
         definition,
@@ -240,10 +234,7 @@ fn check_limits(context: &mut Context<'_>) {
         for field in &object.fields {
             object_bytes += field.key.len() + field.value.as_str().len();
             if field.value.as_str().is_empty() {
-                let message = format!(
-                    "INVALID_FIELD_VALUE: field '{}' has an empty value",
-                    field.key
-                );
+                let message = format!("INVALID_FIELD_VALUE: field '{}' has an empty value", field.key);
                 fatal(context, id, message);
             }
             if field.key.len() > limits.max_identifier_bytes {
@@ -276,10 +267,7 @@ fn check_limits(context: &mut Context<'_>) {
 
 /// The object, then its explicit parents in order, then `Default`. Stops before a repeat, which
 /// `check_object` reports as a cycle.
-fn lineage<'a>(
-    context: &Context<'a>,
-    object: &'a PipelineObject,
-) -> (Vec<&'a PipelineObject>, Option<Vec<String>>) {
+fn lineage<'a>(context: &Context<'a>, object: &'a PipelineObject) -> (Vec<&'a PipelineObject>, Option<Vec<String>>) {
     let mut chain = vec![object];
     let mut current = object;
     while let Some(parent_id) = current.first("parent").and_then(FieldValue::as_ref_target) {
@@ -325,10 +313,7 @@ fn check_object<'a>(context: &mut Context<'a>, object: &'a PipelineObject) {
     if let Some(loop_ids) = parent_loop {
         context.errors.push(
             id,
-            format!(
-                "INVALID_REFERENCE: the 'parent' chain loops: {}",
-                loop_ids.join(" -> ")
-            ),
+            format!("INVALID_REFERENCE: the 'parent' chain loops: {}", loop_ids.join(" -> ")),
         );
     }
     let type_name = effective_type(&chain);
@@ -338,16 +323,14 @@ fn check_object<'a>(context: &mut Context<'a>, object: &'a PipelineObject) {
     if is_default && object.object_type().is_some() {
         context.errors.push(
             id,
-            "INVALID_FIELD_NAME: 'Default' holds pipeline-wide settings and must not have a 'type'"
-                .into(),
+            "INVALID_FIELD_NAME: 'Default' holds pipeline-wide settings and must not have a 'type'".into(),
         );
     }
     match (type_name, type_spec) {
         (Some(name), None) if object.object_type() == Some(name) => {
-            context.errors.push(
-                id,
-                format!("INVALID_OBJECT_TYPE: '{name}' is not a known object type"),
-            );
+            context
+                .errors
+                .push(id, format!("INVALID_OBJECT_TYPE: '{name}' is not a known object type"));
         }
         (None, _) if !is_default && !context.used_as_parent.contains(id) => {
             context.errors.push(id, "MISSING_REQUIRED_FIELD: 'type' is required (only 'Default' and objects used as a 'parent' may omit it)".into());
@@ -378,9 +361,7 @@ fn check_own_fields<'a>(
         if key.starts_with('@') {
             context.errors.push(
                 id,
-                format!(
-                    "INVALID_FIELD_NAME: '{key}' is a read-only runtime field and cannot be set"
-                ),
+                format!("INVALID_FIELD_NAME: '{key}' is a read-only runtime field and cannot be set"),
             );
             continue;
         }
@@ -412,9 +393,7 @@ fn check_own_fields<'a>(
             {
                 context.errors.push(
                     id,
-                    format!(
-                        "INVALID_REFERENCE: '{key}' references '{target}', which is not defined"
-                    ),
+                    format!("INVALID_REFERENCE: '{key}' references '{target}', which is not defined"),
                 );
             }
             if key.starts_with('*') {
@@ -504,11 +483,7 @@ fn edit_distance(left: &str, right: &str) -> usize {
         let mut current = vec![row + 1];
         for (column, right_char) in right.iter().enumerate() {
             let substitution = previous[column] + usize::from(left_char != *right_char);
-            current.push(
-                substitution
-                    .min(previous[column + 1] + 1)
-                    .min(current[column] + 1),
-            );
+            current.push(substitution.min(previous[column + 1] + 1).min(current[column] + 1));
         }
         previous = current;
     }
@@ -535,9 +510,7 @@ fn check_value(context: &mut Context<'_>, id: &str, spec: &FieldSpec, value: &Fi
             let Some(target_object) = context.by_id.get(target.as_str()) else {
                 context.errors.push(
                     id,
-                    format!(
-                        "INVALID_REFERENCE: '{key}' references '{target}', which is not defined"
-                    ),
+                    format!("INVALID_REFERENCE: '{key}' references '{target}', which is not defined"),
                 );
                 return;
             };
@@ -570,10 +543,18 @@ fn check_value(context: &mut Context<'_>, id: &str, spec: &FieldSpec, value: &Fi
             }
         }
         (ValueKind::Ref(_), FieldValue::String(_)) => {
-            context.errors.push(id, format!("INVALID_FIELD_VALUE: '{key}' must be a reference ({{\"ref\": \"<objectId>\"}}), found a string"));
+            context.errors.push(
+                id,
+                format!(
+                    "INVALID_FIELD_VALUE: '{key}' must be a reference ({{\"ref\": \"<objectId>\"}}), found a string"
+                ),
+            );
         }
         (_, FieldValue::Ref(target)) => {
-            context.errors.push(id, format!("INVALID_FIELD_VALUE: '{key}' must be a string value, found a reference to '{target}'"));
+            context.errors.push(
+                id,
+                format!("INVALID_FIELD_VALUE: '{key}' must be a string value, found a reference to '{target}'"),
+            );
         }
         (kind, FieldValue::String(text)) => {
             let Some(candidates) = substitute_parameters(context, text) else {
@@ -590,12 +571,7 @@ fn check_value(context: &mut Context<'_>, id: &str, spec: &FieldSpec, value: &Fi
     }
 }
 
-fn check_literal(
-    limits: &Limits,
-    spec: &FieldSpec,
-    kind: ValueKind,
-    text: &str,
-) -> Result<(), String> {
+fn check_literal(limits: &Limits, spec: &FieldSpec, kind: ValueKind, text: &str) -> Result<(), String> {
     match kind {
         ValueKind::String | ValueKind::Ref(_) => Ok(()),
         ValueKind::Integer { min, max } => {
@@ -631,9 +607,7 @@ fn check_literal(
                     ));
                 }
                 if minutes > limits.max_schedule_period_minutes {
-                    return Err(format!(
-                        "'{text}' is longer than the maximum period of 3 years"
-                    ));
+                    return Err(format!("'{text}' is longer than the maximum period of 3 years"));
                 }
             }
             Ok(())
@@ -648,10 +622,7 @@ fn check_literal(
             }
         }
         ValueKind::Enum(allowed) => {
-            if allowed
-                .iter()
-                .any(|candidate| candidate.eq_ignore_ascii_case(text))
-            {
+            if allowed.iter().any(|candidate| candidate.eq_ignore_ascii_case(text)) {
                 Ok(())
             } else {
                 Err(format!("'{text}' is not one of {}", allowed.join(", ")))
@@ -689,27 +660,20 @@ fn substitute_parameters(context: &Context<'_>, text: &str) -> Option<Vec<String
         cursor = span.offset + span.body.len() + 3;
     }
     let tail = &text[cursor..];
-    Some(
-        results
-            .into_iter()
-            .map(|prefix| format!("{prefix}{tail}"))
-            .collect(),
-    )
+    Some(results.into_iter().map(|prefix| format!("{prefix}{tail}")).collect())
 }
 
-fn check_expressions(
-    context: &mut Context<'_>,
-    id: &str,
-    key: &str,
-    text: &str,
-    chain: &[&PipelineObject],
-) {
+fn check_expressions(context: &mut Context<'_>, id: &str, key: &str, text: &str, chain: &[&PipelineObject]) {
     let spans = match expression_scan::expressions(text) {
         Ok(spans) => spans,
         Err(error) => {
-            context
-                .errors
-                .push(id, format!("INVALID_FIELD_VALUE: '{key}': the expression starting at position {} is not closed with '}}'", error.offset));
+            context.errors.push(
+                id,
+                format!(
+                    "INVALID_FIELD_VALUE: '{key}': the expression starting at position {} is not closed with '}}'",
+                    error.offset
+                ),
+            );
             return;
         }
     };
@@ -724,9 +688,7 @@ fn check_expressions(
             );
         }
         for name in expression_scan::bare_names(span.body) {
-            if !catalogue::is_user_field(name)
-                || context.declared_parameters.contains(unstarred(name))
-            {
+            if !catalogue::is_user_field(name) || context.declared_parameters.contains(unstarred(name)) {
                 continue;
             }
             if chain.iter().any(|object| object.first(name).is_some()) {
@@ -756,10 +718,7 @@ fn check_required<'a>(
             Presence::Required if !has(field.name) => {
                 context.errors.push(
                     id,
-                    format!(
-                        "MISSING_REQUIRED_FIELD: '{}' is required on {}",
-                        field.name, spec.name
-                    ),
+                    format!("MISSING_REQUIRED_FIELD: '{}' is required on {}", field.name, spec.name),
                 );
             }
             Presence::Schedule if !has(field.name) && !context.on_demand => {
@@ -772,12 +731,7 @@ fn check_required<'a>(
         }
     }
     for group in spec.groups {
-        let present: Vec<&str> = group
-            .members
-            .iter()
-            .copied()
-            .filter(|member| has(member))
-            .collect();
+        let present: Vec<&str> = group.members.iter().copied().filter(|member| has(member)).collect();
         let quoted = |names: &[&str]| {
             names
                 .iter()
@@ -880,8 +834,7 @@ fn check_depends_on_cycles(context: &mut Context<'_>) {
                     }
                     Some(Colour::Grey) => {
                         let position = path.iter().position(|(id, _)| *id == target).unwrap_or(0);
-                        let mut cycle: Vec<&str> =
-                            path[position..].iter().map(|(id, _)| *id).collect();
+                        let mut cycle: Vec<&str> = path[position..].iter().map(|(id, _)| *id).collect();
                         cycle.push(target);
                         cycles.push(cycle);
                     }
@@ -896,10 +849,9 @@ fn check_depends_on_cycles(context: &mut Context<'_>) {
     for cycle in cycles {
         let rendered = cycle.join(" -> ");
         for id in &cycle[..cycle.len() - 1] {
-            context.errors.push(
-                id,
-                format!("INVALID_REFERENCE: 'dependsOn' forms a cycle: {rendered}"),
-            );
+            context
+                .errors
+                .push(id, format!("INVALID_REFERENCE: 'dependsOn' forms a cycle: {rendered}"));
         }
     }
 }
@@ -930,11 +882,7 @@ fn effective_parameter_values(definition: &PipelineDefinition) -> HashMap<&str, 
 
 const PARAMETER_TYPES: &[&str] = &["String", "Integer", "Double", "AWS::S3::ObjectKey"];
 
-fn check_parameter_value(
-    parameter_type: &str,
-    allowed: &[&str],
-    value: &str,
-) -> Result<(), String> {
+fn check_parameter_value(parameter_type: &str, allowed: &[&str], value: &str) -> Result<(), String> {
     if parameter_type.eq_ignore_ascii_case("Integer") {
         parse_integer(value)?;
     } else if parameter_type.eq_ignore_ascii_case("Double") {
@@ -943,9 +891,7 @@ fn check_parameter_value(
         && !value.is_empty()
         && !value.starts_with("s3://")
     {
-        return Err(format!(
-            "'{value}' is not an S3 object key (s3://bucket/key)"
-        ));
+        return Err(format!("'{value}' is not an S3 object key (s3://bucket/key)"));
     }
     if !allowed.is_empty() && !allowed.contains(&value) {
         return Err(format!(
@@ -969,7 +915,10 @@ fn check_parameters(context: &mut Context<'_>) {
             continue;
         }
         if !catalogue::is_user_field(id) {
-            context.errors.push(id, format!("INVALID_FIELD_NAME: parameter id '{id}' must start with 'my' (or '*my' for a secret)"));
+            context.errors.push(
+                id,
+                format!("INVALID_FIELD_NAME: parameter id '{id}' must start with 'my' (or '*my' for a secret)"),
+            );
         }
         for attribute in &parameter.attributes {
             if attribute.key.len() > context.limits.max_identifier_bytes
@@ -1008,10 +957,9 @@ fn check_parameters(context: &mut Context<'_>) {
         let allowed: Vec<&str> = parameter.attributes("allowedValues").collect();
         for value in &allowed {
             if let Err(problem) = check_parameter_value(parameter_type, &[], value) {
-                context.errors.push(
-                    id,
-                    format!("INVALID_FIELD_VALUE: 'allowedValues': {problem}"),
-                );
+                context
+                    .errors
+                    .push(id, format!("INVALID_FIELD_VALUE: 'allowedValues': {problem}"));
             }
         }
         if let Some(default) = parameter.attribute("default")
@@ -1035,10 +983,9 @@ fn check_parameters(context: &mut Context<'_>) {
         }
         for value in &given {
             if let Err(problem) = check_parameter_value(parameter_type, &allowed, value) {
-                context.errors.push(
-                    id,
-                    format!("INVALID_FIELD_VALUE: value of parameter '{id}': {problem}"),
-                );
+                context
+                    .errors
+                    .push(id, format!("INVALID_FIELD_VALUE: value of parameter '{id}': {problem}"));
             }
         }
         if given.is_empty() && parameter.attribute("default").is_none() && !optional {

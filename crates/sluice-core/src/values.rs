@@ -31,9 +31,7 @@ impl Period {
             .parse()
             .ok()
             .filter(|count| *count > 0)
-            .ok_or_else(|| {
-                format!("'{text}' is not a period: '{count}' is not a positive whole number")
-            })?;
+            .ok_or_else(|| format!("'{text}' is not a period: '{count}' is not a positive whole number"))?;
         let unit = match unit.to_ascii_lowercase().as_str() {
             "minute" | "minutes" => PeriodUnit::Minute,
             "hour" | "hours" => PeriodUnit::Hour,
@@ -95,9 +93,7 @@ pub fn parse_boolean(text: &str) -> Result<bool, String> {
 }
 
 pub fn parse_integer(text: &str) -> Result<i64, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not an integer"))
+    text.trim().parse().map_err(|_| format!("'{text}' is not an integer"))
 }
 
 pub fn parse_double(text: &str) -> Result<f64, String> {

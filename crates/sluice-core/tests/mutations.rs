@@ -6,8 +6,7 @@
 use sluice_core::{Limits, definition_file, validate};
 
 fn samples() -> Vec<(String, Vec<u8>)> {
-    let directory = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/dp-samples");
+    let directory = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/dp-samples");
     let mut files: Vec<_> = std::fs::read_dir(directory)
         .expect("samples beside the repository")
         .filter_map(|entry| entry.ok())
@@ -42,16 +41,7 @@ impl Random {
 #[test]
 fn damaged_samples_never_panic() {
     let mut random = Random(0x5eed_2026_1128);
-    let replacements: [&[u8]; 8] = [
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        b"\"",
-        b"#{",
-        b"3",
-        b"{\"ref\":\"Default\"}",
-    ];
+    let replacements: [&[u8]; 8] = [b"{", b"}", b"[", b"]", b"\"", b"#{", b"3", b"{\"ref\":\"Default\"}"];
     let mut n_parsed = 0;
     for (_, bytes) in samples() {
         for _ in 0..60 {
@@ -67,10 +57,7 @@ fn damaged_samples_never_panic() {
                 _ => {
                     let position = random.below(damaged.len());
                     let replacement = replacements[random.below(replacements.len())];
-                    damaged.splice(
-                        position..(position + 1).min(damaged.len()),
-                        replacement.iter().copied(),
-                    );
+                    damaged.splice(position..(position + 1).min(damaged.len()), replacement.iter().copied());
                 }
             }
             let Ok(text) = String::from_utf8(damaged) else {

@@ -14,8 +14,8 @@ fn samples_dir() -> PathBuf {
 }
 
 fn load(name: &str) -> Result<PipelineDefinition, String> {
-    let text = std::fs::read_to_string(samples_dir().join(name))
-        .map_err(|error| format!("cannot read {name}: {error}"))?;
+    let text =
+        std::fs::read_to_string(samples_dir().join(name)).map_err(|error| format!("cannot read {name}: {error}"))?;
     definition_file::parse(&text).map_err(|error| error.to_string())
 }
 
@@ -23,9 +23,7 @@ fn load(name: &str) -> Result<PipelineDefinition, String> {
 /// `--parameter-objects` and `--parameter-values-uri`.
 fn companions(name: &str) -> (Option<&'static str>, Option<&'static str>) {
     match name {
-        "dynamo-db-export__DynamoDB-export.json" => {
-            (None, Some("dynamo-db-export__example-parameters.json"))
-        }
+        "dynamo-db-export__DynamoDB-export.json" => (None, Some("dynamo-db-export__example-parameters.json")),
         "oracle-backup__definition.json" => (
             Some("oracle-backup__parameters.json"),
             Some("oracle-backup__values.json"),
@@ -48,11 +46,7 @@ fn every_sample_parses_and_validates_as_recorded() {
         .filter(|name| name.ends_with(".json"))
         .collect();
     names.sort();
-    assert!(
-        names.len() >= 40,
-        "expected the 43 samples, found {}",
-        names.len()
-    );
+    assert!(names.len() >= 40, "expected the 43 samples, found {}", names.len());
     let companions_only = [
         "dynamo-db-export__example-parameters.json",
         "oracle-backup__parameters.json",
@@ -74,8 +68,7 @@ fn every_sample_parses_and_validates_as_recorded() {
         let (parameters_file, values_file) = companions(name);
         if let Some(parameters_file) = parameters_file {
             let value = companion_file_text(parameters_file);
-            let wrapped =
-                serde_json::json!({"objects": [], "parameters": value["parameters"].clone()});
+            let wrapped = serde_json::json!({"objects": [], "parameters": value["parameters"].clone()});
             definition.parameters = definition_file::from_value(&wrapped)
                 .expect("parameters parse")
                 .parameters;
@@ -83,9 +76,7 @@ fn every_sample_parses_and_validates_as_recorded() {
         if let Some(values_file) = values_file {
             let value = companion_file_text(values_file);
             let wrapped = serde_json::json!({"objects": [], "values": value["values"].clone()});
-            definition.values = definition_file::from_value(&wrapped)
-                .expect("values parse")
-                .values;
+            definition.values = definition_file::from_value(&wrapped).expect("values parse").values;
         }
         let result = validate(&definition, &Limits::default());
         writeln!(
@@ -108,23 +99,15 @@ fn every_sample_parses_and_validates_as_recorded() {
         }
         // Round trip: the file format read back gives the same definition, up to the CLI's
         // sorting of keys (a stable sort, so repeated keys keep their order).
-        let again = definition_file::from_value(&definition_file::to_value(&definition))
-            .expect("round trip parses");
+        let again = definition_file::from_value(&definition_file::to_value(&definition)).expect("round trip parses");
         let mut sorted = definition.clone();
         for object in &mut sorted.objects {
-            object
-                .fields
-                .sort_by(|left, right| left.key.cmp(&right.key));
+            object.fields.sort_by(|left, right| left.key.cmp(&right.key));
         }
         for parameter in &mut sorted.parameters {
-            parameter
-                .attributes
-                .sort_by(|left, right| left.key.cmp(&right.key));
+            parameter.attributes.sort_by(|left, right| left.key.cmp(&right.key));
         }
-        assert_eq!(
-            again, sorted,
-            "{name} does not round-trip through the file format"
-        );
+        assert_eq!(again, sorted, "{name} does not round-trip through the file format");
     }
     expect_test::expect_file!["samples.expected"].assert_eq(&report);
 }

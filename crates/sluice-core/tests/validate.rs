@@ -21,11 +21,7 @@ fn render(definition_json: &str, limits: &Limits) -> String {
     if report.has_fatal_errors() {
         out.push_str(&format!("fatal: {}\n", report.fatal.len()));
     }
-    if out.is_empty() {
-        "ok\n".to_string()
-    } else {
-        out
-    }
+    if out.is_empty() { "ok\n".to_string() } else { out }
 }
 
 fn check(definition_json: &str, expected: Expect) {
@@ -258,9 +254,7 @@ fn service_limits_are_fatal() {
         &limits,
     );
     assert!(
-        report.contains(
-            "error [B] LIMIT_EXCEEDED: the definition has 4 objects; the limit is 3 per pipeline"
-        ),
+        report.contains("error [B] LIMIT_EXCEEDED: the definition has 4 objects; the limit is 3 per pipeline"),
         "{report}"
     );
 }

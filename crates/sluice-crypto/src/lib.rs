@@ -4,6 +4,7 @@
 //! This crate never reads the clock, the environment or the OS random number generator, and does
 //! no I/O: keys, times and random bytes are arguments.
 
+pub mod audit;
 pub mod secret;
 pub mod sigv4;
 

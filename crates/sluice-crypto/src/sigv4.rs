@@ -29,9 +29,7 @@ pub enum SigV4Error {
         earliest: String,
         now: String,
     },
-    #[error(
-        "Signature not yet current: {request_time} is still later than {latest} ({now} + 5 min.)"
-    )]
+    #[error("Signature not yet current: {request_time} is still later than {latest} ({now} + 5 min.)")]
     NotYetCurrent {
         request_time: String,
         latest: String,
@@ -45,9 +43,7 @@ impl SigV4Error {
         match self {
             SigV4Error::MissingAuthentication => "MissingAuthenticationToken",
             SigV4Error::Incomplete(_) => "IncompleteSignature",
-            SigV4Error::SignatureMismatch | SigV4Error::InvalidScope(_) => {
-                "InvalidSignatureException"
-            }
+            SigV4Error::SignatureMismatch | SigV4Error::InvalidScope(_) => "InvalidSignatureException",
             SigV4Error::Expired { .. } | SigV4Error::NotYetCurrent { .. } => "RequestExpired",
         }
     }
@@ -66,10 +62,7 @@ pub struct Authorization {
 
 impl Authorization {
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
-        )
+        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
     }
 }
 
@@ -109,8 +102,7 @@ pub fn parse_authorization(header: &str) -> Result<Authorization, SigV4Error> {
         scope.next(),
     ) else {
         return Err(SigV4Error::Incomplete(
-            "Credential must have the form <AccessKeyId>/<date>/<region>/<service>/aws4_request"
-                .into(),
+            "Credential must have the form <AccessKeyId>/<date>/<region>/<service>/aws4_request".into(),
         ));
     };
     if terminator != "aws4_request" {
@@ -118,10 +110,7 @@ pub fn parse_authorization(header: &str) -> Result<Authorization, SigV4Error> {
             "Credential should be scoped with a valid terminator: 'aws4_request'".into(),
         ));
     }
-    if access_key_id.is_empty()
-        || date.len() != 8
-        || !date.bytes().all(|byte| byte.is_ascii_digit())
-    {
+    if access_key_id.is_empty() || date.len() != 8 || !date.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(SigV4Error::Incomplete(
             "Credential has an empty access key or a malformed date".into(),
         ));
@@ -191,11 +180,7 @@ fn percent_decode(input: &str) -> Vec<u8> {
             index += 3;
             continue;
         }
-        decoded.push(if bytes[index] == b'+' {
-            b' '
-        } else {
-            bytes[index]
-        });
+        decoded.push(if bytes[index] == b'+' { b' ' } else { bytes[index] });
         index += 1;
     }
     decoded
@@ -232,11 +217,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// The canonical request over `signed_headers` (already sorted as the client listed them).
 pub fn canonical_request(request: &RequestParts<'_>, signed_headers: &[String]) -> String {
     // Non-S3 services encode the path twice: the received (encoded) path is encoded once more.
-    let path = if request.path.is_empty() {
-        "/"
-    } else {
-        request.path
-    };
+    let path = if request.path.is_empty() { "/" } else { request.path };
     let canonical_uri = uri_encode(path.as_bytes(), true);
     let mut canonical_headers = String::new();
     for name in signed_headers {
@@ -275,12 +256,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-pub fn signing_key(
-    secret_access_key: &Secret<String>,
-    date: &str,
-    region: &str,
-    service: &str,
-) -> Vec<u8> {
+pub fn signing_key(secret_access_key: &Secret<String>, date: &str, region: &str, service: &str) -> Vec<u8> {
     let date_key = hmac_sha256(
         format!("AWS4{}", secret_access_key.expose_secret()).as_bytes(),
         date.as_bytes(),
@@ -301,11 +277,7 @@ pub fn signature(
 ) -> String {
     let date = &amz_date[..amz_date.len().min(8)];
     let scope = format!("{date}/{region}/{service}/aws4_request");
-    let to_sign = string_to_sign(
-        amz_date,
-        &scope,
-        &canonical_request(request, signed_headers),
-    );
+    let to_sign = string_to_sign(amz_date, &scope, &canonical_request(request, signed_headers));
     hex::encode(hmac_sha256(
         &signing_key(secret_access_key, date, region, service),
         to_sign.as_bytes(),
@@ -320,23 +292,13 @@ pub fn check_structure(
     request: &RequestParts<'_>,
     amz_date: &str,
 ) -> Result<(), SigV4Error> {
-    if !authorization
-        .signed_headers
-        .iter()
-        .any(|name| name == "host")
-    {
-        return Err(SigV4Error::Incomplete(
-            "'Host' must be a signed header".into(),
-        ));
+    if !authorization.signed_headers.iter().any(|name| name == "host") {
+        return Err(SigV4Error::Incomplete("'Host' must be a signed header".into()));
     }
     for (name, _) in request.headers {
-        if name.starts_with("x-amz-")
-            && name != "x-amz-security-token"
-            && !authorization.signed_headers.contains(name)
+        if name.starts_with("x-amz-") && name != "x-amz-security-token" && !authorization.signed_headers.contains(name)
         {
-            return Err(SigV4Error::Incomplete(format!(
-                "'{name}' must be a signed header"
-            )));
+            return Err(SigV4Error::Incomplete(format!("'{name}' must be a signed header")));
         }
     }
     for name in &authorization.signed_headers {
@@ -353,10 +315,7 @@ pub fn check_structure(
             &amz_date[..amz_date.len().min(8)]
         )));
     }
-    if let Some((_, claimed)) = request
-        .headers
-        .iter()
-        .find(|(name, _)| name == "x-amz-content-sha256")
+    if let Some((_, claimed)) = request.headers.iter().find(|(name, _)| name == "x-amz-content-sha256")
         && !claimed.eq_ignore_ascii_case(&sha256_hex(request.body))
     {
         return Err(SigV4Error::Incomplete(
@@ -414,14 +373,7 @@ mod tests {
             "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
         );
         let secret = Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string());
-        let signature = signature(
-            &request,
-            &signed,
-            &secret,
-            "20150830T123600Z",
-            "us-east-1",
-            "service",
-        );
+        let signature = signature(&request, &signed, &secret, "20150830T123600Z", "us-east-1", "service");
         assert_eq!(
             signature,
             "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"

@@ -16,6 +16,7 @@ use sluice_crypto::sigv4::{self, RequestParts};
 use sluice_store::{IdentityRecord, Store, Transaction};
 use sluice_wire::{ApiError, ErrorKind, Operation};
 
+use crate::audit::{self, CallRecord, RequestContext};
 use crate::clock::{Clock, render};
 use crate::vault::SecretVault;
 use crate::{authz, handlers};
@@ -23,7 +24,6 @@ use crate::{authz, handlers};
 /// Bodies up to 24 MiB: EvaluateExpression alone may carry a 20 MiB expression. Anything larger
 /// is refused before it is read.
 pub const MAX_BODY_BYTES: usize = 24 * 1024 * 1024;
-pub const SIGNING_SERVICE: &str = "datapipeline";
 const MAX_CLOCK_SKEW_SECONDS: i64 = 5 * 60;
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
@@ -34,10 +34,19 @@ pub struct AppState {
     pub vault: Arc<dyn SecretVault>,
     pub limits: Limits,
     pub max_pipelines: i64,
+    /// The account this server holds (one per data directory today).
+    pub account_id: String,
+    /// Region named in audit records when a request names none.
+    pub region: String,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Peer(pub SocketAddr);
+/// What the connection told us: the peer and the negotiated TLS parameters.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionInfo {
+    pub peer: Option<SocketAddr>,
+    pub tls_version: Option<String>,
+    pub cipher_suite: Option<String>,
+}
 
 /// Who made the call, once SigV4 is verified.
 #[derive(Debug, Clone)]
@@ -53,10 +62,7 @@ pub fn router(state: AppState) -> Router {
 fn respond(request_id: &str, status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE),
-    );
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", value);
     }
@@ -64,58 +70,103 @@ fn respond(request_id: &str, status: StatusCode, body: String) -> Response {
 }
 
 fn error_response(request_id: &str, error: &ApiError) -> Response {
-    let status =
-        StatusCode::from_u16(error.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(error.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     respond(request_id, status, error.body())
+}
+
+/// What is known of a request as it goes down the path; all of it feeds the audit record.
+#[derive(Default)]
+struct Attempt {
+    operation: Option<Operation>,
+    unknown_event_name: Option<String>,
+    body: Option<bytes::Bytes>,
+    principal: Option<Principal>,
+    claimed_access_key_id: Option<String>,
+    region: Option<String>,
+}
+
+fn header_text(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
 }
 
 async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let peer = request.extensions().get::<Peer>().map(|peer| peer.0);
-    let target = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string);
-    let result = process(&state, request).await;
-    let (response, outcome, access_key_id) = match result {
-        Ok((body, principal)) => (
-            respond(&request_id, StatusCode::OK, body),
-            "ok".to_string(),
-            Some(principal.access_key_id),
-        ),
-        Err(failure) => (
-            error_response(&request_id, &failure.error),
-            failure.error.kind.as_str().to_string(),
-            failure.access_key_id,
-        ),
+    let connection = request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .cloned()
+        .unwrap_or_default();
+    let context = RequestContext {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        source_ip: connection.peer.map(|peer| peer.ip().to_string()),
+        user_agent: header_text(&request, "user-agent"),
+        host: header_text(&request, "host"),
+        tls_version: connection.tls_version.clone(),
+        cipher_suite: connection.cipher_suite.clone(),
     };
+    let target = header_text(&request, "x-amz-target");
+    let mut attempt = Attempt::default();
+    let result = process(&state, &context, &mut attempt, request).await;
+    let response = match &result {
+        Ok(body) => respond(&context.request_id, StatusCode::OK, body.clone()),
+        Err(error) => {
+            // The request's own transaction is gone; its record goes in one of its own.
+            if let Err(audit_error) = record_failure(&state, &context, &attempt, error).await {
+                tracing::error!(request_id = %context.request_id, error = %audit_error, "could not record a failed call in the audit trail");
+            }
+            error_response(&context.request_id, error)
+        }
+    };
+    let access_key_id = attempt
+        .principal
+        .as_ref()
+        .map(|principal| principal.access_key_id.clone())
+        .or(attempt.claimed_access_key_id.clone());
     tracing::info!(
-        request_id = %request_id,
+        request_id = %context.request_id,
         target = target.as_deref().unwrap_or("-"),
-        peer = ?peer,
+        peer = ?connection.peer,
         access_key_id = access_key_id.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
-        outcome = %outcome,
+        outcome = result.as_ref().err().map_or("ok", |error| error.kind.as_str()),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
     response
 }
 
-struct Failure {
-    error: ApiError,
-    access_key_id: Option<String>,
+fn call_record<'a>(state: &'a AppState, context: &'a RequestContext, attempt: &'a Attempt) -> CallRecord<'a> {
+    CallRecord {
+        context,
+        event_time: state.clock.now(),
+        account_id: &state.account_id,
+        region: attempt.region.as_deref().unwrap_or(&state.region),
+        operation: attempt.operation,
+        unknown_event_name: attempt.unknown_event_name.clone(),
+        principal: attempt.principal.as_ref(),
+        claimed_access_key_id: attempt.claimed_access_key_id.as_deref(),
+        request_body: attempt.body.as_deref(),
+        response_body: None,
+        error: None,
+    }
 }
 
-impl From<ApiError> for Failure {
-    fn from(error: ApiError) -> Self {
-        Failure {
-            error,
-            access_key_id: None,
-        }
-    }
+async fn record_failure(
+    state: &AppState,
+    context: &RequestContext,
+    attempt: &Attempt,
+    error: &ApiError,
+) -> Result<(), sluice_store::StoreError> {
+    let mut call = call_record(state, context, attempt);
+    call.error = Some((error.kind.as_str(), &error.message));
+    let (record, row) = audit::build(&call);
+    let mut tx = state.store.begin().await?;
+    audit::append(tx.as_mut(), &record, row).await?;
+    tx.commit().await
 }
 
 fn store_failure(error: sluice_store::StoreError) -> ApiError {
@@ -124,45 +175,47 @@ fn store_failure(error: sluice_store::StoreError) -> ApiError {
     ApiError::internal()
 }
 
-async fn process(state: &AppState, request: Request) -> Result<(String, Principal), Failure> {
+async fn process(
+    state: &AppState,
+    context: &RequestContext,
+    attempt: &mut Attempt,
+    request: Request,
+) -> Result<String, ApiError> {
+    let target = header_text(&request, "x-amz-target");
+    let operation = Operation::from_target(target.as_deref()).inspect_err(|_| {
+        // Name the event after what was asked for, cut short: it is caller input.
+        attempt.unknown_event_name = target
+            .as_deref()
+            .map(|target| target.rsplit('.').next().unwrap_or(target).chars().take(64).collect());
+    })?;
+    attempt.operation = Some(operation);
     if request.method() != Method::POST {
         return Err(ApiError::new(
             ErrorKind::UnknownOperationException,
             "the API takes POST requests only",
-        )
-        .into());
+        ));
     }
-    let operation = Operation::from_target(
-        request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|value| value.to_str().ok()),
-    )?;
-    let declared_length = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
+    let declared_length = header_text(&request, "content-length").and_then(|value| value.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(too_large().into());
+        return Err(too_large());
     }
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
         .await
         .map_err(|_| too_large())?;
+    attempt.body = Some(body.clone());
 
     let mut tx = state.store.begin().await.map_err(store_failure)?;
-    let principal = authenticate(state, tx.as_mut(), &parts, &body).await?;
-    let access_key_id = Some(principal.access_key_id.clone());
-    let with_key = |error: ApiError| Failure {
-        error,
-        access_key_id: access_key_id.clone(),
-    };
-    let result = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body)
-        .await
-        .map_err(with_key)?;
-    tx.commit().await.map_err(store_failure).map_err(with_key)?;
-    Ok((result, principal))
+    let principal = authenticate(state, tx.as_mut(), &parts, &body, operation, attempt).await?;
+    attempt.principal = Some(principal.clone());
+    let response = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body).await?;
+
+    let mut call = call_record(state, context, attempt);
+    call.response_body = Some(&response);
+    let (record, row) = audit::build(&call);
+    audit::append(tx.as_mut(), &record, row).await.map_err(store_failure)?;
+    tx.commit().await.map_err(store_failure)?;
+    Ok(response)
 }
 
 fn too_large() -> ApiError {
@@ -173,11 +226,7 @@ fn too_large() -> ApiError {
 }
 
 /// Authorization is per operation and resource: handlers call this once they know the pipeline.
-pub fn authorize(
-    principal: &Principal,
-    operation: Operation,
-    resource: &str,
-) -> Result<(), ApiError> {
+pub fn authorize(principal: &Principal, operation: Operation, resource: &str) -> Result<(), ApiError> {
     authz::authorize(principal, operation, resource)
 }
 
@@ -192,7 +241,9 @@ async fn authenticate(
     tx: &mut dyn Transaction,
     parts: &http::request::Parts,
     body: &[u8],
-) -> Result<Principal, Failure> {
+    operation: Operation,
+    attempt: &mut Attempt,
+) -> Result<Principal, ApiError> {
     let auth_error = |error: sigv4::SigV4Error| {
         let kind = match error.aws_error_type() {
             "MissingAuthenticationToken" => ErrorKind::MissingAuthenticationToken,
@@ -203,7 +254,7 @@ async fn authenticate(
         ApiError::new(kind, error.to_string())
     };
     let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
-        return Err(auth_error(sigv4::SigV4Error::MissingAuthentication).into());
+        return Err(auth_error(sigv4::SigV4Error::MissingAuthentication));
     };
     let header = header.to_str().map_err(|_| {
         auth_error(sigv4::SigV4Error::Incomplete(
@@ -211,16 +262,16 @@ async fn authenticate(
         ))
     })?;
     let authorization = sigv4::parse_authorization(header).map_err(auth_error)?;
-    let access_key_id = Some(authorization.access_key_id.clone());
-    let fail = |error: ApiError| Failure {
-        error,
-        access_key_id: access_key_id.clone(),
-    };
+    attempt.claimed_access_key_id = Some(authorization.access_key_id.chars().take(128).collect());
+    attempt.region = Some(authorization.region.chars().take(64).collect());
+    // Kept as a named step: every failure below is an authentication failure as it stands.
+    let fail = |error: ApiError| error;
 
-    if authorization.service != SIGNING_SERVICE {
-        return Err(fail(auth_error(sigv4::SigV4Error::InvalidScope(format!(
-            "Credential should be scoped to correct service: '{SIGNING_SERVICE}'"
-        )))));
+    let service = operation.signing_service();
+    if authorization.service != service {
+        return Err(auth_error(sigv4::SigV4Error::InvalidScope(format!(
+            "Credential should be scoped to correct service: '{service}'"
+        ))));
     }
     let amz_date = parts
         .headers
@@ -275,8 +326,7 @@ async fn authenticate(
         headers: &headers,
         body,
     };
-    sigv4::check_structure(&authorization, &request_parts, amz_date)
-        .map_err(|error| fail(auth_error(error)))?;
+    sigv4::check_structure(&authorization, &request_parts, amz_date).map_err(|error| fail(auth_error(error)))?;
 
     let unrecognized = || {
         fail(ApiError::new(
@@ -284,10 +334,7 @@ async fn authenticate(
             "The security token included in the request is invalid.",
         ))
     };
-    if headers
-        .iter()
-        .any(|(name, _)| name == "x-amz-security-token")
-    {
+    if headers.iter().any(|(name, _)| name == "x-amz-security-token") {
         // Session credentials arrive with [iam]; until then no session token is valid.
         return Err(unrecognized());
     }
@@ -303,8 +350,7 @@ async fn authenticate(
         tracing::error!(access_key_id = %key.access_key_id, "stored key secret cannot be opened");
         return Err(fail(ApiError::internal()));
     };
-    sigv4::verify(&authorization, &request_parts, &secret, amz_date)
-        .map_err(|error| fail(auth_error(error)))?;
+    sigv4::verify(&authorization, &request_parts, &secret, amz_date).map_err(|error| fail(auth_error(error)))?;
     tx.touch_access_key(&key.access_key_id, &render(now))
         .await
         .map_err(store_failure)

@@ -7,7 +7,7 @@ use sluice_wire::{ApiError, ErrorKind, Operation};
 
 use crate::api::Principal;
 
-/// The IAM action a call needs, as `datapipeline:<Op>`.
+/// The IAM action a call needs: `datapipeline:<Op>`, or `cloudtrail:LookupEvents` for the audit trail.
 pub fn action(operation: Operation) -> &'static str {
     match operation {
         Operation::ActivatePipeline => "datapipeline:ActivatePipeline",
@@ -29,14 +29,11 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::SetStatus => "datapipeline:SetStatus",
         Operation::SetTaskStatus => "datapipeline:SetTaskStatus",
         Operation::ValidatePipelineDefinition => "datapipeline:ValidatePipelineDefinition",
+        Operation::LookupEvents => "cloudtrail:LookupEvents",
     }
 }
 
-pub fn authorize(
-    principal: &Principal,
-    operation: Operation,
-    resource: &str,
-) -> Result<(), ApiError> {
+pub fn authorize(principal: &Principal, operation: Operation, resource: &str) -> Result<(), ApiError> {
     let action = action(operation);
     if principal.identity.kind == "Root" {
         return Ok(());

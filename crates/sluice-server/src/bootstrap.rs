@@ -46,27 +46,22 @@ pub fn random_upper_alphanumeric(length: usize) -> anyhow::Result<String> {
 }
 
 pub fn new_access_key() -> anyhow::Result<(String, Secret<String>)> {
-    let access_key_id = format!(
-        "AKIA{}",
-        random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?
-    );
-    let secret = random_from(
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-        40,
-    )?;
+    let access_key_id = format!("AKIA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?);
+    let secret = random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)?;
     Ok((access_key_id, Secret::new(secret)))
 }
 
-/// Creates the root identity and key if the store has no identity yet. Idempotent.
+/// Creates the root identity and key if the store has no identity yet. Idempotent. Returns the
+/// account id.
 pub async fn ensure_root(
     store: &dyn Store,
     vault: &dyn SecretVault,
     clock: &dyn Clock,
     data_dir: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let mut tx = store.begin().await?;
-    if tx.count_identities().await? > 0 {
-        return Ok(());
+    if let Some(account_id) = tx.root_account_id().await? {
+        return Ok(account_id);
     }
     let account_id = random_from(b"0123456789", 12)?;
     let root = IdentityRecord {
@@ -79,13 +74,8 @@ pub async fn ensure_root(
     let now = render(clock.now());
     tx.insert_identity(&root, &now).await?;
     let (access_key_id, secret) = new_access_key()?;
-    tx.insert_access_key(
-        &access_key_id,
-        &root.identity_id,
-        &vault.seal(&secret),
-        &now,
-    )
-    .await?;
+    tx.insert_access_key(&access_key_id, &root.identity_id, &vault.seal(&secret), &now)
+        .await?;
 
     // The file is written (0600, never world-readable, not even briefly) before the commit and
     // moved into place after it, so a crash leaves either both or neither.
@@ -111,5 +101,5 @@ pub async fn ensure_root(
         "sluice: created account {account_id} and its root identity; the root access key is in {} (mode 0600)",
         final_path.display()
     );
-    Ok(())
+    Ok(account_id)
 }

@@ -44,15 +44,12 @@ pub async fn dispatch(
         Operation::DeletePipeline => delete_pipeline(state, tx, principal, body).await,
         Operation::DescribePipelines => describe_pipelines(tx, principal, body).await,
         Operation::ListPipelines => list_pipelines(tx, principal, body).await,
-        Operation::PutPipelineDefinition => {
-            put_definition(state, tx, principal, body, operation).await
-        }
-        Operation::ValidatePipelineDefinition => {
-            put_definition(state, tx, principal, body, operation).await
-        }
+        Operation::PutPipelineDefinition => put_definition(state, tx, principal, body, operation).await,
+        Operation::ValidatePipelineDefinition => put_definition(state, tx, principal, body, operation).await,
         Operation::GetPipelineDefinition => get_definition(tx, principal, body).await,
         Operation::AddTags => add_tags(tx, principal, body).await,
         Operation::RemoveTags => remove_tags(tx, principal, body).await,
+        Operation::LookupEvents => crate::audit::lookup::lookup_events(tx, principal, body).await,
         Operation::ActivatePipeline
         | Operation::DeactivatePipeline
         | Operation::DescribeObjects
@@ -103,11 +100,7 @@ async fn create_pipeline(
     authorize(principal, Operation::CreatePipeline, "*")?;
     check_unique_tag_keys(&input.tags)?;
     if let Some(existing) = tx
-        .find_live_pipeline(
-            &principal.identity.identity_id,
-            &input.name,
-            &input.unique_id,
-        )
+        .find_live_pipeline(&principal.identity.identity_id, &input.name, &input.unique_id)
         .await
         .map_err(store_error)?
     {
@@ -149,9 +142,7 @@ async fn create_pipeline(
             value: tag.value,
         })
         .collect();
-    tx.replace_tags(&pipeline_id, &tags)
-        .await
-        .map_err(store_error)?;
+    tx.replace_tags(&pipeline_id, &tags).await.map_err(store_error)?;
     json(&shapes::CreatePipelineOutput { pipeline_id })
 }
 
@@ -179,9 +170,7 @@ async fn delete_pipeline(
     let record = live_pipeline(tx, principal, &input.pipeline_id)
         .await
         .map_err(|error| match error.kind {
-            sluice_wire::ErrorKind::PipelineDeletedException => {
-                ApiError::pipeline_not_found(&input.pipeline_id)
-            }
+            sluice_wire::ErrorKind::PipelineDeletedException => ApiError::pipeline_not_found(&input.pipeline_id),
             _ => error,
         })?;
     authorize(
@@ -195,11 +184,7 @@ async fn delete_pipeline(
     Ok("{}".into())
 }
 
-async fn describe_pipelines(
-    tx: &mut dyn Transaction,
-    principal: &Principal,
-    body: &[u8],
-) -> Result<String, ApiError> {
+async fn describe_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: shapes::DescribePipelinesInput = parse_body(body)?;
     input.check()?;
     let mut descriptions = Vec::with_capacity(input.pipeline_ids.len());
@@ -249,10 +234,7 @@ fn describe(record: &PipelineRecord, tags: &[Tag]) -> PipelineDescription {
         fields.push(string("@version", &record.latest_version.to_string()));
     }
     if !wire_tags.is_empty() {
-        fields.push(string(
-            "*tags",
-            &serde_json::to_string(&wire_tags).unwrap_or_default(),
-        ));
+        fields.push(string("*tags", &serde_json::to_string(&wire_tags).unwrap_or_default()));
     }
     PipelineDescription {
         pipeline_id: record.pipeline_id.clone(),
@@ -275,19 +257,12 @@ fn decode_marker(marker: &str) -> Result<i64, ApiError> {
         .decode(marker)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| {
-            text.strip_prefix("v1:")
-                .and_then(|seq| seq.parse::<i64>().ok())
-        })
+        .and_then(|text| text.strip_prefix("v1:").and_then(|seq| seq.parse::<i64>().ok()))
         .filter(|seq| *seq >= 0)
         .ok_or_else(|| ApiError::invalid_request("'marker' is not a marker this service returned"))
 }
 
-async fn list_pipelines(
-    tx: &mut dyn Transaction,
-    principal: &Principal,
-    body: &[u8],
-) -> Result<String, ApiError> {
+async fn list_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: shapes::ListPipelinesInput = parse_body(body)?;
     input.check()?;
     authorize(principal, Operation::ListPipelines, "*")?;
@@ -326,11 +301,7 @@ async fn put_definition(
     let input: shapes::PutPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        operation,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize(principal, operation, &pipeline_arn(principal, &record.pipeline_id))?;
     let definition = input.to_definition()?;
     let report = validate(&definition, &state.limits);
     if operation == Operation::PutPipelineDefinition {
@@ -357,11 +328,7 @@ async fn put_definition(
     json(&shapes::ValidationOutput::from_report(&report))
 }
 
-async fn get_definition(
-    tx: &mut dyn Transaction,
-    principal: &Principal,
-    body: &[u8],
-) -> Result<String, ApiError> {
+async fn get_definition(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: shapes::GetPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
@@ -393,16 +360,10 @@ async fn get_definition(
         None => None,
     }
     .unwrap_or_default();
-    json(&shapes::GetPipelineDefinitionOutput::from_definition(
-        &definition,
-    ))
+    json(&shapes::GetPipelineDefinitionOutput::from_definition(&definition))
 }
 
-async fn add_tags(
-    tx: &mut dyn Transaction,
-    principal: &Principal,
-    body: &[u8],
-) -> Result<String, ApiError> {
+async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: shapes::AddTagsInput = parse_body(body)?;
     input.check()?;
     check_unique_tag_keys(&input.tags)?;
@@ -428,17 +389,11 @@ async fn add_tags(
             tags.len()
         )));
     }
-    tx.replace_tags(&record.pipeline_id, &tags)
-        .await
-        .map_err(store_error)?;
+    tx.replace_tags(&record.pipeline_id, &tags).await.map_err(store_error)?;
     Ok("{}".into())
 }
 
-async fn remove_tags(
-    tx: &mut dyn Transaction,
-    principal: &Principal,
-    body: &[u8],
-) -> Result<String, ApiError> {
+async fn remove_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: shapes::RemoveTagsInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
@@ -449,8 +404,6 @@ async fn remove_tags(
     )?;
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     tags.retain(|tag| !input.tag_keys.contains(&tag.key));
-    tx.replace_tags(&record.pipeline_id, &tags)
-        .await
-        .map_err(store_error)?;
+    tx.replace_tags(&record.pipeline_id, &tags).await.map_err(store_error)?;
     Ok("{}".into())
 }

@@ -6,6 +6,7 @@
 //! and never writes a secret or a signature to a log.
 
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod clock;
@@ -39,10 +40,60 @@ pub struct ServeConfig {
     /// Live pipelines per account. AWS's default is 100 (adjustable on request); a self-hosted
     /// service has no reason for so low a ceiling.
     pub max_pipelines: i64,
+    pub region: String,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Where log and digest files go; `DIR/audit` by default.
+    pub directory: Option<PathBuf>,
+    /// The Ed25519 digest signing key; `DIR/keys/audit-signing.pk8` by default. Keep it off the
+    /// database's disk to make digests trustworthy against someone who can edit the database.
+    pub signing_key: Option<PathBuf>,
+    pub schedule: audit::delivery::Schedule,
+}
+
+impl AuditConfig {
+    pub fn directory(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.directory.clone().unwrap_or_else(|| data_dir.join("audit"))
+    }
+
+    pub fn signing_key(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| audit::delivery::default_key_path(data_dir))
+    }
+}
+
+fn tls_version_name(version: Option<rustls::ProtocolVersion>) -> Option<String> {
+    version.map(|version| match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
 }
 
 /// Opens the data directory (creating the root identity on first start), binds the listener
-/// and serves until the process is stopped.
+/// and serves until SIGTERM or SIGINT; then delivers and digests the audit trail one last time.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.insecure_http && !config.listen.ip().is_loopback() {
         bail!(
@@ -57,12 +108,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // The directory holds the store, keys and credentials: nobody else needs to list or read it.
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| {
-            format!(
-                "cannot restrict the permissions of {}",
-                config.data_dir.display()
-            )
-        })?;
+        .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&config.data_dir.join("sluice.db"))
             .await
@@ -70,13 +116,23 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::UnsealedVault);
-    bootstrap::ensure_root(
-        store.as_ref(),
-        vault.as_ref(),
-        clock.as_ref(),
-        &config.data_dir,
-    )
-    .await?;
+    let account_id = bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
+
+    let delivery = Arc::new(audit::delivery::AuditDelivery::open(
+        config.audit.directory(&config.data_dir),
+        &config.audit.signing_key(&config.data_dir),
+        account_id.clone(),
+        config.region.clone(),
+    )?);
+    tracing::info!(directory = %delivery.directory.display(), fingerprint = %delivery.fingerprint, "audit trail delivery");
+    let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
+    let audit_worker = tokio::spawn(audit::delivery::run(
+        delivery.clone(),
+        store.clone(),
+        clock.clone(),
+        config.audit.schedule.clone(),
+        shutdown_receiver,
+    ));
 
     let tls = if config.insecure_http {
         None
@@ -94,6 +150,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         vault,
         limits: config.limits.clone(),
         max_pipelines: config.max_pipelines,
+        account_id,
+        region: config.region.clone(),
     };
     let router = api::router(state);
     let listener = TcpListener::bind(config.listen)
@@ -106,25 +164,36 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(%address, scheme, "listening");
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
 
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                continue;
-            }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
         };
         let router = router.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = TowerToHyperService::new(router.layer(axum::Extension(api::Peer(peer))));
             let builder = auto::Builder::new(TokioExecutor::new());
             let result = match acceptor {
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(tls_stream) => {
-                        builder
-                            .serve_connection(TokioIo::new(tls_stream), service)
-                            .await
+                        let session = tls_stream.get_ref().1;
+                        let info = api::ConnectionInfo {
+                            peer: Some(peer),
+                            tls_version: tls_version_name(session.protocol_version()),
+                            cipher_suite: session
+                                .negotiated_cipher_suite()
+                                .map(|suite| format!("{:?}", suite.suite())),
+                        };
+                        let service = TowerToHyperService::new(router.layer(axum::Extension(info)));
+                        builder.serve_connection(TokioIo::new(tls_stream), service).await
                     }
                     Err(error) => {
                         tracing::debug!(%peer, %error, "tls handshake failed");
@@ -132,9 +201,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     }
                 },
                 None => {
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
+                    let info = api::ConnectionInfo {
+                        peer: Some(peer),
+                        ..api::ConnectionInfo::default()
+                    };
+                    let service = TowerToHyperService::new(router.layer(axum::Extension(info)));
+                    builder.serve_connection(TokioIo::new(stream), service).await
                 }
             };
             if let Err(error) = result {
@@ -142,4 +214,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             }
         });
     }
+    tracing::info!("shutting down: delivering and digesting the audit trail");
+    let _ = shutdown_sender.send(true);
+    let _ = audit_worker.await;
+    Ok(())
 }

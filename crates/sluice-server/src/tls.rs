@@ -39,14 +39,9 @@ pub fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)>
     Ok((cert_path, key_path))
 }
 
-pub fn server_config(
-    cert_path: &Path,
-    key_path: &Path,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let cert_pem =
-        std::fs::read(cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
-    let key_pem =
-        std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+pub fn server_config(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let cert_pem = std::fs::read(cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
+    let key_pem = std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
     let certificates = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{} holds no readable PEM certificate", cert_path.display()))?;

@@ -24,9 +24,7 @@ impl SecretVault for UnsealedVault {
 
     fn open(&self, sealed: &[u8]) -> Option<Secret<String>> {
         match sealed.split_first() {
-            Some((&FORMAT_UNSEALED, rest)) => {
-                String::from_utf8(rest.to_vec()).ok().map(Secret::new)
-            }
+            Some((&FORMAT_UNSEALED, rest)) => String::from_utf8(rest.to_vec()).ok().map(Secret::new),
             _ => None,
         }
     }

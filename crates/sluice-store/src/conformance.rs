@@ -61,13 +61,9 @@ macro_rules! store_conformance_suite {
                 let store = store_with_root().await;
                 let mut tx = store.begin().await.expect("begin");
                 for index in 0..5 {
-                    tx.insert_pipeline(&new_pipeline(
-                        &format!("df-{index}"),
-                        "n",
-                        &format!("u{index}"),
-                    ))
-                    .await
-                    .expect("insert");
+                    tx.insert_pipeline(&new_pipeline(&format!("df-{index}"), "n", &format!("u{index}")))
+                        .await
+                        .expect("insert");
                 }
                 assert_eq!(
                     tx.find_live_pipeline("root", "n", "u3")
@@ -78,10 +74,7 @@ macro_rules! store_conformance_suite {
                 );
                 let first = tx.list_pipelines("000000000000", 0, 2).await.expect("list");
                 assert_eq!(
-                    first
-                        .iter()
-                        .map(|p| p.pipeline_id.as_str())
-                        .collect::<Vec<_>>(),
+                    first.iter().map(|p| p.pipeline_id.as_str()).collect::<Vec<_>>(),
                     vec!["df-0", "df-1"]
                 );
                 let rest = tx
@@ -92,12 +85,7 @@ macro_rules! store_conformance_suite {
                 tx.delete_pipeline("df-0", "2026-01-02T00:00:00")
                     .await
                     .expect("delete");
-                assert_eq!(
-                    tx.count_live_pipelines("000000000000")
-                        .await
-                        .expect("count"),
-                    4
-                );
+                assert_eq!(tx.count_live_pipelines("000000000000").await.expect("count"), 4);
                 let tombstone = tx.pipeline("df-0").await.expect("read").expect("kept");
                 assert_eq!(tombstone.deleted_at.as_deref(), Some("2026-01-02T00:00:00"));
                 // The (name, uniqueId) pair is free again once its pipeline is deleted.
@@ -130,14 +118,8 @@ macro_rules! store_conformance_suite {
                     definition: definition.clone(),
                     errored: false,
                 };
-                assert_eq!(
-                    tx.put_definition("df-1", &record, "t").await.expect("put"),
-                    1
-                );
-                assert_eq!(
-                    tx.put_definition("df-1", &record, "t").await.expect("put"),
-                    2
-                );
+                assert_eq!(tx.put_definition("df-1", &record, "t").await.expect("put"), 1);
+                assert_eq!(tx.put_definition("df-1", &record, "t").await.expect("put"), 2);
                 assert_eq!(
                     tx.definition("df-1", 2)
                         .await

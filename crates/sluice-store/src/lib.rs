@@ -12,8 +12,8 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use records::{
-    AccessKeyRecord, DefinitionRecord, IdentityRecord, NewPipeline, PipelineRecord,
-    PipelineSummary, Tag,
+    AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, DefinitionRecord,
+    IdentityRecord, NewPipeline, PipelineRecord, PipelineSummary, Tag,
 };
 pub use sqlite::SqliteStore;
 
@@ -39,6 +39,8 @@ pub trait Store: Send + Sync + 'static {
 #[async_trait]
 pub trait Transaction: Send {
     async fn count_identities(&mut self) -> Result<i64>;
+    /// The account of the root identity, once bootstrap created it.
+    async fn root_account_id(&mut self) -> Result<Option<String>>;
     async fn insert_identity(&mut self, identity: &IdentityRecord, created_at: &str) -> Result<()>;
     async fn insert_access_key(
         &mut self,
@@ -62,12 +64,7 @@ pub trait Transaction: Send {
     async fn pipeline(&mut self, pipeline_id: &str) -> Result<Option<PipelineRecord>>;
     async fn count_live_pipelines(&mut self, account_id: &str) -> Result<i64>;
     /// Live pipelines of an account in creation order, after position `after_seq`.
-    async fn list_pipelines(
-        &mut self,
-        account_id: &str,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<PipelineSummary>>;
+    async fn list_pipelines(&mut self, account_id: &str, after_seq: i64, limit: i64) -> Result<Vec<PipelineSummary>>;
     /// Keeps a tombstone and drops the definitions and tags.
     async fn delete_pipeline(&mut self, pipeline_id: &str, deleted_at: &str) -> Result<()>;
 
@@ -81,11 +78,28 @@ pub trait Transaction: Send {
         definition: &DefinitionRecord,
         created_at: &str,
     ) -> Result<i64>;
-    async fn definition(
-        &mut self,
-        pipeline_id: &str,
-        version: i64,
-    ) -> Result<Option<DefinitionRecord>>;
+    async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<DefinitionRecord>>;
+
+    /// The newest link of the audit chain: `(seq, hash)`, the pruning anchor, or `(0, genesis)`.
+    async fn last_audit_link(&mut self) -> Result<(i64, String)>;
+    async fn append_audit(&mut self, record: &AuditRecord) -> Result<()>;
+    /// Records with `seq > after_seq`, oldest first.
+    async fn audit_records_after(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>>;
+    async fn lookup_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// `(seq, hash)` of the anchor left by retention, if any record was ever pruned.
+    async fn audit_anchor(&mut self) -> Result<Option<(i64, String)>>;
+    async fn last_delivered_seq(&mut self) -> Result<i64>;
+    async fn insert_audit_file(&mut self, file: &AuditFileRecord, delivered_at: &str) -> Result<()>;
+    async fn audit_files(&mut self) -> Result<Vec<AuditFileRecord>>;
+    async fn insert_audit_digest(&mut self, digest: &AuditDigestRecord, file_ids: &[i64]) -> Result<i64>;
+    async fn audit_digests(&mut self) -> Result<Vec<AuditDigestRecord>>;
+    /// Deletes delivered and digested records and files older than `before_time`, keeping the
+    /// chain verifiable: the last deleted record's link becomes the anchor. Returns the file
+    /// keys whose files the caller should remove.
+    async fn prune_audit(&mut self, before_time: &str) -> Result<Vec<String>>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
 }
+
+/// The `previous_hash` of the first record ever written.
+pub const AUDIT_GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

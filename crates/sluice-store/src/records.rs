@@ -77,10 +77,70 @@ pub fn encode_definition(definition: &PipelineDefinition) -> String {
 
 pub fn decode_definition(format_version: i64, body: &str) -> Result<PipelineDefinition, String> {
     match format_version {
-        1 => serde_json::from_str(body)
-            .map_err(|error| format!("definition body (format 1) does not parse: {error}")),
-        other => Err(format!(
-            "definition body has unknown format version {other}"
-        )),
+        1 => serde_json::from_str(body).map_err(|error| format!("definition body (format 1) does not parse: {error}")),
+        other => Err(format!("definition body has unknown format version {other}")),
     }
+}
+
+/// One audit record as stored: the CloudTrail JSON and its link in the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub event_id: String,
+    pub event_time: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub username: Option<String>,
+    pub access_key_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub resource_type: Option<String>,
+    pub read_only: bool,
+    pub record: String,
+    pub previous_hash: String,
+    pub hash: String,
+}
+
+/// A LookupEvents query: at most one attribute, a time range, newest first, paged by sequence.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub attribute: Option<(AuditAttribute, String)>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    /// Only records with a sequence number below this (the page marker).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAttribute {
+    EventId,
+    EventName,
+    ReadOnly,
+    Username,
+    ResourceType,
+    ResourceName,
+    EventSource,
+    AccessKeyId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFileRecord {
+    pub file_id: i64,
+    pub object_key: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub sha256: String,
+    pub oldest_event_time: String,
+    pub newest_event_time: String,
+    pub digest_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDigestRecord {
+    pub digest_id: i64,
+    pub object_key: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub sha256: String,
+    pub signature: String,
 }

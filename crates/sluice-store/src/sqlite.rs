@@ -10,8 +10,9 @@ use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::records::{DEFINITION_FORMAT_VERSION, decode_definition, encode_definition};
 use crate::{
-    AccessKeyRecord, DefinitionRecord, IdentityRecord, NewPipeline, PipelineRecord,
-    PipelineSummary, Result, Store, StoreError, Tag, Transaction,
+    AUDIT_GENESIS_HASH, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
+    DefinitionRecord, IdentityRecord, NewPipeline, PipelineRecord, PipelineSummary, Result, Store, StoreError, Tag,
+    Transaction,
 };
 
 pub struct SqliteStore {
@@ -78,6 +79,33 @@ macro_rules! select_pipelines {
     };
 }
 
+macro_rules! select_audit {
+    ($condition:literal) => {
+        concat!(
+            "SELECT seq, event_id, event_time, event_name, event_source, username, access_key_id, resource_name, resource_type, read_only, record, previous_hash, hash FROM audit_records WHERE ",
+            $condition
+        )
+    };
+}
+
+fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: row.try_get("seq")?,
+        event_id: row.try_get("event_id")?,
+        event_time: row.try_get("event_time")?,
+        event_name: row.try_get("event_name")?,
+        event_source: row.try_get("event_source")?,
+        username: row.try_get("username")?,
+        access_key_id: row.try_get("access_key_id")?,
+        resource_name: row.try_get("resource_name")?,
+        resource_type: row.try_get("resource_type")?,
+        read_only: row.try_get("read_only")?,
+        record: row.try_get("record")?,
+        previous_hash: row.try_get("previous_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
 #[async_trait]
 impl Transaction for SqliteTransaction {
     async fn count_identities(&mut self) -> Result<i64> {
@@ -86,16 +114,26 @@ impl Transaction for SqliteTransaction {
             .await?)
     }
 
+    async fn root_account_id(&mut self) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT account_id FROM identities WHERE kind = 'Root' ORDER BY created_at LIMIT 1")
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
     async fn insert_identity(&mut self, identity: &IdentityRecord, created_at: &str) -> Result<()> {
-        sqlx::query("INSERT INTO identities (identity_id, account_id, kind, name, arn, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&identity.identity_id)
-            .bind(&identity.account_id)
-            .bind(&identity.kind)
-            .bind(&identity.name)
-            .bind(&identity.arn)
-            .bind(created_at)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO identities (identity_id, account_id, kind, name, arn, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&identity.identity_id)
+        .bind(&identity.account_id)
+        .bind(&identity.kind)
+        .bind(&identity.name)
+        .bind(&identity.arn)
+        .bind(created_at)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -154,9 +192,7 @@ impl Transaction for SqliteTransaction {
         name: &str,
         unique_id: &str,
     ) -> Result<Option<PipelineRecord>> {
-        let query = select_pipelines!(
-            "creator_identity_id = ? AND name = ? AND unique_id = ? AND deleted_at IS NULL"
-        );
+        let query = select_pipelines!("creator_identity_id = ? AND name = ? AND unique_id = ? AND deleted_at IS NULL");
         let row = sqlx::query(query)
             .bind(creator_identity_id)
             .bind(name)
@@ -194,20 +230,15 @@ impl Transaction for SqliteTransaction {
     }
 
     async fn count_live_pipelines(&mut self, account_id: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pipelines WHERE account_id = ? AND deleted_at IS NULL",
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM pipelines WHERE account_id = ? AND deleted_at IS NULL")
+                .bind(account_id)
+                .fetch_one(&mut *self.tx)
+                .await?,
         )
-        .bind(account_id)
-        .fetch_one(&mut *self.tx)
-        .await?)
     }
 
-    async fn list_pipelines(
-        &mut self,
-        account_id: &str,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<PipelineSummary>> {
+    async fn list_pipelines(&mut self, account_id: &str, after_seq: i64, limit: i64) -> Result<Vec<PipelineSummary>> {
         let rows = sqlx::query(
             "SELECT seq, pipeline_id, name FROM pipelines WHERE account_id = ? AND deleted_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
         )
@@ -245,12 +276,10 @@ impl Transaction for SqliteTransaction {
     }
 
     async fn tags(&mut self, pipeline_id: &str) -> Result<Vec<Tag>> {
-        let rows = sqlx::query(
-            "SELECT key, value FROM pipeline_tags WHERE pipeline_id = ? ORDER BY position",
-        )
-        .bind(pipeline_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query("SELECT key, value FROM pipeline_tags WHERE pipeline_id = ? ORDER BY position")
+            .bind(pipeline_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(Tag {
@@ -267,15 +296,13 @@ impl Transaction for SqliteTransaction {
             .execute(&mut *self.tx)
             .await?;
         for (position, tag) in tags.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO pipeline_tags (pipeline_id, position, key, value) VALUES (?, ?, ?, ?)",
-            )
-            .bind(pipeline_id)
-            .bind(position as i64)
-            .bind(&tag.key)
-            .bind(&tag.value)
-            .execute(&mut *self.tx)
-            .await?;
+            sqlx::query("INSERT INTO pipeline_tags (pipeline_id, position, key, value) VALUES (?, ?, ?, ?)")
+                .bind(pipeline_id)
+                .bind(position as i64)
+                .bind(&tag.key)
+                .bind(&tag.value)
+                .execute(&mut *self.tx)
+                .await?;
         }
         Ok(())
     }
@@ -286,10 +313,12 @@ impl Transaction for SqliteTransaction {
         definition: &DefinitionRecord,
         created_at: &str,
     ) -> Result<i64> {
-        let version: i64 = sqlx::query_scalar("UPDATE pipelines SET latest_version = latest_version + 1 WHERE pipeline_id = ? RETURNING latest_version")
-            .bind(pipeline_id)
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE pipelines SET latest_version = latest_version + 1 WHERE pipeline_id = ? RETURNING latest_version",
+        )
+        .bind(pipeline_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
         sqlx::query("INSERT INTO definition_versions (pipeline_id, version, format_version, body, errored, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(pipeline_id)
             .bind(version)
@@ -302,16 +331,14 @@ impl Transaction for SqliteTransaction {
         Ok(version)
     }
 
-    async fn definition(
-        &mut self,
-        pipeline_id: &str,
-        version: i64,
-    ) -> Result<Option<DefinitionRecord>> {
-        let row = sqlx::query("SELECT format_version, body, errored FROM definition_versions WHERE pipeline_id = ? AND version = ?")
-            .bind(pipeline_id)
-            .bind(version)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+    async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<DefinitionRecord>> {
+        let row = sqlx::query(
+            "SELECT format_version, body, errored FROM definition_versions WHERE pipeline_id = ? AND version = ?",
+        )
+        .bind(pipeline_id)
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let format_version: i64 = row.try_get("format_version")?;
         let body: String = row.try_get("body")?;
@@ -320,6 +347,214 @@ impl Transaction for SqliteTransaction {
             definition,
             errored: row.try_get("errored")?,
         }))
+    }
+
+    async fn last_audit_link(&mut self) -> Result<(i64, String)> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if let Some(row) = row {
+            return Ok((row.try_get("seq")?, row.try_get("hash")?));
+        }
+        Ok(self
+            .audit_anchor()
+            .await?
+            .unwrap_or((0, AUDIT_GENESIS_HASH.to_string())))
+    }
+
+    async fn append_audit(&mut self, record: &AuditRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_records (seq, event_id, event_time, event_name, event_source, username, access_key_id, resource_name,
+             resource_type, read_only, record, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.seq)
+        .bind(&record.event_id)
+        .bind(&record.event_time)
+        .bind(&record.event_name)
+        .bind(&record.event_source)
+        .bind(&record.username)
+        .bind(&record.access_key_id)
+        .bind(&record.resource_name)
+        .bind(&record.resource_type)
+        .bind(record.read_only)
+        .bind(&record.record)
+        .bind(&record.previous_hash)
+        .bind(&record.hash)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_records_after(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(select_audit!("seq > ? ORDER BY seq LIMIT ?"))
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn lookup_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        // One statement covers every attribute: an unused filter compares NULL and passes.
+        let (column, value) = match &query.attribute {
+            None => (None, None),
+            Some((attribute, value)) => (Some(*attribute), Some(value.clone())),
+        };
+        let pick = |wanted: AuditAttribute| if column == Some(wanted) { value.clone() } else { None };
+        let read_only = pick(AuditAttribute::ReadOnly).map(|text| i64::from(text.eq_ignore_ascii_case("true")));
+        let rows = sqlx::query(select_audit!(
+            "(?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR event_name = ?2) AND (?3 IS NULL OR read_only = ?3)
+             AND (?4 IS NULL OR username = ?4) AND (?5 IS NULL OR resource_type = ?5) AND (?6 IS NULL OR resource_name = ?6)
+             AND (?7 IS NULL OR event_source = ?7) AND (?8 IS NULL OR access_key_id = ?8)
+             AND (?9 IS NULL OR event_time >= ?9) AND (?10 IS NULL OR event_time <= ?10) AND (?11 IS NULL OR seq < ?11)
+             ORDER BY seq DESC LIMIT ?12"
+        ))
+        .bind(pick(AuditAttribute::EventId))
+        .bind(pick(AuditAttribute::EventName))
+        .bind(read_only)
+        .bind(pick(AuditAttribute::Username))
+        .bind(pick(AuditAttribute::ResourceType))
+        .bind(pick(AuditAttribute::ResourceName))
+        .bind(pick(AuditAttribute::EventSource))
+        .bind(pick(AuditAttribute::AccessKeyId))
+        .bind(&query.start_time)
+        .bind(&query.end_time)
+        .bind(query.before_seq)
+        .bind(query.limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_anchor(&mut self) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE singleton = 1")
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|row| Ok((row.try_get("seq")?, row.try_get("hash")?)))
+            .transpose()
+    }
+
+    async fn last_delivered_seq(&mut self) -> Result<i64> {
+        let delivered: Option<i64> = sqlx::query_scalar("SELECT MAX(last_seq) FROM audit_files")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(match delivered {
+            Some(seq) => seq,
+            None => self.audit_anchor().await?.map_or(0, |(seq, _)| seq),
+        })
+    }
+
+    async fn insert_audit_file(&mut self, file: &AuditFileRecord, delivered_at: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_files (object_key, first_seq, last_seq, sha256, oldest_event_time, newest_event_time, delivered_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&file.object_key)
+        .bind(file.first_seq)
+        .bind(file.last_seq)
+        .bind(&file.sha256)
+        .bind(&file.oldest_event_time)
+        .bind(&file.newest_event_time)
+        .bind(delivered_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_files(&mut self) -> Result<Vec<AuditFileRecord>> {
+        let rows = sqlx::query(
+            "SELECT file_id, object_key, first_seq, last_seq, sha256, oldest_event_time, newest_event_time, digest_id FROM audit_files ORDER BY file_id",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditFileRecord {
+                    file_id: row.try_get("file_id")?,
+                    object_key: row.try_get("object_key")?,
+                    first_seq: row.try_get("first_seq")?,
+                    last_seq: row.try_get("last_seq")?,
+                    sha256: row.try_get("sha256")?,
+                    oldest_event_time: row.try_get("oldest_event_time")?,
+                    newest_event_time: row.try_get("newest_event_time")?,
+                    digest_id: row.try_get("digest_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_audit_digest(&mut self, digest: &AuditDigestRecord, file_ids: &[i64]) -> Result<i64> {
+        let digest_id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_digests (object_key, start_time, end_time, sha256, signature) VALUES (?, ?, ?, ?, ?) RETURNING digest_id",
+        )
+        .bind(&digest.object_key)
+        .bind(&digest.start_time)
+        .bind(&digest.end_time)
+        .bind(&digest.sha256)
+        .bind(&digest.signature)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        for file_id in file_ids {
+            sqlx::query("UPDATE audit_files SET digest_id = ? WHERE file_id = ?")
+                .bind(digest_id)
+                .bind(file_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(digest_id)
+    }
+
+    async fn audit_digests(&mut self) -> Result<Vec<AuditDigestRecord>> {
+        let rows = sqlx::query("SELECT digest_id, object_key, start_time, end_time, sha256, signature FROM audit_digests ORDER BY digest_id")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditDigestRecord {
+                    digest_id: row.try_get("digest_id")?,
+                    object_key: row.try_get("object_key")?,
+                    start_time: row.try_get("start_time")?,
+                    end_time: row.try_get("end_time")?,
+                    sha256: row.try_get("sha256")?,
+                    signature: row.try_get("signature")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_audit(&mut self, before_time: &str) -> Result<Vec<String>> {
+        // Whole files only, and only those a digest covers, so what remains still verifies.
+        let rows = sqlx::query(
+            "SELECT file_id, object_key, last_seq FROM audit_files WHERE digest_id IS NOT NULL AND newest_event_time < ? ORDER BY file_id",
+        )
+        .bind(before_time)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let Some(last) = rows.last() else { return Ok(Vec::new()) };
+        let last_seq: i64 = last.try_get("last_seq")?;
+        let hash: String = sqlx::query_scalar("SELECT hash FROM audit_records WHERE seq = ?")
+            .bind(last_seq)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        sqlx::query("INSERT INTO audit_anchor (singleton, seq, hash) VALUES (1, ?, ?) ON CONFLICT (singleton) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+            .bind(last_seq)
+            .bind(&hash)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM audit_records WHERE seq <= ?")
+            .bind(last_seq)
+            .execute(&mut *self.tx)
+            .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let file_id: i64 = row.try_get("file_id")?;
+            sqlx::query("DELETE FROM audit_files WHERE file_id = ?")
+                .bind(file_id)
+                .execute(&mut *self.tx)
+                .await?;
+            keys.push(row.try_get("object_key")?);
+        }
+        Ok(keys)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

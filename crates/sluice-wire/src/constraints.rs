@@ -23,9 +23,13 @@ impl Check {
     pub fn string(&mut self, path: &str, value: &str, min: usize, max: usize) -> &mut Self {
         let length = value.chars().count();
         if length < min {
-            self.violations.push(format!("Value at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}"));
+            self.violations.push(format!(
+                "Value at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}"
+            ));
         } else if length > max {
-            self.violations.push(format!("Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}"));
+            self.violations.push(format!(
+                "Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+            ));
         }
         if let Some(position) = value.chars().position(|character| !is_xml_char(character)) {
             self.violations.push(format!(
@@ -39,7 +43,9 @@ impl Check {
     pub fn length(&mut self, path: &str, value: &str, min: usize, max: usize) -> &mut Self {
         let length = value.chars().count();
         if length < min || length > max {
-            self.violations.push(format!("Value at '{path}' failed to satisfy constraint: Member must have length between {min} and {max}"));
+            self.violations.push(format!(
+                "Value at '{path}' failed to satisfy constraint: Member must have length between {min} and {max}"
+            ));
         }
         self
     }
@@ -55,12 +61,7 @@ impl Check {
         match self.violations.len() {
             0 => Ok(()),
             n => {
-                let shown: Vec<&str> = self
-                    .violations
-                    .iter()
-                    .take(10)
-                    .map(String::as_str)
-                    .collect();
+                let shown: Vec<&str> = self.violations.iter().take(10).map(String::as_str).collect();
                 let noun = if n == 1 { "error" } else { "errors" };
                 Err(ApiError::invalid_request(format!(
                     "{n} validation {noun} detected: {}",

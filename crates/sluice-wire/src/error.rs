@@ -19,6 +19,10 @@ pub enum ErrorKind {
     SerializationException,
     RequestEntityTooLarge,
     ThrottlingException,
+    InvalidLookupAttributesException,
+    InvalidTimeRangeException,
+    InvalidNextTokenException,
+    InvalidMaxResultsException,
 }
 
 impl ErrorKind {
@@ -39,6 +43,10 @@ impl ErrorKind {
             ErrorKind::SerializationException => "SerializationException",
             ErrorKind::RequestEntityTooLarge => "RequestEntityTooLarge",
             ErrorKind::ThrottlingException => "ThrottlingException",
+            ErrorKind::InvalidLookupAttributesException => "InvalidLookupAttributesException",
+            ErrorKind::InvalidTimeRangeException => "InvalidTimeRangeException",
+            ErrorKind::InvalidNextTokenException => "InvalidNextTokenException",
+            ErrorKind::InvalidMaxResultsException => "InvalidMaxResultsException",
         }
     }
 
@@ -60,7 +68,11 @@ impl ErrorKind {
             | ErrorKind::RequestExpired
             | ErrorKind::UnknownOperationException
             | ErrorKind::SerializationException
-            | ErrorKind::ThrottlingException => 400,
+            | ErrorKind::ThrottlingException
+            | ErrorKind::InvalidLookupAttributesException
+            | ErrorKind::InvalidTimeRangeException
+            | ErrorKind::InvalidNextTokenException
+            | ErrorKind::InvalidMaxResultsException => 400,
         }
     }
 }

@@ -23,10 +23,14 @@ pub enum Operation {
     SetStatus,
     SetTaskStatus,
     ValidatePipelineDefinition,
+    /// CloudTrail's LookupEvents over the audit trail, so `aws cloudtrail lookup-events` works.
+    LookupEvents,
 }
 
+const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+
 impl Operation {
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 20] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -46,6 +50,7 @@ impl Operation {
         Operation::SetStatus,
         Operation::SetTaskStatus,
         Operation::ValidatePipelineDefinition,
+        Operation::LookupEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +74,49 @@ impl Operation {
             Operation::SetStatus => "SetStatus",
             Operation::SetTaskStatus => "SetTaskStatus",
             Operation::ValidatePipelineDefinition => "ValidatePipelineDefinition",
+            Operation::LookupEvents => "LookupEvents",
+        }
+    }
+
+    /// The SigV4 signing name a client uses for this operation.
+    pub fn signing_service(self) -> &'static str {
+        match self {
+            Operation::LookupEvents => "cloudtrail",
+            _ => "datapipeline",
+        }
+    }
+
+    /// CloudTrail's `eventSource` for calls of this operation.
+    pub fn event_source(self) -> &'static str {
+        match self {
+            Operation::LookupEvents => "cloudtrail.amazonaws.com",
+            _ => "datapipeline.amazonaws.com",
+        }
+    }
+
+    /// Whether the call only reads (CloudTrail's `readOnly`).
+    pub fn read_only(self) -> bool {
+        match self {
+            Operation::DescribeObjects
+            | Operation::DescribePipelines
+            | Operation::EvaluateExpression
+            | Operation::GetPipelineDefinition
+            | Operation::ListPipelines
+            | Operation::QueryObjects
+            | Operation::ValidatePipelineDefinition
+            | Operation::LookupEvents => true,
+            Operation::ActivatePipeline
+            | Operation::AddTags
+            | Operation::CreatePipeline
+            | Operation::DeactivatePipeline
+            | Operation::DeletePipeline
+            | Operation::PollForTask
+            | Operation::PutPipelineDefinition
+            | Operation::RemoveTags
+            | Operation::ReportTaskProgress
+            | Operation::ReportTaskRunnerHeartbeat
+            | Operation::SetStatus
+            | Operation::SetTaskStatus => false,
         }
     }
 
@@ -80,12 +128,22 @@ impl Operation {
                 "the X-Amz-Target header is missing; it must name the operation, e.g. DataPipeline.ListPipelines",
             ));
         };
+        if let Some(name) = target.strip_prefix(CLOUDTRAIL_TARGET_PREFIX) {
+            return match name {
+                "LookupEvents" => Ok(Operation::LookupEvents),
+                _ => Err(ApiError::new(
+                    ErrorKind::UnknownOperationException,
+                    "of the CloudTrail API, Sluice answers LookupEvents only",
+                )),
+            };
+        }
         let name = target
             .strip_prefix("DataPipeline.")
             .or_else(|| target.strip_prefix("DataPipeline_20121129."));
         name.and_then(|name| {
             Operation::ALL
                 .into_iter()
+                .filter(|operation| operation.signing_service() == "datapipeline")
                 .find(|operation| operation.name() == name)
         })
         .ok_or_else(|| {

@@ -62,12 +62,7 @@ pub struct Tag {
 fn check_tags(check: &mut Check, path: &str, tags: &[Tag]) {
     check.count(path, tags.len(), 0, TAGS_MAX);
     for (index, tag) in tags.iter().enumerate() {
-        check.length(
-            &format!("{path}.{}.member.key", index + 1),
-            &tag.key,
-            1,
-            TAG_KEY_MAX,
-        );
+        check.length(&format!("{path}.{}.member.key", index + 1), &tag.key, 1, TAG_KEY_MAX);
         check.length(
             &format!("{path}.{}.member.value", index + 1),
             &tag.value,
@@ -221,9 +216,12 @@ impl PutPipelineDefinitionInput {
         check_pipeline_id(&mut check, &self.pipeline_id);
         for (index, object) in self.pipeline_objects.iter().enumerate() {
             let path = format!("pipelineObjects.{}.member", index + 1);
-            check
-                .string(&format!("{path}.id"), &object.id, 1, ID_MAX)
-                .string(&format!("{path}.name"), &object.name, 1, ID_MAX);
+            check.string(&format!("{path}.id"), &object.id, 1, ID_MAX).string(
+                &format!("{path}.name"),
+                &object.name,
+                1,
+                ID_MAX,
+            );
             for (field_index, field) in object.fields.iter().enumerate() {
                 let field_path = format!("{path}.fields.{}.member", field_index + 1);
                 check.string(&format!("{field_path}.key"), &field.key, 1, KEY_MAX);
@@ -252,12 +250,7 @@ impl PutPipelineDefinitionInput {
         for (index, value) in self.parameter_values.iter().enumerate() {
             let path = format!("parameterValues.{}.member", index + 1);
             check.string(&format!("{path}.id"), &value.id, 1, KEY_MAX);
-            check.string(
-                &format!("{path}.stringValue"),
-                &value.string_value,
-                0,
-                VALUE_MAX,
-            );
+            check.string(&format!("{path}.stringValue"), &value.string_value, 0, VALUE_MAX);
         }
         check.finish()
     }
@@ -491,6 +484,58 @@ impl RemoveTagsInput {
     }
 }
 
+// ---- CloudTrail LookupEvents (PascalCase members, timestamps as epoch seconds)
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LookupAttribute {
+    pub attribute_key: String,
+    pub attribute_value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LookupEventsInput {
+    #[serde(default)]
+    pub lookup_attributes: Vec<LookupAttribute>,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub event_category: Option<String>,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LookupResource {
+    pub resource_type: String,
+    pub resource_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LookupEvent {
+    pub event_id: String,
+    pub event_name: String,
+    pub read_only: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    pub event_time: f64,
+    pub event_source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub resources: Vec<LookupResource>,
+    pub cloud_trail_event: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LookupEventsOutput {
+    pub events: Vec<LookupEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,10 +553,7 @@ mod tests {
             "invalid value at 'pipelineObjects[0].fields[0].stringValue': invalid type: integer `3`, expected a string"
         );
         let missing = parse_body::<CreatePipelineInput>(br#"{"name":"n"}"#).unwrap_err();
-        assert_eq!(
-            missing.message,
-            "the request body is invalid: missing field `uniqueId`"
-        );
+        assert_eq!(missing.message, "the request body is invalid: missing field `uniqueId`");
         let malformed = parse_body::<CreatePipelineInput>(b"{\"name\":").unwrap_err();
         assert_eq!(malformed.kind, ErrorKind::SerializationException);
     }
@@ -526,9 +568,9 @@ mod tests {
         };
         let error = input.check().unwrap_err();
         assert!(
-            error.message.starts_with(
-                "2 validation errors detected: Value at 'name' failed to satisfy constraint"
-            ),
+            error
+                .message
+                .starts_with("2 validation errors detected: Value at 'name' failed to satisfy constraint"),
             "{}",
             error.message
         );

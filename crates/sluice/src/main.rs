@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod audit;
+mod client;
 use sluice_core::{Limits, definition_file, validate};
 
 #[derive(Parser)]
@@ -42,13 +45,95 @@ enum Command {
         /// Objects allowed per pipeline definition.
         #[arg(long, default_value_t = 100)]
         max_objects: usize,
+        /// Region named in audit records and file names when a request names none.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// Folder for audit log and digest files [default: DATA_DIR/audit].
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
+        /// Ed25519 key that signs audit digests; keep it apart from the data directory's disk
+        /// [default: DATA_DIR/keys/audit-signing.pk8, created on first start].
+        #[arg(long)]
+        audit_signing_key: Option<PathBuf>,
+        /// Seconds between deliveries of audit log files.
+        #[arg(long, default_value_t = 60)]
+        audit_delivery_seconds: u64,
+        /// Seconds between signed digests (CloudTrail: hourly).
+        #[arg(long, default_value_t = 3600)]
+        audit_digest_seconds: u64,
+        /// Days to keep audit records and log files; forever when not given.
+        #[arg(long)]
+        audit_retention_days: Option<u32>,
     },
+    /// The audit trail: verify it, or look events up.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Validate a definition file offline, as PutPipelineDefinition would.
     Validate {
         file: PathBuf,
         /// A parameter value, `myKey=value` (repeat the key for a list).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the record chain, the log files and the signed digests; names the first record or
+    /// file that was altered, deleted, reordered, inserted or truncated. Exit 1 if any was.
+    Verify {
+        #[arg(long, default_value = "./sluice-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        audit_dir: Option<PathBuf>,
+        /// The signing key the server uses (its public half verifies) [default: DATA_DIR/keys/audit-signing.pk8].
+        #[arg(long, conflicts_with = "public_key")]
+        audit_signing_key: Option<PathBuf>,
+        /// A file holding the hex public key (from AUDIT_DIR/public-keys/), instead of the signing key.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Only report on what happened from this time (YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only report on what happened until this time (YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Look up audit events through the API (CloudTrail's LookupEvents), newest first.
+    Lookup {
+        #[arg(long, env = "SLUICE_ENDPOINT")]
+        endpoint: String,
+        /// PEM file of the server's certificate (or set AWS_CA_BUNDLE).
+        #[arg(long, env = "AWS_CA_BUNDLE")]
+        ca_bundle: Option<PathBuf>,
+        #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
+        region: String,
+        #[arg(long)]
+        event_name: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        resource_name: Option<String>,
+        #[arg(long)]
+        event_source: Option<String>,
+        #[arg(long)]
+        read_only: Option<bool>,
+        #[arg(long)]
+        access_key_id: Option<String>,
+        #[arg(long)]
+        event_id: Option<String>,
+        /// From this time (YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long)]
+        start_time: Option<String>,
+        /// Until this time (YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long)]
+        end_time: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+        /// Print each event's full CloudTrail record as a JSON line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -70,10 +155,25 @@ fn main() -> ExitCode {
             insecure_http,
             max_pipelines,
             max_objects,
+            region,
+            audit_dir,
+            audit_signing_key,
+            audit_delivery_seconds,
+            audit_digest_seconds,
+            audit_retention_days,
         } => {
             let limits = Limits {
                 max_objects,
                 ..Limits::default()
+            };
+            let audit = sluice_server::AuditConfig {
+                directory: audit_dir,
+                signing_key: audit_signing_key,
+                schedule: sluice_server::audit::delivery::Schedule {
+                    delivery_interval: std::time::Duration::from_secs(audit_delivery_seconds.max(1)),
+                    digest_interval: std::time::Duration::from_secs(audit_digest_seconds.max(1)),
+                    retention: audit_retention_days.map(|days| chrono::Duration::days(i64::from(days))),
+                },
             };
             let config = sluice_server::ServeConfig {
                 data_dir,
@@ -83,14 +183,14 @@ fn main() -> ExitCode {
                 insecure_http,
                 limits,
                 max_pipelines,
+                region,
+                audit,
             };
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
+            runtime()
                 .and_then(|runtime| runtime.block_on(sluice_server::serve(config)))
                 .map(|()| ExitCode::SUCCESS)
         }
+        Command::Audit(command) => runtime().and_then(|runtime| runtime.block_on(audit::run(command))),
         Command::Validate { file, params } => validate_file(&file, &params),
     };
     match result {
@@ -102,11 +202,15 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
 fn validate_file(file: &PathBuf, params: &[String]) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
-    let mut definition = definition_file::parse(&text)
-        .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
+    let mut definition =
+        definition_file::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
     if !params.is_empty() {
         definition.values.clear();
         for param in params {

@@ -1,0 +1,171 @@
+//! A small SigV4-signing client for Sluice's own APIs, over HTTPS (or plain HTTP on loopback).
+//! Credentials come the way AWS tools take them from the environment.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use sluice_crypto::Secret;
+use sluice_crypto::sigv4::{self, RequestParts};
+use sluice_server::clock::{Clock, SystemClock};
+
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret<String>,
+}
+
+impl Credentials {
+    pub fn from_environment() -> anyhow::Result<Credentials> {
+        let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").context("AWS_ACCESS_KEY_ID is not set")?;
+        let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").context("AWS_SECRET_ACCESS_KEY is not set")?;
+        if std::env::var("AWS_SESSION_TOKEN").is_ok() {
+            bail!("session credentials (AWS_SESSION_TOKEN) are not supported yet");
+        }
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key: Secret::new(secret_access_key),
+        })
+    }
+}
+
+pub struct Client {
+    endpoint: http::Uri,
+    credentials: Credentials,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    region: String,
+}
+
+impl Client {
+    pub fn new(
+        endpoint: &str,
+        credentials: Credentials,
+        ca_bundle: Option<&std::path::Path>,
+        region: String,
+    ) -> anyhow::Result<Client> {
+        let endpoint: http::Uri = endpoint.parse().with_context(|| format!("'{endpoint}' is not a URL"))?;
+        let tls = match endpoint.scheme_str() {
+            Some("https") => {
+                let mut roots = rustls::RootCertStore::empty();
+                match ca_bundle {
+                    Some(path) => {
+                        let pem =
+                            std::fs::read(path).with_context(|| format!("cannot read CA bundle {}", path.display()))?;
+                        for certificate in rustls_pemfile::certs(&mut pem.as_slice()) {
+                            roots.add(certificate?)?;
+                        }
+                    }
+                    None => {
+                        for certificate in rustls_native_certs::load_native_certs().certs {
+                            let _ = roots.add(certificate);
+                        }
+                    }
+                }
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Some(Arc::new(config))
+            }
+            Some("http") => None,
+            _ => bail!("the endpoint must be an https:// (or loopback http://) URL"),
+        };
+        Ok(Client {
+            endpoint,
+            credentials,
+            tls,
+            region,
+        })
+    }
+
+    /// One AWS JSON 1.1 call. Returns the response body, or an error with the service's
+    /// `__type` and message.
+    pub async fn call(
+        &self,
+        target: &str,
+        signing_service: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let host = self.endpoint.host().context("the endpoint has no host")?.to_string();
+        let port = self
+            .endpoint
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let authority = self
+            .endpoint
+            .authority()
+            .context("the endpoint has no host")?
+            .to_string();
+        let payload = serde_json::to_vec(body)?;
+        let amz_date = SystemClock.now().format("%Y%m%dT%H%M%SZ").to_string();
+        let mut headers = vec![
+            ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
+            ("host".to_string(), authority.clone()),
+            ("x-amz-date".to_string(), amz_date.clone()),
+            ("x-amz-target".to_string(), target.to_string()),
+        ];
+        let signed: Vec<String> = headers.iter().map(|(name, _)| name.clone()).collect();
+        let parts = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: &payload,
+        };
+        let signature = sigv4::signature(
+            &parts,
+            &signed,
+            &self.credentials.secret_access_key,
+            &amz_date,
+            &self.region,
+            signing_service,
+        );
+        headers.push((
+            "authorization".to_string(),
+            format!(
+                "{} Credential={}/{}/{}/{signing_service}/aws4_request, SignedHeaders={}, Signature={signature}",
+                sigv4::ALGORITHM,
+                self.credentials.access_key_id,
+                &amz_date[..8],
+                self.region,
+                signed.join(";")
+            ),
+        ));
+        let mut request = Request::post("/");
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(Full::new(bytes::Bytes::from(payload)))?;
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        let response = match &self.tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+                let tls_stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .context("TLS handshake failed")?;
+                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls_stream)).await?;
+                tokio::spawn(connection);
+                sender.send_request(request).await?
+            }
+            None => {
+                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(connection);
+                sender.send_request(request).await?
+            }
+        };
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        if !status.is_success() {
+            let kind = value.get("__type").and_then(|kind| kind.as_str()).unwrap_or("error");
+            let message = value.get("message").and_then(|message| message.as_str()).unwrap_or("");
+            bail!("{kind} (HTTP {}): {message}", status.as_u16());
+        }
+        Ok(value)
+    }
+}
