@@ -9,7 +9,10 @@ macro_rules! store_conformance_suite {
             #[allow(unused_imports)]
             use super::*;
             use sluice_core::{Field, PipelineDefinition, PipelineObject};
-            use $crate::{DefinitionRecord, IdentityRecord, NewPipeline, Store, Tag};
+            use $crate::{
+                AUDIT_GENESIS_HASH, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
+                DefinitionRecord, IdentityRecord, NewPipeline, Store, Tag,
+            };
 
             fn new_pipeline(id: &str, name: &str, unique_id: &str) -> NewPipeline {
                 NewPipeline {
@@ -142,6 +145,137 @@ macro_rules! store_conformance_suite {
                 assert_eq!(tx.tags("df-1").await.expect("tags"), tags);
                 assert!(tx.access_key("AKIAEXAMPLE").await.expect("key").is_some());
                 assert!(tx.access_key("AKIAOTHER").await.expect("key").is_none());
+                tx.commit().await.expect("commit");
+            }
+
+            fn audit_record(seq: i64, previous_hash: &str, name: &str, time: &str) -> AuditRecord {
+                AuditRecord {
+                    seq,
+                    event_id: format!("event-{seq}"),
+                    event_time: time.into(),
+                    event_name: name.into(),
+                    event_source: "datapipeline.amazonaws.com".into(),
+                    username: Some("root".into()),
+                    access_key_id: Some("AKIAEXAMPLE".into()),
+                    resource_name: Some(format!("df-{seq}")),
+                    resource_type: Some("AWS::DataPipeline::Pipeline".into()),
+                    read_only: name.starts_with("List"),
+                    record: format!("{{\"n\":{seq}}}"),
+                    previous_hash: previous_hash.into(),
+                    hash: format!("hash-{seq}"),
+                }
+            }
+
+            #[tokio::test]
+            async fn the_audit_chain_is_appended_looked_up_and_pruned_to_an_anchor() {
+                let store = store_with_root().await;
+                let mut tx = store.begin().await.expect("begin");
+                assert_eq!(
+                    tx.last_audit_link().await.expect("link"),
+                    (0, AUDIT_GENESIS_HASH.to_string())
+                );
+                let times = [
+                    "2026-01-01T00:00:00Z",
+                    "2026-01-02T00:00:00Z",
+                    "2026-01-03T00:00:00Z",
+                ];
+                let mut previous = AUDIT_GENESIS_HASH.to_string();
+                for (index, time) in times.iter().enumerate() {
+                    let seq = index as i64 + 1;
+                    let name = if seq == 2 {
+                        "ListPipelines"
+                    } else {
+                        "CreatePipeline"
+                    };
+                    tx.append_audit(&audit_record(seq, &previous, name, time))
+                        .await
+                        .expect("append");
+                    previous = format!("hash-{seq}");
+                }
+                assert_eq!(
+                    tx.last_audit_link().await.expect("link"),
+                    (3, "hash-3".to_string())
+                );
+                let query = |attribute: Option<(AuditAttribute, &str)>| AuditQuery {
+                    attribute: attribute.map(|(key, value)| (key, value.to_string())),
+                    limit: 10,
+                    ..AuditQuery::default()
+                };
+                let names = tx
+                    .lookup_audit(&query(Some((AuditAttribute::EventName, "CreatePipeline"))))
+                    .await
+                    .expect("lookup");
+                assert_eq!(
+                    names.iter().map(|record| record.seq).collect::<Vec<_>>(),
+                    vec![3, 1]
+                );
+                let read_only = tx
+                    .lookup_audit(&query(Some((AuditAttribute::ReadOnly, "true"))))
+                    .await
+                    .expect("lookup");
+                assert_eq!(
+                    read_only.iter().map(|record| record.seq).collect::<Vec<_>>(),
+                    vec![2]
+                );
+                let ranged = AuditQuery {
+                    start_time: Some(times[1].into()),
+                    before_seq: Some(3),
+                    limit: 10,
+                    ..AuditQuery::default()
+                };
+                assert_eq!(
+                    tx.lookup_audit(&ranged)
+                        .await
+                        .expect("lookup")
+                        .iter()
+                        .map(|record| record.seq)
+                        .collect::<Vec<_>>(),
+                    vec![2]
+                );
+
+                let file = AuditFileRecord {
+                    file_id: 0,
+                    object_key: "a.json.gz".into(),
+                    first_seq: 1,
+                    last_seq: 2,
+                    sha256: "f".into(),
+                    oldest_event_time: times[0].into(),
+                    newest_event_time: times[1].into(),
+                    digest_id: None,
+                };
+                tx.insert_audit_file(&file, "t").await.expect("file");
+                assert_eq!(tx.last_delivered_seq().await.expect("delivered"), 2);
+                // Nothing is pruned before a digest covers the file.
+                assert!(
+                    tx.prune_audit("2027-01-01T00:00:00Z")
+                        .await
+                        .expect("prune")
+                        .is_empty()
+                );
+                let file_id = tx.audit_files().await.expect("files")[0].file_id;
+                let digest = AuditDigestRecord {
+                    digest_id: 0,
+                    object_key: "d.json.gz".into(),
+                    start_time: times[0].into(),
+                    end_time: times[1].into(),
+                    sha256: "d".into(),
+                    signature: "s".into(),
+                };
+                tx.insert_audit_digest(&digest, &[file_id]).await.expect("digest");
+                assert_eq!(
+                    tx.prune_audit("2027-01-01T00:00:00Z").await.expect("prune"),
+                    vec!["a.json.gz".to_string()]
+                );
+                assert_eq!(
+                    tx.audit_anchor().await.expect("anchor"),
+                    Some((2, "hash-2".to_string()))
+                );
+                assert_eq!(tx.audit_records_after(0, 10).await.expect("records").len(), 1);
+                assert_eq!(
+                    tx.last_audit_link().await.expect("link"),
+                    (3, "hash-3".to_string())
+                );
+                assert_eq!(tx.last_delivered_seq().await.expect("delivered"), 2);
                 tx.commit().await.expect("commit");
             }
         }

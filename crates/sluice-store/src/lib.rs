@@ -83,6 +83,8 @@ pub trait Transaction: Send {
     /// The newest link of the audit chain: `(seq, hash)`, the pruning anchor, or `(0, genesis)`.
     async fn last_audit_link(&mut self) -> Result<(i64, String)>;
     async fn append_audit(&mut self, record: &AuditRecord) -> Result<()>;
+    /// Many records in few statements: the group-commit path for service events.
+    async fn append_audit_batch(&mut self, records: &[AuditRecord]) -> Result<()>;
     /// Records with `seq > after_seq`, oldest first.
     async fn audit_records_after(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>>;
     async fn lookup_audit(&mut self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;

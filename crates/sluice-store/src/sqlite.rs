@@ -385,6 +385,32 @@ impl Transaction for SqliteTransaction {
         Ok(())
     }
 
+    async fn append_audit_batch(&mut self, records: &[AuditRecord]) -> Result<()> {
+        // 13 parameters a row; SQLite allows 32,766 a statement.
+        for chunk in records.chunks(1_000) {
+            let mut builder = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit_records (seq, event_id, event_time, event_name, event_source, username, access_key_id, resource_name, resource_type, read_only, record, previous_hash, hash) ",
+            );
+            builder.push_values(chunk, |mut row, record| {
+                row.push_bind(record.seq)
+                    .push_bind(record.event_id.clone())
+                    .push_bind(record.event_time.clone())
+                    .push_bind(record.event_name.clone())
+                    .push_bind(record.event_source.clone())
+                    .push_bind(record.username.clone())
+                    .push_bind(record.access_key_id.clone())
+                    .push_bind(record.resource_name.clone())
+                    .push_bind(record.resource_type.clone())
+                    .push_bind(record.read_only)
+                    .push_bind(record.record.clone())
+                    .push_bind(record.previous_hash.clone())
+                    .push_bind(record.hash.clone());
+            });
+            builder.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn audit_records_after(&mut self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
         let rows = sqlx::query(select_audit!("seq > ? ORDER BY seq LIMIT ?"))
             .bind(after_seq)

@@ -17,6 +17,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    #[allow(clippy::disallowed_methods, reason = "the binary is where configuration is read")]
     pub fn from_environment() -> anyhow::Result<Credentials> {
         let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").context("AWS_ACCESS_KEY_ID is not set")?;
         let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").context("AWS_SECRET_ACCESS_KEY is not set")?;

@@ -68,11 +68,15 @@ pub async fn verify(
     let mut tx = store.begin().await?;
 
     // 1. The chain of records.
-    let (mut expected_seq, mut expected_previous) = match tx.audit_anchor().await? {
+    let anchor = tx.audit_anchor().await?;
+    let (mut expected_seq, mut expected_previous) = match anchor.clone() {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, AUDIT_GENESIS_HASH.to_string()),
     };
     let mut records_by_seq: HashMap<i64, String> = HashMap::new();
+    // After retention pruned old records, files wholly older than the first kept record are gone
+    // by design, not by tampering.
+    let mut retained_from: Option<String> = None;
     let mut after = expected_seq - 1;
     loop {
         let page = tx.audit_records_after(after, 10_000).await?;
@@ -100,6 +104,9 @@ pub async fn verify(
                     "record {} ({}) was altered: its hash does not match its content",
                     record.seq, record.event_id
                 ));
+            }
+            if retained_from.is_none() {
+                retained_from = Some(record.event_time.clone());
             }
             expected_seq = record.seq + 1;
             expected_previous = record.hash.clone();
@@ -263,7 +270,7 @@ pub async fn verify(
                 digest.object_key
             ));
         }
-        let listed: Vec<(String, String)> = document
+        let listed: Vec<(String, String, String)> = document
             .get("logFiles")
             .and_then(Value::as_array)
             .map(|files| {
@@ -273,12 +280,14 @@ pub async fn verify(
                         Some((
                             file.get("s3Object")?.as_str()?.to_string(),
                             file.get("hashValue")?.as_str()?.to_string(),
+                            file.get("newestEventTime")?.as_str()?.to_string(),
                         ))
                     })
                     .collect()
             })
             .unwrap_or_default();
-        for (key, hash) in &listed {
+        for (key, hash, newest) in &listed {
+            let pruned = anchor.is_some() && retained_from.as_deref().is_none_or(|kept| newest.as_str() < kept);
             match actual_hashes.get(key) {
                 Some(actual) if actual != hash => {
                     report.problems.push(format!(
@@ -286,7 +295,7 @@ pub async fn verify(
                         digest.object_key
                     ));
                 }
-                None if !indexed.contains(key) => {
+                None if !indexed.contains(key) && !pruned => {
                     report.problems.push(format!(
                         "log file {key}, listed in digest {}, is not in the audit index: deleted",
                         digest.object_key
@@ -296,7 +305,7 @@ pub async fn verify(
             }
         }
         for file in files.iter().filter(|file| file.digest_id == Some(digest.digest_id)) {
-            if !listed.iter().any(|(key, _)| key == &file.object_key) {
+            if !listed.iter().any(|(key, _, _)| key == &file.object_key) {
                 report.problems.push(format!(
                     "log file {} is indexed under digest {} but not listed in it",
                     file.object_key, digest.object_key
