@@ -67,6 +67,32 @@ fn main() {
         );
 
         let single = 2_000;
+        {
+            use sluice_store::IdentityRecord;
+            let mut tx = store.begin().await.expect("begin");
+            let root = IdentityRecord {
+                identity_id: "1".into(),
+                account_id: "1".into(),
+                kind: "Root".into(),
+                name: "root".into(),
+                arn: "arn".into(),
+            };
+            tx.insert_identity(&root, "t").await.expect("identity");
+            tx.insert_access_key("AKIA", "1", b"x", "t").await.expect("key");
+            tx.commit().await.expect("commit");
+        }
+        let started = Instant::now();
+        for _ in 0..single {
+            let mut tx = store.begin().await.expect("begin");
+            tx.touch_access_key("AKIA", "2026-01-01T00:00:00").await.expect("touch");
+            tx.commit().await.expect("commit");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "baseline, a request's other write alone: {single} transactions in {elapsed:.2} s = {:.0}/s",
+            single as f64 / elapsed
+        );
+
         let started = Instant::now();
         for _ in 0..single {
             let mut tx = store.begin().await.expect("begin");

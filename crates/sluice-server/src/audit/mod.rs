@@ -174,10 +174,12 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
         .request_body
         .and_then(|body| serde_json::from_slice(body).ok())
         .unwrap_or(Value::Null);
-    let response: Value = call
-        .response_body
-        .and_then(|body| serde_json::from_str(body).ok())
-        .unwrap_or(Value::Null);
+    // Only a successful mutating call's response goes into the record: reads can be large and
+    // are not parsed at all.
+    let response: Value = match call.response_body {
+        Some(body) if !read_only && call.error.is_none() => serde_json::from_str(body).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
     let ids = pipeline_ids(&request, &response);
 
     let user_identity = match call.principal {
@@ -227,7 +229,7 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
     }
     record.insert("requestParameters".into(), bounded(request));
     // CloudTrail gives response elements for mutating calls only.
-    let response_elements = if read_only || call.error.is_some() || response.is_null() {
+    let response_elements = if response.is_null() {
         Value::Null
     } else {
         bounded(response)
