@@ -24,7 +24,8 @@ VENV_BIN = pathlib.Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 
 
 class Server:
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=(), extra_env=None):
+        self.extra_env = extra_env or {}
         self.data_dir = pathlib.Path(data_dir)
         self.log_path = self.data_dir.parent / (self.data_dir.name + ".log")
         self.extra_args = list(extra_args)
@@ -37,7 +38,7 @@ class Server:
             [SLUICE, "serve", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", *self.extra_args],
             stdout=subprocess.PIPE,
             stderr=self.log,
-            env={**os.environ, "SLUICE_LOG": "debug"},
+            env={**os.environ, "SLUICE_LOG": "debug", **self.extra_env},
         )
         line = self.process.stdout.readline().decode()
         if "listening on" not in line:
@@ -152,6 +153,50 @@ def sigv4_authorization(method, path, signed_names, headers, body, access_key_id
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     return (f"AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, "
             f"SignedHeaders={';'.join(signed_names)}, Signature={signature}")
+
+
+def free_port():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class S3Server:
+    """s3s-fs, a real S3-protocol server backed by a folder (installed by scripts/test)."""
+
+    ACCESS_KEY = "s3testaccesskey"
+    SECRET_KEY = "s3test-secret-key-value"
+
+    def __init__(self, root):
+        self.root = pathlib.Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        binary = shutil.which("s3s-fs") or str(pathlib.Path.home() / ".cargo" / "bin" / "s3s-fs")
+        self.process = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", str(self.port), "--access-key", self.ACCESS_KEY,
+             "--secret-key", self.SECRET_KEY, str(self.root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {"AWS_ACCESS_KEY_ID": self.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY}
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    instance = S3Server(tmp_path / "s3")
+    yield instance
+    instance.stop()
 
 
 @pytest.fixture(scope="session")

@@ -392,3 +392,33 @@ def test_retention_prunes_old_files_and_what_remains_still_verifies(tmp_path):
                for record in kept)
     code, output = verify(server.data_dir)
     assert code == 0 and "intact" in output, output
+
+
+def test_delivery_to_a_bucket_verifies_and_names_tampering(tmp_path, s3_server):
+    # Short bucket and prefix names: s3s-fs keeps object metadata in files named after the
+    # base64 of the key, which must fit in 255 bytes.
+    (s3_server.root / "audit").mkdir()
+    server = Server(tmp_path / "data", ["--audit-delivery-seconds", "1", "--audit-digest-seconds", "1",
+                                        "--audit-bucket", "s3://audit/t", "--audit-s3-endpoint", s3_server.endpoint],
+                    extra_env=s3_server.env).start()
+    try:
+        client = server.client()
+        for index in range(3):
+            client.create_pipeline(name=f"b{index}", uniqueId=str(index))
+    finally:
+        server.stop()
+    stored = sorted(p for p in (s3_server.root / "audit" / "t").rglob("*") if p.is_file())
+    assert any("/CloudTrail/" in str(p) for p in stored) and any("/CloudTrail-Digest/" in str(p) for p in stored), stored
+    assert not (server.data_dir / "audit").exists()
+    command = [SLUICE, "audit", "verify", "--data-dir", str(server.data_dir), "--audit-bucket", "s3://audit/t",
+               "--audit-s3-endpoint", s3_server.endpoint]
+    import os
+    env = {**os.environ, **s3_server.env}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and "intact" in result.stdout, result.stdout + result.stderr
+    digest = json.loads(gzip.decompress(next(p for p in stored if "/CloudTrail-Digest/" in str(p) and p.suffix == ".gz").read_bytes()))
+    assert digest["digestS3Bucket"] == "audit"
+    log_file = next(p for p in stored if "/CloudTrail/" in str(p))
+    log_file.write_bytes(gzip.compress(gzip.decompress(log_file.read_bytes()).replace(b'"readOnly"', b'"readOnlx"', 1)))
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and log_file.name in result.stdout, result.stdout + result.stderr

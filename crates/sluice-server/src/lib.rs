@@ -48,6 +48,10 @@ pub struct ServeConfig {
 pub struct AuditConfig {
     /// Where log and digest files go; `DIR/audit` by default.
     pub directory: Option<PathBuf>,
+    /// `s3://bucket/prefix` instead of a folder.
+    pub bucket: Option<String>,
+    /// Endpoint of an S3-compatible server for `bucket` (AWS's when absent).
+    pub s3_endpoint: Option<String>,
     /// The Ed25519 digest signing key; `DIR/keys/audit-signing.pk8` by default. Keep it off the
     /// database's disk to make digests trustworthy against someone who can edit the database.
     pub signing_key: Option<PathBuf>,
@@ -57,6 +61,17 @@ pub struct AuditConfig {
 impl AuditConfig {
     pub fn directory(&self, data_dir: &std::path::Path) -> PathBuf {
         self.directory.clone().unwrap_or_else(|| data_dir.join("audit"))
+    }
+
+    pub fn destination(
+        &self,
+        data_dir: &std::path::Path,
+        region: &str,
+    ) -> anyhow::Result<audit::destination::AuditDestination> {
+        match &self.bucket {
+            Some(bucket) => audit::destination::AuditDestination::bucket(bucket, self.s3_endpoint.as_deref(), region),
+            None => audit::destination::AuditDestination::folder(&self.directory(data_dir)),
+        }
     }
 
     pub fn signing_key(&self, data_dir: &std::path::Path) -> PathBuf {
@@ -118,13 +133,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::UnsealedVault);
     let account_id = bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
 
-    let delivery = Arc::new(audit::delivery::AuditDelivery::open(
-        config.audit.directory(&config.data_dir),
-        &config.audit.signing_key(&config.data_dir),
-        account_id.clone(),
-        config.region.clone(),
-    )?);
-    tracing::info!(directory = %delivery.directory.display(), fingerprint = %delivery.fingerprint, "audit trail delivery");
+    let delivery = Arc::new(
+        audit::delivery::AuditDelivery::open(
+            config.audit.destination(&config.data_dir, &config.region)?,
+            &config.audit.signing_key(&config.data_dir),
+            account_id.clone(),
+            config.region.clone(),
+        )
+        .await
+        .context("cannot set up audit delivery")?,
+    );
+    tracing::info!(destination = %delivery.destination.description, fingerprint = %delivery.fingerprint, "audit trail delivery");
     let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
     let audit_worker = tokio::spawn(audit::delivery::run(
         delivery.clone(),

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use sluice_server::audit::destination::AuditDestination;
 use sluice_server::audit::{delivery, verify};
 use sluice_store::SqliteStore;
 
@@ -27,6 +28,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify {
             data_dir,
             audit_dir,
+            audit_bucket,
+            audit_s3_endpoint,
+            region,
             audit_signing_key,
             public_key,
             from,
@@ -37,10 +41,13 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("{} holds no Sluice store", data_dir.display());
             }
             let store = SqliteStore::open(&database).await?;
-            let directory = audit_dir.unwrap_or_else(|| data_dir.join("audit"));
+            let destination = match &audit_bucket {
+                Some(bucket) => AuditDestination::bucket(bucket, audit_s3_endpoint.as_deref(), &region)?,
+                None => AuditDestination::folder(&audit_dir.unwrap_or_else(|| data_dir.join("audit")))?,
+            };
             let signing_key = audit_signing_key.unwrap_or_else(|| delivery::default_key_path(&data_dir));
             let public_key = verify::load_public_key(public_key.as_ref(), &signing_key)?;
-            let report = verify::verify(&store, &directory, &public_key, &verify::Range { from, to }).await?;
+            let report = verify::verify(&store, &destination, &public_key, &verify::Range { from, to }).await?;
             for problem in &report.problems {
                 println!("TAMPERED: {problem}");
             }

@@ -49,8 +49,15 @@ enum Command {
         #[arg(long, default_value = "us-east-1")]
         region: String,
         /// Folder for audit log and digest files [default: DATA_DIR/audit].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "audit_bucket")]
         audit_dir: Option<PathBuf>,
+        /// Deliver audit files to s3://bucket/prefix instead (credentials from AWS_ACCESS_KEY_ID
+        /// and AWS_SECRET_ACCESS_KEY).
+        #[arg(long)]
+        audit_bucket: Option<String>,
+        /// Endpoint of an S3-compatible server for --audit-bucket.
+        #[arg(long, requires = "audit_bucket")]
+        audit_s3_endpoint: Option<String>,
         /// Ed25519 key that signs audit digests; keep it apart from the data directory's disk
         /// [default: DATA_DIR/keys/audit-signing.pk8, created on first start].
         #[arg(long)]
@@ -84,8 +91,15 @@ enum AuditCommand {
     Verify {
         #[arg(long, default_value = "./sluice-data")]
         data_dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "audit_bucket")]
         audit_dir: Option<PathBuf>,
+        /// The bucket the server delivers to (s3://bucket/prefix).
+        #[arg(long)]
+        audit_bucket: Option<String>,
+        #[arg(long, requires = "audit_bucket")]
+        audit_s3_endpoint: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
         /// The signing key the server uses (its public half verifies) [default: DATA_DIR/keys/audit-signing.pk8].
         #[arg(long, conflicts_with = "public_key")]
         audit_signing_key: Option<PathBuf>,
@@ -157,6 +171,8 @@ fn main() -> ExitCode {
             max_objects,
             region,
             audit_dir,
+            audit_bucket,
+            audit_s3_endpoint,
             audit_signing_key,
             audit_delivery_seconds,
             audit_digest_seconds,
@@ -168,6 +184,8 @@ fn main() -> ExitCode {
             };
             let audit = sluice_server::AuditConfig {
                 directory: audit_dir,
+                bucket: audit_bucket,
+                s3_endpoint: audit_s3_endpoint,
                 signing_key: audit_signing_key,
                 schedule: sluice_server::audit::delivery::Schedule {
                     delivery_interval: std::time::Duration::from_secs(audit_delivery_seconds.max(1)),

@@ -1,6 +1,6 @@
-//! Delivery of the audit trail to a folder in CloudTrail's layout: gzip JSON log files
-//! `{"Records": [...]}`, and signed digest files that list the log files' SHA-256 and chain to
-//! the previous digest's signature. The signing key lives in its own file, apart from the
+//! Delivery of the audit trail in CloudTrail's layout, to a folder or a bucket: gzip JSON log
+//! files `{"Records": [...]}`, and signed digest files that list the log files' SHA-256 and chain
+//! to the previous digest's signature. The signing key lives in its own file, apart from the
 //! database, so whoever can edit the database still cannot forge a digest.
 
 use std::io::{Read, Write};
@@ -20,6 +20,7 @@ use sluice_crypto::audit::{self, DigestSigner, SIGNATURE_ALGORITHM};
 use sluice_crypto::sigv4::sha256_hex;
 use sluice_store::{AuditDigestRecord, AuditFileRecord, Store};
 
+use super::destination::AuditDestination;
 use crate::bootstrap::random_upper_alphanumeric;
 use crate::clock::{Clock, render};
 
@@ -28,7 +29,7 @@ pub const LOCAL_BUCKET: &str = "local";
 const RECORDS_PER_FILE: i64 = 10_000;
 
 pub struct AuditDelivery {
-    pub directory: PathBuf,
+    pub destination: AuditDestination,
     pub account_id: String,
     pub region: String,
     signer: DigestSigner,
@@ -54,6 +55,11 @@ pub fn load_or_create_signing_key(path: &Path) -> anyhow::Result<DigestSigner> {
         file.write_all(&pkcs8)?;
         file.sync_all()?;
     }
+    load_existing_signing_key(path)
+}
+
+/// Loads the signing key without creating one (for verification).
+pub fn load_existing_signing_key(path: &Path) -> anyhow::Result<DigestSigner> {
     let pkcs8 = std::fs::read(path).with_context(|| format!("cannot read the audit signing key {}", path.display()))?;
     Ok(DigestSigner::from_pkcs8(&pkcs8)?)
 }
@@ -75,21 +81,15 @@ pub fn gunzip(compressed: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(content)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("partial");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    Ok(())
+/// The digest's signature sits beside it (CloudTrail keeps it in object metadata, which a folder
+/// does not have).
+pub fn signature_key(digest_key: &str) -> String {
+    format!("{digest_key}.sig")
 }
 
 impl AuditDelivery {
-    pub fn open(
-        directory: PathBuf,
+    pub async fn open(
+        destination: AuditDestination,
         key_path: &Path,
         account_id: String,
         region: String,
@@ -97,12 +97,14 @@ impl AuditDelivery {
         let signer = load_or_create_signing_key(key_path)?;
         let public_key = signer.public_key();
         let fingerprint = audit::fingerprint(&public_key);
-        let public_key_path = directory.join("public-keys").join(format!("{fingerprint}.pub"));
-        if !public_key_path.exists() {
-            write_atomically(&public_key_path, hex::encode(&public_key).as_bytes())?;
+        let public_key_key = format!("public-keys/{fingerprint}.pub");
+        if destination.get(&public_key_key).await?.is_none() {
+            destination
+                .put(&public_key_key, hex::encode(&public_key).into_bytes())
+                .await?;
         }
         Ok(AuditDelivery {
-            directory,
+            destination,
             account_id,
             region,
             signer,
@@ -146,37 +148,24 @@ impl AuditDelivery {
             };
             let now = clock.now();
             let key = self.log_key(now)?;
-            let content = format!(
-                "{{\"Records\":[{}]}}",
-                records
-                    .iter()
-                    .map(|record| record.record.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            let bodies: Vec<&str> = records.iter().map(|record| record.record.as_str()).collect();
+            let content = format!("{{\"Records\":[{}]}}", bodies.join(","));
+            let times = || records.iter().map(|record| record.event_time.clone());
             let file = AuditFileRecord {
                 file_id: 0,
                 object_key: key.clone(),
                 first_seq: first.seq,
                 last_seq: last.seq,
                 sha256: sha256_hex(content.as_bytes()),
-                oldest_event_time: records
-                    .iter()
-                    .map(|record| record.event_time.clone())
-                    .min()
-                    .unwrap_or_default(),
-                newest_event_time: records
-                    .iter()
-                    .map(|record| record.event_time.clone())
-                    .max()
-                    .unwrap_or_default(),
+                oldest_event_time: times().min().unwrap_or_default(),
+                newest_event_time: times().max().unwrap_or_default(),
                 digest_id: None,
             };
-            let path = self.directory.join(&key);
+            // Index, then file, then commit: a failure leaves no index entry and no stray file.
             tx.insert_audit_file(&file, &render(now)).await?;
-            write_atomically(&path, &gzip(content.as_bytes())?)?;
+            self.destination.put(&key, gzip(content.as_bytes())?).await?;
             if let Err(error) = tx.commit().await {
-                let _ = std::fs::remove_file(&path);
+                let _ = self.destination.delete(&key).await;
                 return Err(error.into());
             }
             n_delivered += records.len();
@@ -203,11 +192,12 @@ impl AuditDelivery {
                 .map_or_else(|| end_time.clone(), |file| file.oldest_event_time.clone()),
         };
         let key = self.digest_key(end)?;
+        let bucket = &self.destination.bucket_label;
         let log_files: Vec<Value> = files
             .iter()
             .map(|file| {
                 json!({
-                    "s3Bucket": LOCAL_BUCKET,
+                    "s3Bucket": bucket,
                     "s3Object": file.object_key,
                     "hashValue": file.sha256,
                     "hashAlgorithm": "SHA-256",
@@ -220,13 +210,13 @@ impl AuditDelivery {
             "awsAccountId": self.account_id,
             "digestStartTime": start_time,
             "digestEndTime": end_time,
-            "digestS3Bucket": LOCAL_BUCKET,
+            "digestS3Bucket": bucket,
             "digestS3Object": key,
             "digestPublicKeyFingerprint": self.fingerprint,
             "digestSignatureAlgorithm": SIGNATURE_ALGORITHM,
             "newestEventTime": files.iter().map(|file| file.newest_event_time.clone()).max(),
             "oldestEventTime": files.iter().map(|file| file.oldest_event_time.clone()).min(),
-            "previousDigestS3Bucket": previous.as_ref().map(|_| LOCAL_BUCKET),
+            "previousDigestS3Bucket": previous.as_ref().map(|_| bucket.clone()),
             "previousDigestS3Object": previous.as_ref().map(|previous| previous.object_key.clone()),
             "previousDigestHashValue": previous.as_ref().map(|previous| previous.sha256.clone()),
             "previousDigestHashAlgorithm": previous.as_ref().map(|_| "SHA-256"),
@@ -235,37 +225,38 @@ impl AuditDelivery {
         });
         let content = serde_json::to_vec(&document)?;
         let sha256 = sha256_hex(&content);
-        let to_sign = audit::digest_string_to_sign(
-            &end_time,
-            LOCAL_BUCKET,
-            &key,
-            &sha256,
-            previous.as_ref().map(|previous| previous.signature.as_str()),
-        );
+        let previous_signature = previous.as_ref().map(|previous| previous.signature.as_str());
+        let to_sign = audit::digest_string_to_sign(&end_time, bucket, &key, &sha256, previous_signature);
         let signature = self.signer.sign_hex(&to_sign);
-        // Index first (its unique key refuses a clash), files second, commit last: a failure at
-        // any step leaves no digest in the index, and a stray file is removed.
-        let path = self.directory.join(&key);
         let sidecar = json!({ "signature": signature, "signatureAlgorithm": SIGNATURE_ALGORITHM });
         let record = AuditDigestRecord {
             digest_id: 0,
-            object_key: key,
+            object_key: key.clone(),
             start_time,
             end_time,
             sha256,
             signature,
         };
         let file_ids: Vec<i64> = files.iter().map(|file| file.file_id).collect();
+        // Index first (its unique key refuses a clash), files second, commit last: a failure at
+        // any step leaves no digest in the index, and a stray file is removed.
         tx.insert_audit_digest(&record, &file_ids).await?;
-        let written = write_atomically(&path, &gzip(&content)?)
-            .and_then(|()| write_atomically(&signature_path(&path), sidecar.to_string().as_bytes()));
+        let signature_key = signature_key(&key);
+        let written = match self.destination.put(&key, gzip(&content)?).await {
+            Ok(()) => {
+                self.destination
+                    .put(&signature_key, sidecar.to_string().into_bytes())
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         if let Err(error) = written {
-            let _ = std::fs::remove_file(&path);
+            let _ = self.destination.delete(&key).await;
             return Err(error);
         }
         if let Err(error) = tx.commit().await {
-            let _ = std::fs::remove_file(&path);
-            let _ = std::fs::remove_file(signature_path(&path));
+            let _ = self.destination.delete(&key).await;
+            let _ = self.destination.delete(&signature_key).await;
             return Err(error.into());
         }
         Ok(())
@@ -277,17 +268,12 @@ impl AuditDelivery {
         let keys = tx.prune_audit(&super::render_event_time(before)).await?;
         tx.commit().await?;
         for key in &keys {
-            let _ = std::fs::remove_file(self.directory.join(key));
+            if let Err(error) = self.destination.delete(key).await {
+                tracing::warn!(key = %key, error = %format!("{error:#}"), "could not remove a pruned audit file");
+            }
         }
         Ok(keys.len())
     }
-}
-
-/// The digest's signature sits beside it, as CloudTrail keeps it in object metadata.
-pub fn signature_path(digest_path: &Path) -> PathBuf {
-    let mut name = digest_path.as_os_str().to_owned();
-    name.push(".sig");
-    PathBuf::from(name)
 }
 
 #[derive(Debug, Clone)]
@@ -310,20 +296,19 @@ pub async fn run(
     let mut digest_tick = tokio::time::interval(schedule.digest_interval);
     deliver_tick.tick().await;
     digest_tick.tick().await;
+    let report = |what: &str, result: anyhow::Result<()>| {
+        if let Err(error) = result {
+            tracing::error!(error = %format!("{error:#}"), "{what} failed");
+        }
+    };
     loop {
         tokio::select! {
             _ = deliver_tick.tick() => {
-                if let Err(error) = delivery.deliver(store.as_ref(), clock.as_ref()).await {
-                    tracing::error!(error = %format!("{error:#}"), "audit delivery failed");
-                }
+                report("audit delivery", delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop));
             }
             _ = digest_tick.tick() => {
-                if let Err(error) = delivery.deliver(store.as_ref(), clock.as_ref()).await {
-                    tracing::error!(error = %format!("{error:#}"), "audit delivery failed");
-                }
-                if let Err(error) = delivery.digest(store.as_ref(), clock.as_ref()).await {
-                    tracing::error!(error = %format!("{error:#}"), "audit digest failed");
-                }
+                report("audit delivery", delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop));
+                report("audit digest", delivery.digest(store.as_ref(), clock.as_ref()).await);
                 if let Some(retention) = schedule.retention {
                     match delivery.prune(store.as_ref(), clock.now() - retention).await {
                         Ok(0) => {}
@@ -335,16 +320,12 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
     }
-    if let Err(error) = delivery.deliver(store.as_ref(), clock.as_ref()).await {
-        tracing::error!(error = %format!("{error:#}"), "final audit delivery failed");
-    }
-    if let Err(error) = delivery.digest(store.as_ref(), clock.as_ref()).await {
-        tracing::error!(error = %format!("{error:#}"), "final audit digest failed");
-    }
-}
-
-/// Loads the signing key without creating one (for verification).
-pub fn load_existing_signing_key(path: &Path) -> anyhow::Result<DigestSigner> {
-    let pkcs8 = std::fs::read(path).with_context(|| format!("cannot read the audit signing key {}", path.display()))?;
-    Ok(DigestSigner::from_pkcs8(&pkcs8)?)
+    report(
+        "final audit delivery",
+        delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop),
+    );
+    report(
+        "final audit digest",
+        delivery.digest(store.as_ref(), clock.as_ref()).await,
+    );
 }

@@ -6,6 +6,7 @@
 //! member names, keys, tokens and codes become `HIDDEN_DUE_TO_SECURITY_REASONS`.
 
 pub mod delivery;
+pub mod destination;
 pub mod lookup;
 pub mod verify;
 

@@ -5,12 +5,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::destination::AuditDestination;
+
 use serde_json::Value;
 use sluice_crypto::audit::{chain_hash, digest_string_to_sign, fingerprint, verify_hex};
 use sluice_crypto::sigv4::sha256_hex;
 use sluice_store::{AUDIT_GENESIS_HASH, Store};
 
-use super::delivery::{LOCAL_BUCKET, gunzip, signature_path};
+use super::delivery::{gunzip, signature_key};
 
 #[derive(Debug, Default)]
 pub struct Verification {
@@ -36,31 +38,18 @@ impl Range {
     }
 }
 
-fn list_files(root: &Path, marker: &str) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(directory) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&directory) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(relative) = path.strip_prefix(root) {
-                let relative = relative.to_string_lossy().into_owned();
-                if relative.ends_with(".json.gz") && relative.contains(marker) {
-                    found.insert(relative);
-                }
-            }
-        }
-    }
-    found
+async fn list_keys(destination: &AuditDestination, marker: &str) -> anyhow::Result<BTreeSet<String>> {
+    Ok(destination
+        .list("AWSLogs")
+        .await?
+        .into_iter()
+        .filter(|key| key.ends_with(".json.gz") && key.contains(marker))
+        .collect())
 }
 
 pub async fn verify(
     store: &dyn Store,
-    directory: &Path,
+    destination: &AuditDestination,
     public_key: &[u8],
     range: &Range,
 ) -> anyhow::Result<Verification> {
@@ -123,8 +112,7 @@ pub async fn verify(
             continue;
         }
         report.n_files += 1;
-        let path = directory.join(&file.object_key);
-        let Ok(compressed) = std::fs::read(&path) else {
+        let Some(compressed) = destination.get(&file.object_key).await? else {
             report
                 .problems
                 .push(format!("log file {} is missing: deleted", file.object_key));
@@ -178,7 +166,7 @@ pub async fn verify(
         }
     }
     let indexed: BTreeSet<String> = files.iter().map(|file| file.object_key.clone()).collect();
-    for extra in list_files(directory, "/CloudTrail/").difference(&indexed) {
+    for extra in list_keys(destination, "/CloudTrail/").await?.difference(&indexed) {
         report
             .problems
             .push(format!("log file {extra} is not in the audit index: inserted"));
@@ -195,8 +183,7 @@ pub async fn verify(
             continue;
         }
         report.n_digests += 1;
-        let path = directory.join(&digest.object_key);
-        let Ok(compressed) = std::fs::read(&path) else {
+        let Some(compressed) = destination.get(&digest.object_key).await? else {
             report
                 .problems
                 .push(format!("digest {} is missing: deleted", digest.object_key));
@@ -218,8 +205,9 @@ pub async fn verify(
             continue;
         };
         let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_string);
-        let signature = std::fs::read(signature_path(&path))
-            .ok()
+        let signature = destination
+            .get(&signature_key(&digest.object_key))
+            .await?
             .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
             .and_then(|sidecar| sidecar.get("signature").and_then(Value::as_str).map(str::to_string));
         let Some(signature) = signature else {
@@ -250,7 +238,7 @@ pub async fn verify(
             continue;
         }
         if text("digestS3Object").as_deref() != Some(digest.object_key.as_str())
-            || text("digestS3Bucket").as_deref() != Some(LOCAL_BUCKET)
+            || text("digestS3Bucket").as_deref() != Some(destination.bucket_label.as_str())
         {
             report.problems.push(format!(
                 "digest {} was moved from its original location",
@@ -314,7 +302,10 @@ pub async fn verify(
         }
     }
     let indexed_digests: BTreeSet<String> = digests.iter().map(|digest| digest.object_key.clone()).collect();
-    for extra in list_files(directory, "/CloudTrail-Digest/").difference(&indexed_digests) {
+    for extra in list_keys(destination, "/CloudTrail-Digest/")
+        .await?
+        .difference(&indexed_digests)
+    {
         report
             .problems
             .push(format!("digest {extra} is not in the audit index: inserted"));
