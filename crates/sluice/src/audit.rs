@@ -27,9 +27,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify {
             data_dir,
-            audit_dir,
-            audit_bucket,
-            audit_s3_endpoint,
+            audit_location,
             region,
             audit_signing_key,
             public_key,
@@ -41,9 +39,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("{} holds no Sluice store", data_dir.display());
             }
             let store = SqliteStore::open(&database).await?;
-            let destination = match &audit_bucket {
-                Some(bucket) => AuditDestination::bucket(bucket, audit_s3_endpoint.as_deref(), &region)?,
-                None => AuditDestination::folder(&audit_dir.unwrap_or_else(|| data_dir.join("audit")))?,
+            let destination = match &audit_location.audit_bucket {
+                Some(bucket) => AuditDestination::bucket(bucket, audit_location.audit_s3_endpoint.as_deref(), &region)?,
+                None => AuditDestination::folder(&audit_location.audit_dir.unwrap_or_else(|| data_dir.join("audit")))?,
             };
             let signing_key = audit_signing_key.unwrap_or_else(|| delivery::default_key_path(&data_dir));
             let public_key = verify::load_public_key(public_key.as_ref(), &signing_key)?;

@@ -48,16 +48,8 @@ enum Command {
         /// Region named in audit records and file names when a request names none.
         #[arg(long, default_value = "us-east-1")]
         region: String,
-        /// Folder for audit log and digest files [default: DATA_DIR/audit].
-        #[arg(long, conflicts_with = "audit_bucket")]
-        audit_dir: Option<PathBuf>,
-        /// Deliver audit files to s3://bucket/prefix instead (credentials from AWS_ACCESS_KEY_ID
-        /// and AWS_SECRET_ACCESS_KEY).
-        #[arg(long)]
-        audit_bucket: Option<String>,
-        /// Endpoint of an S3-compatible server for --audit-bucket.
-        #[arg(long, requires = "audit_bucket")]
-        audit_s3_endpoint: Option<String>,
+        #[command(flatten)]
+        audit_location: AuditLocation,
         /// Ed25519 key that signs audit digests; keep it apart from the data directory's disk
         /// [default: DATA_DIR/keys/audit-signing.pk8, created on first start].
         #[arg(long)]
@@ -84,6 +76,20 @@ enum Command {
     },
 }
 
+/// Where the audit trail's files are: a folder or a bucket.
+#[derive(clap::Args)]
+struct AuditLocation {
+    /// Folder for audit log and digest files [default: DATA_DIR/audit].
+    #[arg(long, conflicts_with = "audit_bucket")]
+    audit_dir: Option<PathBuf>,
+    /// An s3://bucket/prefix instead (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    audit_bucket: Option<String>,
+    /// Endpoint of an S3-compatible server for --audit-bucket.
+    #[arg(long, requires = "audit_bucket")]
+    audit_s3_endpoint: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the record chain, the log files and the signed digests; names the first record or
@@ -91,13 +97,8 @@ enum AuditCommand {
     Verify {
         #[arg(long, default_value = "./sluice-data")]
         data_dir: PathBuf,
-        #[arg(long, conflicts_with = "audit_bucket")]
-        audit_dir: Option<PathBuf>,
-        /// The bucket the server delivers to (s3://bucket/prefix).
-        #[arg(long)]
-        audit_bucket: Option<String>,
-        #[arg(long, requires = "audit_bucket")]
-        audit_s3_endpoint: Option<String>,
+        #[command(flatten)]
+        audit_location: AuditLocation,
         #[arg(long, default_value = "us-east-1")]
         region: String,
         /// The signing key the server uses (its public half verifies) [default: DATA_DIR/keys/audit-signing.pk8].
@@ -170,9 +171,7 @@ fn main() -> ExitCode {
             max_pipelines,
             max_objects,
             region,
-            audit_dir,
-            audit_bucket,
-            audit_s3_endpoint,
+            audit_location,
             audit_signing_key,
             audit_delivery_seconds,
             audit_digest_seconds,
@@ -183,9 +182,9 @@ fn main() -> ExitCode {
                 ..Limits::default()
             };
             let audit = sluice_server::AuditConfig {
-                directory: audit_dir,
-                bucket: audit_bucket,
-                s3_endpoint: audit_s3_endpoint,
+                directory: audit_location.audit_dir,
+                bucket: audit_location.audit_bucket,
+                s3_endpoint: audit_location.audit_s3_endpoint,
                 signing_key: audit_signing_key,
                 schedule: sluice_server::audit::delivery::Schedule {
                     delivery_interval: std::time::Duration::from_secs(audit_delivery_seconds.max(1)),

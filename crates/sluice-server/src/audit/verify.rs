@@ -47,6 +47,27 @@ async fn list_keys(destination: &AuditDestination, marker: &str) -> anyhow::Resu
         .collect())
 }
 
+/// A delivered object's uncompressed bytes, or `None` with the problem recorded (missing,
+/// truncated, corrupt).
+async fn fetch(
+    destination: &AuditDestination,
+    kind: &str,
+    key: &str,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(compressed) = destination.get(key).await? else {
+        problems.push(format!("{kind} {key} is missing: deleted"));
+        return Ok(None);
+    };
+    match gunzip(&compressed) {
+        Ok(content) => Ok(Some(content)),
+        Err(error) => {
+            problems.push(format!("{kind} {key} is truncated or corrupt: {error}"));
+            Ok(None)
+        }
+    }
+}
+
 pub async fn verify(
     store: &dyn Store,
     destination: &AuditDestination,
@@ -112,20 +133,8 @@ pub async fn verify(
             continue;
         }
         report.n_files += 1;
-        let Some(compressed) = destination.get(&file.object_key).await? else {
-            report
-                .problems
-                .push(format!("log file {} is missing: deleted", file.object_key));
+        let Some(content) = fetch(destination, "log file", &file.object_key, &mut report.problems).await? else {
             continue;
-        };
-        let content = match gunzip(&compressed) {
-            Ok(content) => content,
-            Err(error) => {
-                report
-                    .problems
-                    .push(format!("log file {} is truncated or corrupt: {error}", file.object_key));
-                continue;
-            }
         };
         let hash = sha256_hex(&content);
         actual_hashes.insert(file.object_key.clone(), hash.clone());
@@ -183,20 +192,8 @@ pub async fn verify(
             continue;
         }
         report.n_digests += 1;
-        let Some(compressed) = destination.get(&digest.object_key).await? else {
-            report
-                .problems
-                .push(format!("digest {} is missing: deleted", digest.object_key));
+        let Some(content) = fetch(destination, "digest", &digest.object_key, &mut report.problems).await? else {
             continue;
-        };
-        let content = match gunzip(&compressed) {
-            Ok(content) => content,
-            Err(error) => {
-                report
-                    .problems
-                    .push(format!("digest {} is truncated or corrupt: {error}", digest.object_key));
-                continue;
-            }
         };
         let Ok(document) = serde_json::from_slice::<Value>(&content) else {
             report
