@@ -5,6 +5,7 @@
 //! no I/O: keys, times and random bytes are arguments.
 
 pub mod audit;
+pub mod envelope;
 pub mod secret;
 pub mod sigv4;
 

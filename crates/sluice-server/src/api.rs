@@ -32,6 +32,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub vault: Arc<dyn SecretVault>,
+    pub cipher: Arc<crate::keys::Cipher>,
     pub limits: Limits,
     pub max_pipelines: i64,
     /// The account this server holds (one per data directory today).
@@ -346,7 +347,10 @@ async fn authenticate(
     let Some(key) = key.filter(|key| key.status == "Active") else {
         return Err(unrecognized());
     };
-    let Some(secret) = state.vault.open(&key.sealed_secret) else {
+    let Some(secret) = state
+        .vault
+        .open(&crate::keys::access_key_context(&key.access_key_id), &key.sealed_secret)
+    else {
         tracing::error!(access_key_id = %key.access_key_id, "stored key secret cannot be opened");
         return Err(fail(ApiError::internal()));
     };

@@ -74,8 +74,13 @@ pub async fn ensure_root(
     let now = render(clock.now());
     tx.insert_identity(&root, &now).await?;
     let (access_key_id, secret) = new_access_key()?;
-    tx.insert_access_key(&access_key_id, &root.identity_id, &vault.seal(&secret), &now)
-        .await?;
+    tx.insert_access_key(
+        &access_key_id,
+        &root.identity_id,
+        &vault.seal(&crate::keys::access_key_context(&access_key_id), &secret)?,
+        &now,
+    )
+    .await?;
 
     // The file is written (0600, never world-readable, not even briefly) before the commit and
     // moved into place after it, so a crash leaves either both or neither.

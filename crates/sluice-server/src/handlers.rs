@@ -4,8 +4,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use sluice_core::PipelineDefinition;
 use sluice_core::validate;
-use sluice_store::{DefinitionRecord, NewPipeline, PipelineRecord, StoreError, Tag, Transaction};
+use sluice_store::{NewPipeline, PipelineRecord, StoreError, StoredDefinition, Tag, Transaction};
 use sluice_wire::shapes::{self, Field, PipelineDescription, PipelineIdName};
 use sluice_wire::{ApiError, Operation, parse_body};
 
@@ -19,6 +20,61 @@ const MAX_TAGS: usize = 10;
 fn store_error(error: StoreError) -> ApiError {
     tracing::error!(%error, "store error");
     ApiError::internal()
+}
+
+fn crypto_error(error: anyhow::Error) -> ApiError {
+    tracing::error!(error = %format!("{error:#}"), "encryption at rest failed");
+    ApiError::internal()
+}
+
+/// The pipeline's data key, unwrapped.
+async fn pipeline_data_key(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    pipeline_id: &str,
+) -> Result<sluice_crypto::envelope::KeyMaterial, ApiError> {
+    let wrapped = tx.data_key(pipeline_id).await.map_err(store_error)?.ok_or_else(|| {
+        tracing::error!(pipeline_id, "pipeline has no data key");
+        ApiError::internal()
+    })?;
+    state
+        .cipher
+        .unwrap_data_key(pipeline_id, &wrapped)
+        .map_err(crypto_error)
+}
+
+/// Decodes a stored definition version, decrypting it when sealed.
+async fn read_definition(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    pipeline_id: &str,
+    version: i64,
+    stored: &StoredDefinition,
+) -> Result<PipelineDefinition, ApiError> {
+    let json = match stored.format_version {
+        sluice_store::DEFINITION_FORMAT_PLAINTEXT => stored.body.clone(),
+        sluice_store::DEFINITION_FORMAT_SEALED => {
+            let data_key = pipeline_data_key(state, tx, pipeline_id).await?;
+            let context = crate::keys::definition_context(pipeline_id, version);
+            state
+                .cipher
+                .open_with_data_key(&data_key, pipeline_id, &context, &stored.body)
+                .map_err(crypto_error)?
+        }
+        other => {
+            tracing::error!(
+                pipeline_id,
+                version,
+                format_version = other,
+                "unknown definition format"
+            );
+            return Err(ApiError::internal());
+        }
+    };
+    sluice_store::decode_definition(&json).map_err(|error| {
+        tracing::error!(pipeline_id, version, %error, "stored definition does not decode");
+        ApiError::internal()
+    })
 }
 
 fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
@@ -46,7 +102,7 @@ pub async fn dispatch(
         Operation::ListPipelines => list_pipelines(tx, principal, body).await,
         Operation::PutPipelineDefinition => put_definition(state, tx, principal, body, operation).await,
         Operation::ValidatePipelineDefinition => put_definition(state, tx, principal, body, operation).await,
-        Operation::GetPipelineDefinition => get_definition(tx, principal, body).await,
+        Operation::GetPipelineDefinition => get_definition(state, tx, principal, body).await,
         Operation::AddTags => add_tags(tx, principal, body).await,
         Operation::RemoveTags => remove_tags(tx, principal, body).await,
         Operation::LookupEvents => crate::audit::lookup::lookup_events(tx, principal, body).await,
@@ -134,6 +190,11 @@ async fn create_pipeline(
     })
     .await
     .map_err(store_error)?;
+    // Every pipeline gets its own data key: deleting the pipeline destroys it.
+    let (_, wrapped) = state.cipher.new_data_key(&pipeline_id).map_err(crypto_error)?;
+    tx.insert_data_key(&pipeline_id, &wrapped, &render(state.clock.now()))
+        .await
+        .map_err(store_error)?;
     let tags: Vec<Tag> = input
         .tags
         .into_iter()
@@ -317,18 +378,35 @@ async fn put_definition(
                 record.pipeline_id
             )));
         }
-        let stored = DefinitionRecord {
-            definition,
+        let version = record.latest_version + 1;
+        let data_key = pipeline_data_key(state, tx, &record.pipeline_id).await?;
+        let body = state
+            .cipher
+            .seal_with_data_key(
+                &data_key,
+                &record.pipeline_id,
+                &crate::keys::definition_context(&record.pipeline_id, version),
+                &sluice_store::encode_definition(&definition),
+            )
+            .map_err(crypto_error)?;
+        let stored = StoredDefinition {
+            format_version: sluice_store::DEFINITION_FORMAT_SEALED,
+            body,
             errored: report.errored(),
         };
-        tx.put_definition(&record.pipeline_id, &stored, &render(state.clock.now()))
+        tx.put_definition(&record.pipeline_id, version, &stored, &render(state.clock.now()))
             .await
             .map_err(store_error)?;
     }
     json(&shapes::ValidationOutput::from_report(&report))
 }
 
-async fn get_definition(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+async fn get_definition(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
     let input: shapes::GetPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
@@ -352,11 +430,10 @@ async fn get_definition(tx: &mut dyn Transaction, principal: &Principal, body: &
     };
     // A pipeline never defined (or never activated, for 'active') has an empty definition.
     let definition = match version.filter(|version| *version > 0) {
-        Some(version) => tx
-            .definition(&record.pipeline_id, version)
-            .await
-            .map_err(store_error)?
-            .map(|stored| stored.definition),
+        Some(version) => match tx.definition(&record.pipeline_id, version).await.map_err(store_error)? {
+            Some(stored) => Some(read_definition(state, tx, &record.pipeline_id, version, &stored).await?),
+            None => None,
+        },
         None => None,
     }
     .unwrap_or_default();

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod clock;
 mod handlers;
+pub mod keys;
 pub mod tls;
 pub mod vault;
 
@@ -42,6 +43,8 @@ pub struct ServeConfig {
     pub max_pipelines: i64,
     pub region: String,
     pub audit: AuditConfig,
+    /// The folder of key-encryption keys (`DIR/keys` by default).
+    pub key_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +133,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .context("cannot open the store")?,
     );
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
-    let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::UnsealedVault);
+    let key_directory = config
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| keys::default_key_directory(&config.data_dir));
+    let cipher = Arc::new(keys::Cipher::new(keys::Keyring::open_or_create(&key_directory)?)?);
+    let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::KekVault { cipher: cipher.clone() });
     let account_id = bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
 
     let delivery = Arc::new(
@@ -167,6 +175,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         store,
         clock,
         vault,
+        cipher,
         limits: config.limits.clone(),
         max_pipelines: config.max_pipelines,
         account_id,

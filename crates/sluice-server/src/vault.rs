@@ -1,31 +1,34 @@
-//! Sealing of secrets before they reach the store.
-//!
-//! Encryption at rest is its own piece of work ([encryption]); until it lands, the one vault
-//! tags what it stores with format 0 ("not encrypted") so that a later vault can find and re-seal
-//! every such value. Callers go through this trait only, so nothing else changes then.
+//! Sealing of secrets before they reach the store: under the KEK, bound to what they belong to.
+//! Format 0 ("not encrypted", a leading zero byte) from before encryption at rest is still read,
+//! and `sluice keys rewrap` seals such values.
+
+use std::sync::Arc;
 
 use sluice_crypto::Secret;
 
+use crate::keys::Cipher;
+
 pub trait SecretVault: Send + Sync + 'static {
-    fn seal(&self, secret: &Secret<String>) -> Vec<u8>;
-    fn open(&self, sealed: &[u8]) -> Option<Secret<String>>;
+    fn seal(&self, context: &str, secret: &Secret<String>) -> anyhow::Result<Vec<u8>>;
+    fn open(&self, context: &str, sealed: &[u8]) -> Option<Secret<String>>;
 }
 
 const FORMAT_UNSEALED: u8 = 0;
 
-pub struct UnsealedVault;
+pub struct KekVault {
+    pub cipher: Arc<Cipher>,
+}
 
-impl SecretVault for UnsealedVault {
-    fn seal(&self, secret: &Secret<String>) -> Vec<u8> {
-        let mut sealed = vec![FORMAT_UNSEALED];
-        sealed.extend_from_slice(secret.expose_secret().as_bytes());
-        sealed
+impl SecretVault for KekVault {
+    fn seal(&self, context: &str, secret: &Secret<String>) -> anyhow::Result<Vec<u8>> {
+        self.cipher.seal_with_kek(context, secret.expose_secret().as_bytes())
     }
 
-    fn open(&self, sealed: &[u8]) -> Option<Secret<String>> {
-        match sealed.split_first() {
-            Some((&FORMAT_UNSEALED, rest)) => String::from_utf8(rest.to_vec()).ok().map(Secret::new),
-            _ => None,
-        }
+    fn open(&self, context: &str, sealed: &[u8]) -> Option<Secret<String>> {
+        let plaintext = match sealed.split_first() {
+            Some((&FORMAT_UNSEALED, rest)) => rest.to_vec(),
+            _ => self.cipher.open_with_kek(context, sealed).ok()?,
+        };
+        String::from_utf8(plaintext).ok().map(Secret::new)
     }
 }

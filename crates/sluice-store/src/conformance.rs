@@ -11,7 +11,7 @@ macro_rules! store_conformance_suite {
             use sluice_core::{Field, PipelineDefinition, PipelineObject};
             use $crate::{
                 AUDIT_GENESIS_HASH, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-                DefinitionRecord, IdentityRecord, NewPipeline, Store, Tag,
+                IdentityRecord, NewPipeline, Store, StoredDefinition, Tag,
             };
 
             fn new_pipeline(id: &str, name: &str, unique_id: &str) -> NewPipeline {
@@ -117,19 +117,38 @@ macro_rules! store_conformance_suite {
                     }],
                     ..PipelineDefinition::default()
                 };
-                let record = DefinitionRecord {
-                    definition: definition.clone(),
+                let record = StoredDefinition {
+                    format_version: $crate::DEFINITION_FORMAT_PLAINTEXT,
+                    body: $crate::encode_definition(&definition),
                     errored: false,
                 };
-                assert_eq!(tx.put_definition("df-1", &record, "t").await.expect("put"), 1);
-                assert_eq!(tx.put_definition("df-1", &record, "t").await.expect("put"), 2);
+                tx.put_definition("df-1", 1, &record, "t").await.expect("put");
+                tx.put_definition("df-1", 2, &record, "t").await.expect("put");
+                assert!(
+                    tx.put_definition("df-1", 5, &record, "t").await.is_err(),
+                    "only the next version may be written"
+                );
+                let stored = tx.definition("df-1", 2).await.expect("get").expect("present");
                 assert_eq!(
-                    tx.definition("df-1", 2)
-                        .await
-                        .expect("get")
-                        .expect("present")
-                        .definition,
+                    $crate::decode_definition(&stored.body).expect("decodes"),
                     definition
+                );
+                assert_eq!(
+                    tx.definition_versions().await.expect("versions"),
+                    vec![("df-1".to_string(), 1), ("df-1".to_string(), 2)]
+                );
+                // A pipeline's data key goes with the pipeline (crypto-shredding).
+                tx.insert_data_key("df-1", b"wrapped", "t")
+                    .await
+                    .expect("data key");
+                assert_eq!(
+                    tx.data_key("df-1").await.expect("read"),
+                    Some(b"wrapped".to_vec())
+                );
+                tx.replace_data_key("df-1", b"rewrapped").await.expect("rewrap");
+                assert_eq!(
+                    tx.data_keys().await.expect("all"),
+                    vec![("df-1".to_string(), b"rewrapped".to_vec())]
                 );
                 let tags = vec![
                     Tag {
@@ -144,6 +163,16 @@ macro_rules! store_conformance_suite {
                 tx.replace_tags("df-1", &tags).await.expect("tags");
                 assert_eq!(tx.tags("df-1").await.expect("tags"), tags);
                 assert!(tx.access_key("AKIAEXAMPLE").await.expect("key").is_some());
+                tx.replace_access_key_secret("AKIAEXAMPLE", b"resealed")
+                    .await
+                    .expect("reseal");
+                assert_eq!(
+                    tx.access_key_secrets().await.expect("secrets"),
+                    vec![("AKIAEXAMPLE".to_string(), b"resealed".to_vec())]
+                );
+                tx.delete_pipeline("df-1", "t").await.expect("delete");
+                assert_eq!(tx.data_key("df-1").await.expect("read"), None);
+                assert!(tx.definition("df-1", 1).await.expect("read").is_none());
                 assert!(tx.access_key("AKIAOTHER").await.expect("key").is_none());
                 tx.commit().await.expect("commit");
             }

@@ -7,13 +7,15 @@
 
 mod conformance;
 mod records;
+
+pub use records::{DEFINITION_FORMAT_PLAINTEXT, DEFINITION_FORMAT_SEALED, decode_definition, encode_definition};
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use records::{
-    AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, DefinitionRecord,
-    IdentityRecord, NewPipeline, PipelineRecord, PipelineSummary, Tag,
+    AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, IdentityRecord,
+    NewPipeline, PipelineRecord, PipelineSummary, StoredDefinition, Tag,
 };
 pub use sqlite::SqliteStore;
 
@@ -65,20 +67,39 @@ pub trait Transaction: Send {
     async fn count_live_pipelines(&mut self, account_id: &str) -> Result<i64>;
     /// Live pipelines of an account in creation order, after position `after_seq`.
     async fn list_pipelines(&mut self, account_id: &str, after_seq: i64, limit: i64) -> Result<Vec<PipelineSummary>>;
-    /// Keeps a tombstone and drops the definitions and tags.
+    /// Keeps a tombstone and drops the definitions, tags and data key (crypto-shredding).
     async fn delete_pipeline(&mut self, pipeline_id: &str, deleted_at: &str) -> Result<()>;
 
     async fn tags(&mut self, pipeline_id: &str) -> Result<Vec<Tag>>;
     async fn replace_tags(&mut self, pipeline_id: &str, tags: &[Tag]) -> Result<()>;
 
-    /// Stores a new version and makes it the latest; returns its number.
+    /// Stores version `version`, which must be the pipeline's latest plus one (the caller seals
+    /// the body for that version), and makes it the latest.
     async fn put_definition(
         &mut self,
         pipeline_id: &str,
-        definition: &DefinitionRecord,
+        version: i64,
+        definition: &StoredDefinition,
         created_at: &str,
-    ) -> Result<i64>;
-    async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<DefinitionRecord>>;
+    ) -> Result<()>;
+    async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<StoredDefinition>>;
+    /// Every stored version as `(pipeline_id, version)`, for re-encryption.
+    async fn definition_versions(&mut self) -> Result<Vec<(String, i64)>>;
+    async fn replace_definition_body(
+        &mut self,
+        pipeline_id: &str,
+        version: i64,
+        definition: &StoredDefinition,
+    ) -> Result<()>;
+
+    /// The pipeline's data key, wrapped by the KEK.
+    async fn insert_data_key(&mut self, pipeline_id: &str, wrapped: &[u8], created_at: &str) -> Result<()>;
+    async fn data_key(&mut self, pipeline_id: &str) -> Result<Option<Vec<u8>>>;
+    async fn data_keys(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
+    async fn replace_data_key(&mut self, pipeline_id: &str, wrapped: &[u8]) -> Result<()>;
+    /// Every access key's sealed secret, for re-encryption.
+    async fn access_key_secrets(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
+    async fn replace_access_key_secret(&mut self, access_key_id: &str, sealed_secret: &[u8]) -> Result<()>;
 
     /// The newest link of the audit chain: `(seq, hash)`, the pruning anchor, or `(0, genesis)`.
     async fn last_audit_link(&mut self) -> Result<(i64, String)>;

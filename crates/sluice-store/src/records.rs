@@ -61,25 +61,28 @@ pub struct Tag {
     pub value: String,
 }
 
+/// A stored definition version: opaque bytes whose `format_version` says how to read them
+/// (the store neither encrypts nor decrypts).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionRecord {
-    pub definition: PipelineDefinition,
+pub struct StoredDefinition {
+    pub format_version: i64,
+    pub body: Vec<u8>,
     /// Whether validation found errors when it was saved (it cannot be activated then).
     pub errored: bool,
 }
 
-/// Format of `definition_versions.body`. Version 1: the model serialized with serde_json.
-pub const DEFINITION_FORMAT_VERSION: i64 = 1;
+/// Format 1: the model serialized with serde_json, in plaintext (before encryption at rest).
+pub const DEFINITION_FORMAT_PLAINTEXT: i64 = 1;
+/// Format 2: format 1's JSON sealed with the pipeline's data key.
+pub const DEFINITION_FORMAT_SEALED: i64 = 2;
 
-pub fn encode_definition(definition: &PipelineDefinition) -> String {
-    serde_json::to_string(definition).unwrap_or_default()
+pub fn encode_definition(definition: &PipelineDefinition) -> Vec<u8> {
+    serde_json::to_vec(definition).unwrap_or_default()
 }
 
-pub fn decode_definition(format_version: i64, body: &str) -> Result<PipelineDefinition, String> {
-    match format_version {
-        1 => serde_json::from_str(body).map_err(|error| format!("definition body (format 1) does not parse: {error}")),
-        other => Err(format!("definition body has unknown format version {other}")),
-    }
+/// Reads format-1 JSON (also what a format-2 body decrypts to).
+pub fn decode_definition(json: &[u8]) -> Result<PipelineDefinition, String> {
+    serde_json::from_slice(json).map_err(|error| format!("definition body does not parse: {error}"))
 }
 
 /// One audit record as stored: the CloudTrail JSON and its link in the hash chain.

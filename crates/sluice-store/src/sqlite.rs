@@ -8,10 +8,9 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool};
 
-use crate::records::{DEFINITION_FORMAT_VERSION, decode_definition, encode_definition};
 use crate::{
     AUDIT_GENESIS_HASH, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    DefinitionRecord, IdentityRecord, NewPipeline, PipelineRecord, PipelineSummary, Result, Store, StoreError, Tag,
+    IdentityRecord, NewPipeline, PipelineRecord, PipelineSummary, Result, Store, StoreError, StoredDefinition, Tag,
     Transaction,
 };
 
@@ -263,6 +262,10 @@ impl Transaction for SqliteTransaction {
             .bind(pipeline_id)
             .execute(&mut *self.tx)
             .await?;
+        sqlx::query("DELETE FROM data_keys WHERE pipeline_id = ?")
+            .bind(pipeline_id)
+            .execute(&mut *self.tx)
+            .await?;
         sqlx::query("DELETE FROM pipeline_tags WHERE pipeline_id = ?")
             .bind(pipeline_id)
             .execute(&mut *self.tx)
@@ -310,28 +313,32 @@ impl Transaction for SqliteTransaction {
     async fn put_definition(
         &mut self,
         pipeline_id: &str,
-        definition: &DefinitionRecord,
+        version: i64,
+        definition: &StoredDefinition,
         created_at: &str,
-    ) -> Result<i64> {
-        let version: i64 = sqlx::query_scalar(
-            "UPDATE pipelines SET latest_version = latest_version + 1 WHERE pipeline_id = ? RETURNING latest_version",
-        )
-        .bind(pipeline_id)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        sqlx::query("INSERT INTO definition_versions (pipeline_id, version, format_version, body, errored, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+    ) -> Result<()> {
+        let latest: i64 = sqlx::query_scalar("UPDATE pipelines SET latest_version = ? WHERE pipeline_id = ? AND latest_version = ? - 1 RETURNING latest_version")
+            .bind(version)
             .bind(pipeline_id)
             .bind(version)
-            .bind(DEFINITION_FORMAT_VERSION)
-            .bind(encode_definition(&definition.definition))
-            .bind(definition.errored)
-            .bind(created_at)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(version)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("version {version} of {pipeline_id} is not the next version")))?;
+        sqlx::query(
+            "INSERT INTO definition_versions (pipeline_id, version, format_version, body, errored, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(pipeline_id)
+        .bind(latest)
+        .bind(definition.format_version)
+        .bind(&definition.body)
+        .bind(definition.errored)
+        .bind(created_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
-    async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<DefinitionRecord>> {
+    async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<StoredDefinition>> {
         let row = sqlx::query(
             "SELECT format_version, body, errored FROM definition_versions WHERE pipeline_id = ? AND version = ?",
         )
@@ -340,13 +347,93 @@ impl Transaction for SqliteTransaction {
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let format_version: i64 = row.try_get("format_version")?;
-        let body: String = row.try_get("body")?;
-        let definition = decode_definition(format_version, &body).map_err(StoreError::Corrupt)?;
-        Ok(Some(DefinitionRecord {
-            definition,
+        Ok(Some(StoredDefinition {
+            format_version: row.try_get("format_version")?,
+            body: row.try_get("body")?,
             errored: row.try_get("errored")?,
         }))
+    }
+
+    async fn definition_versions(&mut self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT pipeline_id, version FROM definition_versions ORDER BY pipeline_id, version")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("version")?)))
+            .collect()
+    }
+
+    async fn replace_definition_body(
+        &mut self,
+        pipeline_id: &str,
+        version: i64,
+        definition: &StoredDefinition,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE definition_versions SET format_version = ?, body = ? WHERE pipeline_id = ? AND version = ?",
+        )
+        .bind(definition.format_version)
+        .bind(&definition.body)
+        .bind(pipeline_id)
+        .bind(version)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_data_key(&mut self, pipeline_id: &str, wrapped: &[u8], created_at: &str) -> Result<()> {
+        sqlx::query("INSERT INTO data_keys (pipeline_id, wrapped, created_at) VALUES (?, ?, ?)")
+            .bind(pipeline_id)
+            .bind(wrapped)
+            .bind(created_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn data_key(&mut self, pipeline_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE pipeline_id = ?")
+                .bind(pipeline_id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn data_keys(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT pipeline_id, wrapped FROM data_keys ORDER BY pipeline_id")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("wrapped")?)))
+            .collect()
+    }
+
+    async fn replace_data_key(&mut self, pipeline_id: &str, wrapped: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE data_keys SET wrapped = ? WHERE pipeline_id = ?")
+            .bind(wrapped)
+            .bind(pipeline_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn access_key_secrets(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT access_key_id, sealed_secret FROM access_keys ORDER BY access_key_id")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("access_key_id")?, row.try_get("sealed_secret")?)))
+            .collect()
+    }
+
+    async fn replace_access_key_secret(&mut self, access_key_id: &str, sealed_secret: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE access_keys SET sealed_secret = ? WHERE access_key_id = ?")
+            .bind(sealed_secret)
+            .bind(access_key_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     async fn last_audit_link(&mut self) -> Result<(i64, String)> {

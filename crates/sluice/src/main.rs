@@ -45,6 +45,9 @@ enum Command {
         /// Objects allowed per pipeline definition.
         #[arg(long, default_value_t = 100)]
         max_objects: usize,
+        /// Folder of key-encryption keys (kek-v<N>.key) [default: DATA_DIR/keys, created on first start].
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
         /// Region named in audit records and file names when a request names none.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -64,6 +67,9 @@ enum Command {
         #[arg(long)]
         audit_retention_days: Option<u32>,
     },
+    /// Keys at rest: rotate the key-encryption key, re-seal everything under the newest one.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The audit trail: verify it, or look events up.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -73,6 +79,25 @@ enum Command {
         /// A parameter value, `myKey=value` (repeat the key for a list).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new key-encryption key version; new data is sealed with it, old versions still decrypt.
+    Rotate {
+        #[arg(long, default_value = "./sluice-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
+    },
+    /// Re-seal every data key and secret under the newest key-encryption key (safe while the
+    /// server runs; resumes where an interrupted run stopped).
+    Rewrap {
+        #[arg(long, default_value = "./sluice-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
     },
 }
 
@@ -170,6 +195,7 @@ fn main() -> ExitCode {
             insecure_http,
             max_pipelines,
             max_objects,
+            key_dir,
             region,
             audit_location,
             audit_signing_key,
@@ -202,11 +228,13 @@ fn main() -> ExitCode {
                 max_pipelines,
                 region,
                 audit,
+                key_dir,
             };
             runtime()
                 .and_then(|runtime| runtime.block_on(sluice_server::serve(config)))
                 .map(|()| ExitCode::SUCCESS)
         }
+        Command::Keys(command) => runtime().and_then(|runtime| runtime.block_on(keys(command))),
         Command::Audit(command) => runtime().and_then(|runtime| runtime.block_on(audit::run(command))),
         Command::Validate { file, params } => validate_file(&file, &params),
     };
@@ -217,6 +245,33 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    use sluice_server::keys::{Cipher, Keyring, default_key_directory, rewrap};
+    match command {
+        KeysCommand::Rotate { data_dir, key_dir } => {
+            let directory = key_dir.unwrap_or_else(|| default_key_directory(&data_dir));
+            let version = Keyring::rotate(&directory)?;
+            println!(
+                "created key-encryption key version {version} in {}; run `sluice keys rewrap` to re-seal data keys under it",
+                directory.display()
+            );
+        }
+        KeysCommand::Rewrap { data_dir, key_dir } => {
+            let directory = key_dir.unwrap_or_else(|| default_key_directory(&data_dir));
+            let cipher = Cipher::new(Keyring::open(&directory)?)?;
+            let store = sluice_store::SqliteStore::open(&data_dir.join("sluice.db")).await?;
+            let now =
+                sluice_server::clock::render(sluice_server::clock::Clock::now(&sluice_server::clock::SystemClock));
+            let report = rewrap(&store, &cipher, &now).await?;
+            println!(
+                "re-sealed {} access key secret(s), {} data key(s), {} plaintext definition version(s)",
+                report.n_access_keys, report.n_data_keys, report.n_definitions_sealed
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,0 +1,353 @@
+//! Keys at rest: the key-encryption key (KEK) ring and the envelope operations on it.
+//!
+//! The KEK lives in files `kek-v<N>.key` (32 raw bytes, mode 0600) in a key folder the operator
+//! controls (`DIR/keys` by default; mount it from a secret store to keep it off the database's
+//! disk). Rotation adds a version; every version stays available to decrypt. Each pipeline has
+//! its own data key, wrapped by the newest KEK and bound to the pipeline, so deleting that one
+//! row destroys the pipeline's data (crypto-shredding).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use sluice_crypto::envelope::{self, EnvelopeError, Header, KEY_LEN, KeyMaterial};
+
+const KEK_ID: &str = "kek";
+
+pub struct Keyring {
+    versions: BTreeMap<u32, KeyMaterial>,
+}
+
+fn version_of(file_name: &str) -> Option<u32> {
+    file_name.strip_prefix("kek-v")?.strip_suffix(".key")?.parse().ok()
+}
+
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    Ok(bytes)
+}
+
+fn write_key_file(path: &Path, key: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
+    file.write_all(key)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+impl Keyring {
+    /// Loads every KEK version in `directory`; creates version 1 when there is none.
+    pub fn open_or_create(directory: &Path) -> anyhow::Result<Keyring> {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("cannot create key folder {}", directory.display()))?;
+        std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700))?;
+        let keyring = Keyring::open(directory)?;
+        if !keyring.versions.is_empty() {
+            return Ok(keyring);
+        }
+        write_key_file(&directory.join("kek-v1.key"), &random_bytes::<KEY_LEN>()?)?;
+        eprintln!(
+            "sluice: created key-encryption key version 1 in {} (mode 0600); back it up: without it the data cannot be read",
+            directory.display()
+        );
+        Keyring::open(directory)
+    }
+
+    pub fn open(directory: &Path) -> anyhow::Result<Keyring> {
+        let mut versions = BTreeMap::new();
+        let entries = match std::fs::read_dir(directory) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Keyring { versions }),
+            Err(error) => return Err(error).with_context(|| format!("cannot read key folder {}", directory.display())),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(version) = version_of(&name) else { continue };
+            let bytes =
+                std::fs::read(entry.path()).with_context(|| format!("cannot read {}", entry.path().display()))?;
+            let key = KeyMaterial::from_bytes(&bytes)
+                .map_err(|_| anyhow::anyhow!("{} does not hold a 256-bit key", entry.path().display()))?;
+            versions.insert(version, key);
+        }
+        Ok(Keyring { versions })
+    }
+
+    /// Adds a new KEK version; returns its number. Earlier versions stay for decryption.
+    pub fn rotate(directory: &Path) -> anyhow::Result<u32> {
+        let current = Keyring::open(directory)?;
+        let next = current.versions.keys().next_back().map_or(1, |newest| newest + 1);
+        std::fs::create_dir_all(directory)?;
+        write_key_file(&directory.join(format!("kek-v{next}.key")), &random_bytes::<KEY_LEN>()?)?;
+        Ok(next)
+    }
+
+    pub fn newest_version(&self) -> Option<u32> {
+        self.versions.keys().next_back().copied()
+    }
+}
+
+pub fn default_key_directory(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys")
+}
+
+/// Envelope encryption over the keyring.
+pub struct Cipher {
+    keyring: Keyring,
+}
+
+fn sealing_error(error: EnvelopeError) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
+}
+
+impl Cipher {
+    pub fn new(keyring: Keyring) -> anyhow::Result<Cipher> {
+        if keyring.newest_version().is_none() {
+            anyhow::bail!("the key folder holds no key-encryption key");
+        }
+        Ok(Cipher { keyring })
+    }
+
+    fn newest(&self) -> (u32, &KeyMaterial) {
+        let (version, key) = self
+            .keyring
+            .versions
+            .iter()
+            .next_back()
+            .expect("Cipher::new checked a version exists");
+        (*version, key)
+    }
+
+    fn kek_lookup(&self) -> impl Fn(&Header) -> Option<KeyMaterial> + '_ {
+        |header: &Header| {
+            (header.key_id == KEK_ID)
+                .then(|| self.keyring.versions.get(&header.key_version).cloned())
+                .flatten()
+        }
+    }
+
+    /// Seals directly under the newest KEK (small secrets: access keys, MFA seeds, data keys).
+    pub fn seal_with_kek(&self, context: &str, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let (version, key) = self.newest();
+        envelope::seal(key, KEK_ID, version, context, random_bytes()?, plaintext).map_err(sealing_error)
+    }
+
+    pub fn open_with_kek(&self, context: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        envelope::open(self.kek_lookup(), context, sealed).map_err(sealing_error)
+    }
+
+    /// Whether a KEK-sealed value is under an older KEK version than the newest.
+    pub fn needs_rewrap(&self, sealed: &[u8]) -> bool {
+        envelope::header(sealed)
+            .is_ok_and(|(header, _)| header.key_id == KEK_ID && header.key_version != self.newest().0)
+    }
+
+    fn data_key_context(pipeline_id: &str) -> String {
+        format!("data-key/{pipeline_id}")
+    }
+
+    /// A fresh data key for a pipeline, and its KEK-wrapped form to store.
+    pub fn new_data_key(&self, pipeline_id: &str) -> anyhow::Result<(KeyMaterial, Vec<u8>)> {
+        let bytes = random_bytes::<KEY_LEN>()?;
+        let key = KeyMaterial::from_bytes(&bytes).map_err(sealing_error)?;
+        let wrapped = self.seal_with_kek(&Cipher::data_key_context(pipeline_id), key.expose())?;
+        Ok((key, wrapped))
+    }
+
+    pub fn unwrap_data_key(&self, pipeline_id: &str, wrapped: &[u8]) -> anyhow::Result<KeyMaterial> {
+        let bytes = self.open_with_kek(&Cipher::data_key_context(pipeline_id), wrapped)?;
+        KeyMaterial::from_bytes(&bytes).map_err(sealing_error)
+    }
+
+    /// Re-wraps a pipeline's data key under the newest KEK (the data it protects is untouched).
+    pub fn rewrap_data_key(&self, pipeline_id: &str, wrapped: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let key = self.unwrap_data_key(pipeline_id, wrapped)?;
+        self.seal_with_kek(&Cipher::data_key_context(pipeline_id), key.expose())
+    }
+
+    pub fn seal_with_data_key(
+        &self,
+        data_key: &KeyMaterial,
+        pipeline_id: &str,
+        context: &str,
+        plaintext: &[u8],
+    ) -> anyhow::Result<Vec<u8>> {
+        envelope::seal(
+            data_key,
+            &format!("dek:{pipeline_id}"),
+            1,
+            context,
+            random_bytes()?,
+            plaintext,
+        )
+        .map_err(sealing_error)
+    }
+
+    pub fn open_with_data_key(
+        &self,
+        data_key: &KeyMaterial,
+        pipeline_id: &str,
+        context: &str,
+        sealed: &[u8],
+    ) -> anyhow::Result<Vec<u8>> {
+        let expected_id = format!("dek:{pipeline_id}");
+        envelope::open(
+            |header: &Header| (header.key_id == expected_id).then(|| data_key.clone()),
+            context,
+            sealed,
+        )
+        .map_err(sealing_error)
+    }
+}
+
+/// Context binding a definition version's ciphertext to its row.
+pub fn definition_context(pipeline_id: &str, version: i64) -> String {
+    format!("pipeline/{pipeline_id}/definition/{version}")
+}
+
+/// Context binding an access key's sealed secret to its key id.
+pub fn access_key_context(access_key_id: &str) -> String {
+    format!("access-key/{access_key_id}")
+}
+
+#[derive(Debug, Default)]
+pub struct RewrapReport {
+    pub n_access_keys: usize,
+    pub n_data_keys: usize,
+    pub n_definitions_sealed: usize,
+}
+
+/// Re-seals everything under the newest KEK: access-key secrets (including any from before
+/// encryption at rest), pipeline data keys, and definitions stored in plaintext. Each item is
+/// its own transaction, so the server keeps serving and an interrupted run resumes where it
+/// stopped (items already under the newest key are skipped).
+pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str) -> anyhow::Result<RewrapReport> {
+    let mut report = RewrapReport::default();
+    let access_keys = store.begin().await?.access_key_secrets().await?;
+    for (access_key_id, sealed) in access_keys {
+        let legacy = sealed.first() == Some(&0);
+        if !legacy && !cipher.needs_rewrap(&sealed) {
+            continue;
+        }
+        let context = access_key_context(&access_key_id);
+        let plaintext = if legacy {
+            sealed[1..].to_vec()
+        } else {
+            cipher.open_with_kek(&context, &sealed)?
+        };
+        let resealed = cipher.seal_with_kek(&context, &plaintext)?;
+        let mut tx = store.begin().await?;
+        tx.replace_access_key_secret(&access_key_id, &resealed).await?;
+        tx.commit().await?;
+        report.n_access_keys += 1;
+    }
+    let data_keys = store.begin().await?.data_keys().await?;
+    for (pipeline_id, wrapped) in data_keys {
+        if !cipher.needs_rewrap(&wrapped) {
+            continue;
+        }
+        let rewrapped = cipher.rewrap_data_key(&pipeline_id, &wrapped)?;
+        let mut tx = store.begin().await?;
+        tx.replace_data_key(&pipeline_id, &rewrapped).await?;
+        tx.commit().await?;
+        report.n_data_keys += 1;
+    }
+    let versions = store.begin().await?.definition_versions().await?;
+    for (pipeline_id, version) in versions {
+        let mut tx = store.begin().await?;
+        let Some(stored) = tx.definition(&pipeline_id, version).await? else {
+            continue;
+        };
+        if stored.format_version != sluice_store::DEFINITION_FORMAT_PLAINTEXT {
+            continue;
+        }
+        let wrapped = match tx.data_key(&pipeline_id).await? {
+            Some(wrapped) => wrapped,
+            None => {
+                let (_, wrapped) = cipher.new_data_key(&pipeline_id)?;
+                tx.insert_data_key(&pipeline_id, &wrapped, now).await?;
+                wrapped
+            }
+        };
+        let data_key = cipher.unwrap_data_key(&pipeline_id, &wrapped)?;
+        let body = cipher.seal_with_data_key(
+            &data_key,
+            &pipeline_id,
+            &definition_context(&pipeline_id, version),
+            &stored.body,
+        )?;
+        let sealed = sluice_store::StoredDefinition {
+            format_version: sluice_store::DEFINITION_FORMAT_SEALED,
+            body,
+            errored: stored.errored,
+        };
+        tx.replace_definition_body(&pipeline_id, version, &sealed).await?;
+        tx.commit().await?;
+        report.n_definitions_sealed += 1;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_old_versions_readable_and_data_keys_bound_to_their_pipeline() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let cipher = Cipher::new(Keyring::open_or_create(directory.path()).expect("keyring")).expect("cipher");
+        let sealed_v1 = cipher.seal_with_kek("access-key/AKIA1", b"secret").expect("seal");
+        let (_, wrapped_v1) = cipher.new_data_key("df-1").expect("data key");
+        assert_eq!(Keyring::rotate(directory.path()).expect("rotate"), 2);
+        let rotated = Cipher::new(Keyring::open(directory.path()).expect("keyring")).expect("cipher");
+        assert!(rotated.needs_rewrap(&sealed_v1));
+        assert_eq!(
+            rotated
+                .open_with_kek("access-key/AKIA1", &sealed_v1)
+                .expect("old version opens"),
+            b"secret"
+        );
+        assert!(
+            rotated.open_with_kek("access-key/AKIA2", &sealed_v1).is_err(),
+            "bound to its key id"
+        );
+        let rewrapped = rotated.rewrap_data_key("df-1", &wrapped_v1).expect("rewrap");
+        assert!(!rotated.needs_rewrap(&rewrapped));
+        let data_key = rotated.unwrap_data_key("df-1", &rewrapped).expect("unwrap");
+        assert!(
+            rotated.unwrap_data_key("df-2", &rewrapped).is_err(),
+            "bound to its pipeline"
+        );
+        let body = rotated
+            .seal_with_data_key(&data_key, "df-1", &definition_context("df-1", 1), b"{}")
+            .expect("seal");
+        assert!(
+            rotated
+                .open_with_data_key(&data_key, "df-1", &definition_context("df-1", 2), &body)
+                .is_err(),
+            "bound to its version"
+        );
+        assert_eq!(
+            rotated
+                .open_with_data_key(&data_key, "df-1", &definition_context("df-1", 1), &body)
+                .expect("opens"),
+            b"{}"
+        );
+        // A key file is private.
+        let mode = std::fs::metadata(directory.path().join("kek-v2.key"))
+            .expect("file")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
