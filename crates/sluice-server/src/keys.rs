@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -46,14 +47,22 @@ fn write_key_file(path: &Path, key: &[u8]) -> anyhow::Result<()> {
 }
 
 impl Keyring {
-    /// Loads every KEK version in `directory`; creates version 1 when there is none.
-    pub fn open_or_create(directory: &Path) -> anyhow::Result<Keyring> {
+    /// Loads every KEK version in `directory`; creates version 1 when there is none and
+    /// `may_create` (a new data directory). An existing store without its keys is refused: a new
+    /// KEK would leave everything already sealed unreadable.
+    pub fn open_or_create(directory: &Path, may_create: bool) -> anyhow::Result<Keyring> {
         std::fs::create_dir_all(directory)
             .with_context(|| format!("cannot create key folder {}", directory.display()))?;
         std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700))?;
         let keyring = Keyring::open(directory)?;
         if !keyring.versions.is_empty() {
             return Ok(keyring);
+        }
+        if !may_create {
+            anyhow::bail!(
+                "the key folder {} holds no key-encryption key, but the store already holds data sealed with one: restore the key files (kek-v<N>.key) or point --key-dir at them",
+                directory.display()
+            );
         }
         write_key_file(&directory.join("kek-v1.key"), &random_bytes::<KEY_LEN>()?)?;
         eprintln!(
@@ -100,55 +109,115 @@ pub fn default_key_directory(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
 }
 
-/// Envelope encryption over the keyring.
+/// Envelope encryption over the keyring. A version added by `sluice keys rotate` while the
+/// server runs is picked up: sealing uses the newest version in the folder, and an unknown
+/// version met while opening reloads the folder once.
 pub struct Cipher {
-    keyring: Keyring,
+    directory: Option<PathBuf>,
+    keyring: std::sync::RwLock<Arc<Keyring>>,
+    loaded_at: std::sync::Mutex<Option<std::time::SystemTime>>,
 }
 
 fn sealing_error(error: EnvelopeError) -> anyhow::Error {
     anyhow::anyhow!("{error}")
 }
 
+fn modified(directory: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(directory)
+        .and_then(|metadata| metadata.modified())
+        .ok()
+}
+
 impl Cipher {
+    /// A cipher over the keyring loaded from `directory`, watching it for new versions.
+    pub fn from_directory(directory: &Path, keyring: Keyring) -> anyhow::Result<Cipher> {
+        let mut cipher = Cipher::new(keyring)?;
+        cipher.directory = Some(directory.to_path_buf());
+        cipher.loaded_at = std::sync::Mutex::new(modified(directory));
+        Ok(cipher)
+    }
+
     pub fn new(keyring: Keyring) -> anyhow::Result<Cipher> {
         if keyring.newest_version().is_none() {
             anyhow::bail!("the key folder holds no key-encryption key");
         }
-        Ok(Cipher { keyring })
+        Ok(Cipher {
+            directory: None,
+            keyring: std::sync::RwLock::new(Arc::new(keyring)),
+            loaded_at: std::sync::Mutex::new(None),
+        })
     }
 
-    fn newest(&self) -> (u32, &KeyMaterial) {
-        let (version, key) = self
-            .keyring
-            .versions
-            .iter()
-            .next_back()
-            .expect("Cipher::new checked a version exists");
-        (*version, key)
+    fn current(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(keyring) => keyring.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    fn kek_lookup(&self) -> impl Fn(&Header) -> Option<KeyMaterial> + '_ {
+    /// Re-reads the key folder if it changed (or when `force`).
+    fn refresh(&self, force: bool) {
+        let Some(directory) = &self.directory else { return };
+        let now = modified(directory);
+        let Ok(mut loaded_at) = self.loaded_at.lock() else {
+            return;
+        };
+        if !force && *loaded_at == now {
+            return;
+        }
+        match Keyring::open(directory) {
+            Ok(keyring) if keyring.newest_version().is_some() => {
+                if let Ok(mut current) = self.keyring.write() {
+                    *current = Arc::new(keyring);
+                }
+                *loaded_at = now;
+            }
+            Ok(_) => {
+                tracing::error!(directory = %directory.display(), "the key folder lost its keys; keeping the ones loaded")
+            }
+            Err(error) => tracing::error!(error = %format!("{error:#}"), "cannot reload the key folder"),
+        }
+    }
+
+    fn newest(&self) -> anyhow::Result<(u32, KeyMaterial)> {
+        self.refresh(false);
+        let keyring = self.current();
+        let (version, key) = keyring.versions.iter().next_back().context("the keyring is empty")?;
+        Ok((*version, key.clone()))
+    }
+
+    fn kek_lookup(keyring: &Keyring) -> impl Fn(&Header) -> Option<KeyMaterial> + '_ {
         |header: &Header| {
-            (header.key_id == KEK_ID)
-                .then(|| self.keyring.versions.get(&header.key_version).cloned())
-                .flatten()
+            if header.key_id == KEK_ID {
+                keyring.versions.get(&header.key_version).cloned()
+            } else {
+                None
+            }
         }
     }
 
     /// Seals directly under the newest KEK (small secrets: access keys, MFA seeds, data keys).
     pub fn seal_with_kek(&self, context: &str, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let (version, key) = self.newest();
-        envelope::seal(key, KEK_ID, version, context, random_bytes()?, plaintext).map_err(sealing_error)
+        let (version, key) = self.newest()?;
+        envelope::seal(&key, KEK_ID, version, context, random_bytes()?, plaintext).map_err(sealing_error)
     }
 
     pub fn open_with_kek(&self, context: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
-        envelope::open(self.kek_lookup(), context, sealed).map_err(sealing_error)
+        let keyring = self.current();
+        match envelope::open(Cipher::kek_lookup(&keyring), context, sealed) {
+            Err(EnvelopeError::UnknownKey { .. }) => {
+                self.refresh(true);
+                let keyring = self.current();
+                envelope::open(Cipher::kek_lookup(&keyring), context, sealed).map_err(sealing_error)
+            }
+            other => other.map_err(sealing_error),
+        }
     }
 
     /// Whether a KEK-sealed value is under an older KEK version than the newest.
     pub fn needs_rewrap(&self, sealed: &[u8]) -> bool {
-        envelope::header(sealed)
-            .is_ok_and(|(header, _)| header.key_id == KEK_ID && header.key_version != self.newest().0)
+        let Ok((newest, _)) = self.newest() else { return false };
+        envelope::header(sealed).is_ok_and(|(header, _)| header.key_id == KEK_ID && header.key_version != newest)
     }
 
     fn data_key_context(pipeline_id: &str) -> String {
@@ -304,7 +373,7 @@ mod tests {
     #[test]
     fn rotation_keeps_old_versions_readable_and_data_keys_bound_to_their_pipeline() {
         let directory = tempfile::tempdir().expect("temporary directory");
-        let cipher = Cipher::new(Keyring::open_or_create(directory.path()).expect("keyring")).expect("cipher");
+        let cipher = Cipher::new(Keyring::open_or_create(directory.path(), true).expect("keyring")).expect("cipher");
         let sealed_v1 = cipher.seal_with_kek("access-key/AKIA1", b"secret").expect("seal");
         let (_, wrapped_v1) = cipher.new_data_key("df-1").expect("data key");
         assert_eq!(Keyring::rotate(directory.path()).expect("rotate"), 2);

@@ -137,7 +137,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .key_dir
         .clone()
         .unwrap_or_else(|| keys::default_key_directory(&config.data_dir));
-    let cipher = Arc::new(keys::Cipher::new(keys::Keyring::open_or_create(&key_directory)?)?);
+    let store_is_new = store.begin().await?.root_account_id().await?.is_none();
+    let keyring = keys::Keyring::open_or_create(&key_directory, store_is_new)?;
+    let cipher = Arc::new(keys::Cipher::from_directory(&key_directory, keyring)?);
     let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::KekVault { cipher: cipher.clone() });
     let account_id = bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
 

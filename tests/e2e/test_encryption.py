@@ -1,0 +1,125 @@
+"""Encryption at rest: what reaches the disk is sealed, keys rotate and rewrap while the server
+runs, and deleting a pipeline destroys its data key."""
+
+import gzip
+import sqlite3
+import subprocess
+
+from conftest import SLUICE, Server
+
+FIELD_SECRET = "field-secret-hunter2"
+PARAMETER_SECRET = "parameter-secret-opensesame"
+DEFINITION_MARKER = "definition-marker-7f3a"
+
+
+def put_secret_definition(client, pipeline_id):
+    client.put_pipeline_definition(
+        pipelineId=pipeline_id,
+        pipelineObjects=[
+            {"id": "Default", "name": "Default", "fields": [{"key": "workerGroup", "stringValue": "wg"},
+                                                            {"key": "scheduleType", "stringValue": "ondemand"}]},
+            {"id": "Db", "name": "Db", "fields": [{"key": "type", "stringValue": "JdbcDatabase"},
+                                                  {"key": "connectionString", "stringValue": "jdbc:mysql://db/x"},
+                                                  {"key": "jdbcDriverClass", "stringValue": "D"},
+                                                  {"key": "username", "stringValue": "u"},
+                                                  {"key": "*password", "stringValue": FIELD_SECRET}]},
+            {"id": "Job", "name": "Job", "fields": [{"key": "type", "stringValue": "ShellCommandActivity"},
+                                                    {"key": "command", "stringValue": f"echo {DEFINITION_MARKER} #{{*myPass}}"}]},
+        ],
+        parameterObjects=[{"id": "*myPass", "attributes": [{"key": "type", "stringValue": "String"}]}],
+        parameterValues=[{"id": "*myPass", "stringValue": PARAMETER_SECRET}])
+
+
+def database(data_dir):
+    return sqlite3.connect(f"file:{data_dir / 'sluice.db'}?mode=ro", uri=True)
+
+
+def every_file(data_dir, log_path):
+    """(path, bytes) of every file Sluice wrote, gzip files decompressed."""
+    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        content = path.read_bytes()
+        if path.suffix == ".gz":
+            content = gzip.decompress(content)
+        yield path, content
+    yield log_path, log_path.read_bytes()
+
+
+def test_no_secret_reaches_any_file_in_plaintext(tmp_path):
+    server = Server(tmp_path / "data", ["--audit-delivery-seconds", "1", "--audit-digest-seconds", "1"]).start()
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="enc", uniqueId="enc")["pipelineId"]
+        put_secret_definition(client, pipeline_id)
+        got = client.get_pipeline_definition(pipelineId=pipeline_id)
+        fields = {f["key"]: f.get("stringValue") for o in got["pipelineObjects"] for f in o["fields"]}
+        assert fields["*password"] == FIELD_SECRET  # the owner reads it back (decrypted)
+        assert got["parameterValues"] == [{"id": "*myPass", "stringValue": PARAMETER_SECRET}]
+    finally:
+        server.stop()
+    files = list(every_file(server.data_dir, tmp_path / "data.log"))
+    assert len(files) > 8
+    for path, content in files:
+        for secret in (FIELD_SECRET, PARAMETER_SECRET):
+            assert secret.encode() not in content, f"{secret} in {path}"
+        if path.name != "bootstrap-credentials.json":  # the operator's copy, written once, mode 0600
+            assert server.secret_access_key.encode() not in content, f"root secret in {path}"
+    with database(server.data_dir) as connection:
+        body, format_version = connection.execute("SELECT body, format_version FROM definition_versions").fetchone()
+        wrapped_keys = [row[0] for row in connection.execute("SELECT sealed_secret FROM access_keys")]
+    assert format_version == 2 and body[:3] == b"SLE" and DEFINITION_MARKER.encode() not in body
+    assert all(key[:3] == b"SLE" for key in wrapped_keys)
+
+
+def kek_version(sealed):
+    # "SLE" | format | id length | id | version (u32, big-endian)
+    id_length = sealed[4]
+    return int.from_bytes(sealed[5 + id_length:9 + id_length], "big")
+
+
+def test_rotate_and_rewrap_while_serving_then_crypto_shred(tmp_path):
+    server = Server(tmp_path / "data").start()
+    try:
+        client = server.client()
+        first = client.create_pipeline(name="a", uniqueId="a")["pipelineId"]
+        put_secret_definition(client, first)
+        rotate = subprocess.run([SLUICE, "keys", "rotate", "--data-dir", str(server.data_dir)], capture_output=True, text=True)
+        assert rotate.returncode == 0 and "version 2" in rotate.stdout, rotate.stdout + rotate.stderr
+        # The running server seals new data keys with the new version at once.
+        second = client.create_pipeline(name="b", uniqueId="b")["pipelineId"]
+        rewrap = subprocess.run([SLUICE, "keys", "rewrap", "--data-dir", str(server.data_dir)], capture_output=True, text=True)
+        assert rewrap.returncode == 0, rewrap.stderr
+        # Only what was sealed before the rotation is re-sealed: the first pipeline's key and the root's secret.
+        assert "1 access key secret(s), 1 data key(s)" in rewrap.stdout, rewrap.stdout
+        again = subprocess.run([SLUICE, "keys", "rewrap", "--data-dir", str(server.data_dir)], capture_output=True, text=True)
+        assert "re-sealed 0 access key secret(s), 0 data key(s)" in again.stdout, again.stdout
+        # The running server still reads everything, and so does a restarted one.
+        assert client.get_pipeline_definition(pipelineId=first)["pipelineObjects"]
+    finally:
+        server.stop()
+    with database(server.data_dir) as connection:
+        versions = [kek_version(row[0]) for row in connection.execute("SELECT wrapped FROM data_keys")]
+    assert versions == [2, 2]
+    restarted = Server(server.data_dir).start()
+    try:
+        client = restarted.client()
+        fields = {f["key"]: f.get("stringValue") for o in client.get_pipeline_definition(pipelineId=first)["pipelineObjects"] for f in o["fields"]}
+        assert fields["*password"] == FIELD_SECRET
+        client.delete_pipeline(pipelineId=first)
+    finally:
+        restarted.stop()
+    with database(server.data_dir) as connection:
+        remaining = [row[0] for row in connection.execute("SELECT pipeline_id FROM data_keys")]
+        bodies = connection.execute("SELECT COUNT(*) FROM definition_versions WHERE pipeline_id = ?", (first,)).fetchone()[0]
+    assert remaining == [second] and bodies == 0
+
+
+def test_a_missing_key_folder_is_not_silently_replaced(tmp_path):
+    server = Server(tmp_path / "data").start()
+    server.stop()
+    key = server.data_dir / "keys" / "kek-v1.key"
+    key.unlink()
+    # A new KEK would make every sealed value unreadable: the server must not start as if fine.
+    restarted = subprocess.run([SLUICE, "serve", "--data-dir", str(server.data_dir), "--listen", "127.0.0.1:0"],
+                               capture_output=True, text=True, timeout=30)
+    assert restarted.returncode != 0
+    assert "key" in restarted.stderr.lower()
