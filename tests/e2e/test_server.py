@@ -105,3 +105,19 @@ def test_no_secret_or_signature_reaches_the_log(tmp_path):
     assert "request" in log and server.access_key_id in log  # the log is real and names the key id
     for secret in (server.secret_access_key, "hunter2-very-secret", "wrong-secret-value", "Signature="):
         assert secret not in log
+
+
+def test_openssl_sees_tls_1_0_and_1_1_refused_and_1_2_1_3_accepted(server):
+    import shutil
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is part of the base system"
+    for flag, accepted in (("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)):
+        # SECLEVEL=0 lets the client offer the old versions at all, so the refusal is the server's.
+        result = subprocess.run([openssl, "s_client", "-connect", f"127.0.0.1:{server.port}", flag, "-cipher", "DEFAULT@SECLEVEL=0",
+                                 "-CAfile", server.cert, "-servername", "localhost"],
+                                input="", capture_output=True, text=True, timeout=30)
+        output = result.stdout + result.stderr
+        if accepted:
+            assert result.returncode == 0 and "Verify return code: 0 (ok)" in output, (flag, output)
+        else:
+            assert result.returncode != 0 and "alert" in output, (flag, output)

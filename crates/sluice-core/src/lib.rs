@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 pub mod definition_file;
+pub mod expression;
 pub mod expression_scan;
 pub mod model;
 pub mod validate;

@@ -678,6 +678,22 @@ fn check_expressions(context: &mut Context<'_>, id: &str, key: &str, text: &str,
         }
     };
     for span in spans {
+        let parsed = crate::expression::parse(span.body);
+        let problems = match &parsed {
+            Ok(tree) => crate::expression::static_problems(tree),
+            Err(problem) => vec![problem.clone()],
+        };
+        if let Some(problem) = problems.first() {
+            context.errors.push(
+                id,
+                format!(
+                    "INVALID_FIELD_VALUE: '{key}': {} at position {}",
+                    problem.message,
+                    span.offset + 2 + problem.position
+                ),
+            );
+            continue;
+        }
         if span.body.trim().is_empty() {
             context.errors.push(
                 id,

@@ -270,3 +270,19 @@ fn literal_secrets_are_flagged() {
         "#]],
     );
 }
+
+#[test]
+fn bad_expressions_name_the_field_and_position() {
+    check(
+        &with_head(
+            r#"{"id": "A", "type": "ShellCommandActivity", "command": "echo #{format(@scheduledStartTime, 'YYYY'}"},
+               {"id": "B", "type": "ShellCommandActivity", "command": "echo #{plusDays(@scheduledStartTime, 1)} #{frobnicate(1)}"},
+               {"id": "C", "type": "ShellCommandActivity", "command": "echo #{1 +}"}"#,
+        ),
+        expect![[r#"
+            error [A] INVALID_FIELD_VALUE: 'command': expected ',' or ')' at position 41
+            error [B] INVALID_FIELD_VALUE: 'command': 'frobnicate' is not a function of the expression language at position 43
+            error [C] INVALID_FIELD_VALUE: 'command': the expression ends too early at position 10
+        "#]],
+    );
+}

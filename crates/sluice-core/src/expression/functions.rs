@@ -1,0 +1,311 @@
+//! Evaluation: arithmetic and concatenation (element-wise over lists), names through the scope,
+//! and the built-in functions of reference §e.5.
+
+use chrono::{Datelike, Duration, Months, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+
+use super::parse::{BinaryOperator, Expr, ExprKind};
+use super::{ExpressionError, Scope, Value};
+use crate::values::{Period, PeriodUnit};
+
+fn error(expression: &Expr, message: impl Into<String>) -> ExpressionError {
+    ExpressionError::new(expression.position, message)
+}
+
+pub fn evaluate(expression: &Expr, scope: &dyn Scope) -> Result<Value, ExpressionError> {
+    match &expression.kind {
+        ExprKind::Integer(value) => Ok(Value::Integer(*value)),
+        ExprKind::Double(value) => Ok(Value::Double(*value)),
+        ExprKind::String(text) => Ok(Value::String(text.clone())),
+        ExprKind::Name(name) => scope
+            .resolve(name)
+            .ok_or_else(|| error(expression, format!("'{name}' is not defined here"))),
+        ExprKind::Member(object, name) => {
+            let target = evaluate(object, scope)?;
+            match target {
+                Value::Ref(id) => scope
+                    .member(&id, name)
+                    .ok_or_else(|| error(expression, format!("'{id}' has no field '{name}'"))),
+                other => Err(error(
+                    expression,
+                    format!("'.{name}' needs a reference, found {}", other.type_name()),
+                )),
+            }
+        }
+        ExprKind::Negate(operand) => match evaluate(operand, scope)? {
+            Value::Integer(value) => value
+                .checked_neg()
+                .map(Value::Integer)
+                .ok_or_else(|| error(expression, "integer overflow")),
+            Value::Double(value) => Ok(Value::Double(-value)),
+            other => Err(error(expression, format!("cannot negate {}", other.type_name()))),
+        },
+        ExprKind::Binary(operator, left, right) => {
+            let left = evaluate(left, scope)?;
+            let right = evaluate(right, scope)?;
+            binary(expression, *operator, left, right)
+        }
+        ExprKind::Call(name, arguments) => {
+            let values = arguments
+                .iter()
+                .map(|argument| evaluate(argument, scope))
+                .collect::<Result<Vec<_>, _>>()?;
+            call(expression, name, values)
+        }
+    }
+}
+
+fn binary(expression: &Expr, operator: BinaryOperator, left: Value, right: Value) -> Result<Value, ExpressionError> {
+    // Lists apply element-wise: 'this is ' + myList is a list.
+    match (left, right) {
+        (Value::List(items), right) => items
+            .into_iter()
+            .map(|item| binary(expression, operator, item, right.clone()))
+            .collect::<Result<_, _>>()
+            .map(Value::List),
+        (left, Value::List(items)) => items
+            .into_iter()
+            .map(|item| binary(expression, operator, left.clone(), item))
+            .collect::<Result<_, _>>()
+            .map(Value::List),
+        (left @ Value::String(_), right) | (left, right @ Value::String(_)) if operator == BinaryOperator::Add => {
+            Ok(Value::String(format!("{}{}", left.render(), right.render())))
+        }
+        (Value::Integer(a), Value::Integer(b)) => match operator {
+            BinaryOperator::Add => a
+                .checked_add(b)
+                .map(Value::Integer)
+                .ok_or_else(|| error(expression, "integer overflow")),
+            BinaryOperator::Subtract => a
+                .checked_sub(b)
+                .map(Value::Integer)
+                .ok_or_else(|| error(expression, "integer overflow")),
+            BinaryOperator::Multiply => a
+                .checked_mul(b)
+                .map(Value::Integer)
+                .ok_or_else(|| error(expression, "integer overflow")),
+            BinaryOperator::Divide => {
+                if b == 0 {
+                    Err(error(expression, "division by zero"))
+                } else {
+                    Ok(Value::Integer(a / b))
+                }
+            }
+            BinaryOperator::Power => Ok(Value::Double((a as f64).powf(b as f64))),
+        },
+        (left, right) => {
+            let (Some(a), Some(b)) = (as_double(&left), as_double(&right)) else {
+                return Err(error(
+                    expression,
+                    format!("cannot combine {} and {}", left.type_name(), right.type_name()),
+                ));
+            };
+            let result = match operator {
+                BinaryOperator::Add => a + b,
+                BinaryOperator::Subtract => a - b,
+                BinaryOperator::Multiply => a * b,
+                BinaryOperator::Divide => a / b,
+                BinaryOperator::Power => a.powf(b),
+            };
+            if result.is_finite() {
+                Ok(Value::Double(result))
+            } else {
+                Err(error(expression, "the result is not a finite number"))
+            }
+        }
+    }
+}
+
+fn as_double(value: &Value) -> Option<f64> {
+    match value {
+        Value::Integer(value) => Some(*value as f64),
+        Value::Double(value) => Some(*value),
+        _ => None,
+    }
+}
+
+fn date_time(expression: &Expr, value: &Value) -> Result<NaiveDateTime, ExpressionError> {
+    match value {
+        Value::DateTime(time) => Ok(*time),
+        Value::String(text) => crate::values::parse_date_time(text).map_err(|problem| error(expression, problem)),
+        other => Err(error(
+            expression,
+            format!("expected a datetime, found {}", other.type_name()),
+        )),
+    }
+}
+
+fn integer(expression: &Expr, value: &Value) -> Result<i64, ExpressionError> {
+    match value {
+        Value::Integer(value) => Ok(*value),
+        Value::String(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| error(expression, format!("'{text}' is not an integer"))),
+        other => Err(error(
+            expression,
+            format!("expected an integer, found {}", other.type_name()),
+        )),
+    }
+}
+
+fn shift(
+    expression: &Expr,
+    time: NaiveDateTime,
+    unit: PeriodUnit,
+    amount: i64,
+) -> Result<NaiveDateTime, ExpressionError> {
+    let overflow = || error(expression, "the date is out of range");
+    match unit {
+        PeriodUnit::Minute => time
+            .checked_add_signed(Duration::try_minutes(amount).ok_or_else(overflow)?)
+            .ok_or_else(overflow),
+        PeriodUnit::Hour => time
+            .checked_add_signed(Duration::try_hours(amount).ok_or_else(overflow)?)
+            .ok_or_else(overflow),
+        PeriodUnit::Day => time
+            .checked_add_signed(Duration::try_days(amount).ok_or_else(overflow)?)
+            .ok_or_else(overflow),
+        PeriodUnit::Week => time
+            .checked_add_signed(Duration::try_weeks(amount).ok_or_else(overflow)?)
+            .ok_or_else(overflow),
+        // Calendar months and years clamp to the month's last day, as Joda does.
+        PeriodUnit::Month | PeriodUnit::Year => {
+            let months = if unit == PeriodUnit::Year {
+                amount.checked_mul(12).ok_or_else(overflow)?
+            } else {
+                amount
+            };
+            let magnitude = Months::new(u32::try_from(months.unsigned_abs()).map_err(|_| overflow())?);
+            if months >= 0 {
+                time.checked_add_months(magnitude)
+            } else {
+                time.checked_sub_months(magnitude)
+            }
+            .ok_or_else(overflow)
+        }
+    }
+}
+
+fn arity(expression: &Expr, name: &str, values: &[Value], wanted: usize) -> Result<(), ExpressionError> {
+    if values.len() == wanted {
+        Ok(())
+    } else {
+        Err(error(
+            expression,
+            format!("{name}() takes {wanted} argument(s), got {}", values.len()),
+        ))
+    }
+}
+
+fn call(expression: &Expr, name: &str, values: Vec<Value>) -> Result<Value, ExpressionError> {
+    let shift_unit = |suffix: &str| match suffix {
+        "Minutes" => Some(PeriodUnit::Minute),
+        "Hours" => Some(PeriodUnit::Hour),
+        "Days" => Some(PeriodUnit::Day),
+        "Weeks" => Some(PeriodUnit::Week),
+        "Months" => Some(PeriodUnit::Month),
+        "Years" => Some(PeriodUnit::Year),
+        _ => None,
+    };
+    if let Some((sign, unit)) = name
+        .strip_prefix("plus")
+        .and_then(|suffix| shift_unit(suffix).map(|unit| (1, unit)))
+        .or_else(|| {
+            name.strip_prefix("minus")
+                .and_then(|suffix| shift_unit(suffix).map(|unit| (-1, unit)))
+        })
+    {
+        arity(expression, name, &values, 2)?;
+        let time = date_time(expression, &values[0])?;
+        let amount = integer(expression, &values[1])?;
+        return shift(expression, time, unit, sign * amount).map(Value::DateTime);
+    }
+    match name {
+        "year" | "month" | "day" | "hour" | "minute" | "dayOfYear" => {
+            arity(expression, name, &values, 1)?;
+            let time = date_time(expression, &values[0])?;
+            let part = match name {
+                "year" => i64::from(time.year()),
+                "month" => i64::from(time.month()),
+                "day" => i64::from(time.day()),
+                "hour" => i64::from(time.hour()),
+                "minute" => i64::from(time.minute()),
+                _ => i64::from(time.ordinal()),
+            };
+            Ok(Value::Integer(part))
+        }
+        "yesterday" => {
+            arity(expression, name, &values, 1)?;
+            shift(expression, date_time(expression, &values[0])?, PeriodUnit::Day, -1).map(Value::DateTime)
+        }
+        "midnight" => {
+            arity(expression, name, &values, 1)?;
+            Ok(Value::DateTime(
+                date_time(expression, &values[0])?.date().and_time(NaiveTime::MIN),
+            ))
+        }
+        "firstOfMonth" => {
+            // The documented example keeps the time of day.
+            arity(expression, name, &values, 1)?;
+            let time = date_time(expression, &values[0])?;
+            time.with_day(1)
+                .map(Value::DateTime)
+                .ok_or_else(|| error(expression, "the date is out of range"))
+        }
+        "sunday" => {
+            arity(expression, name, &values, 1)?;
+            let time = date_time(expression, &values[0])?;
+            let back = i64::from(time.weekday().num_days_from_sunday());
+            shift(expression, time, PeriodUnit::Day, -back).map(Value::DateTime)
+        }
+        "makeDate" | "makeDateTime" => {
+            let wanted = if name == "makeDate" { 3 } else { 5 };
+            arity(expression, name, &values, wanted)?;
+            let numbers = values
+                .iter()
+                .map(|value| integer(expression, value))
+                .collect::<Result<Vec<_>, _>>()?;
+            let as_u32 = |value: i64| u32::try_from(value).ok();
+            let date = i32::try_from(numbers[0])
+                .ok()
+                .and_then(|year| NaiveDate::from_ymd_opt(year, as_u32(numbers[1])?, as_u32(numbers[2])?));
+            let time = if wanted == 5 {
+                NaiveTime::from_hms_opt(as_u32(numbers[3]).unwrap_or(99), as_u32(numbers[4]).unwrap_or(99), 0)
+            } else {
+                Some(NaiveTime::MIN)
+            };
+            match (date, time) {
+                (Some(date), Some(time)) => Ok(Value::DateTime(date.and_time(time))),
+                _ => Err(error(expression, format!("{name}() was given no such date or time"))),
+            }
+        }
+        "format" => {
+            arity(expression, name, &values, 2)?;
+            let time = date_time(expression, &values[0])?;
+            let Value::String(pattern) = &values[1] else {
+                return Err(error(expression, "format() takes a pattern string"));
+            };
+            super::format::format_date_time(time, pattern)
+                .map(Value::String)
+                .map_err(|problem| error(expression, problem))
+        }
+        "plusPeriod" | "minusPeriod" => {
+            arity(expression, name, &values, 2)?;
+            let time = date_time(expression, &values[0])?;
+            let Value::String(text) = &values[1] else {
+                return Err(error(expression, format!("{name}() takes a period such as '1 day'")));
+            };
+            let period = Period::parse(text).map_err(|problem| error(expression, problem))?;
+            let sign = if name == "plusPeriod" { 1 } else { -1 };
+            shift(expression, time, period.unit, sign * i64::from(period.count)).map(Value::DateTime)
+        }
+        "inTimeZone" => Err(error(
+            expression,
+            "inTimeZone() is not supported: Sluice evaluates dates in UTC",
+        )),
+        other => Err(error(
+            expression,
+            format!("'{other}' is not a function of the expression language"),
+        )),
+    }
+}

@@ -1,0 +1,191 @@
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+
+use super::*;
+
+struct TestScope {
+    names: HashMap<&'static str, Value>,
+    members: HashMap<(&'static str, &'static str), Value>,
+}
+
+impl Scope for TestScope {
+    fn resolve(&self, name: &str) -> Option<Value> {
+        self.names.get(name).cloned()
+    }
+
+    fn member(&self, object_id: &str, name: &str) -> Option<Value> {
+        self.members
+            .iter()
+            .find(|((id, field), _)| *id == object_id && *field == name)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+fn time(text: &str) -> NaiveDateTime {
+    crate::values::parse_date_time(text).expect("test datetime")
+}
+
+fn scope() -> TestScope {
+    let mut names = HashMap::new();
+    names.insert("@scheduledStartTime", Value::DateTime(time("2011-05-24T17:10:00")));
+    names.insert("myBucket", Value::String("bucket".into()));
+    names.insert("*myPassword", Value::String("pw".into()));
+    names.insert(
+        "myList",
+        Value::List(vec![Value::String("one".into()), Value::String("two".into())]),
+    );
+    names.insert("input", Value::Ref("InputNode".into()));
+    names.insert("endOfMonth", Value::DateTime(time("2011-01-31T08:00:00")));
+    let mut members = HashMap::new();
+    members.insert(("InputNode", "directoryPath"), Value::String("s3://in/".into()));
+    TestScope { names, members }
+}
+
+fn eval(expression: &str) -> String {
+    match evaluate(expression, &scope()) {
+        Ok(value) => value.render(),
+        Err(error) => format!("error: {error}"),
+    }
+}
+
+#[test]
+fn the_documented_date_functions() {
+    let dt = "@scheduledStartTime";
+    let cases = [
+        (format!("year({dt})"), "2011"),
+        (format!("month({dt})"), "5"),
+        (format!("day({dt})"), "24"),
+        (format!("hour({dt})"), "17"),
+        (format!("minute({dt})"), "10"),
+        (format!("dayOfYear({dt})"), "144"),
+        (format!("plusDays({dt}, 1)"), "2011-05-25T17:10:00"),
+        (format!("minusMonths({dt}, 1)"), "2011-04-24T17:10:00"),
+        (format!("plusMinutes({dt}, 50)"), "2011-05-24T18:00:00"),
+        (format!("minusHours({dt}, 18)"), "2011-05-23T23:10:00"),
+        (format!("plusWeeks({dt}, 1)"), "2011-05-31T17:10:00"),
+        (format!("plusYears({dt}, 1)"), "2012-05-24T17:10:00"),
+        (format!("yesterday({dt})"), "2011-05-23T17:10:00"),
+        (format!("midnight({dt})"), "2011-05-24T00:00:00"),
+        (format!("firstOfMonth({dt})"), "2011-05-01T17:10:00"),
+        (format!("sunday({dt})"), "2011-05-22T17:10:00"),
+        ("makeDate(2011, 5, 24)".to_string(), "2011-05-24T00:00:00"),
+        ("makeDateTime(2011, 5, 24, 14, 21)".to_string(), "2011-05-24T14:21:00"),
+        (
+            format!("format({dt}, 'YYYY-MM-dd HH:mm:ss z')"),
+            "2011-05-24 17:10:00 UTC",
+        ),
+        (format!("{dt}.format('YYYY-MM-dd')"), "2011-05-24"),
+        (
+            format!("format(minusMinutes({dt},30),'YYYY-MM-dd hh:mm:ss')"),
+            "2011-05-24 04:40:00",
+        ),
+        ("plusMonths(endOfMonth, 1)".to_string(), "2011-02-28T08:00:00"),
+        (format!("plusPeriod({dt}, '1 day')"), "2011-05-25T17:10:00"),
+        (format!("minusPeriod({dt}, '2 hours')"), "2011-05-24T15:10:00"),
+    ];
+    for (expression, expected) in cases {
+        assert_eq!(eval(&expression), expected, "{expression}");
+    }
+}
+
+#[test]
+fn arithmetic_strings_and_lists() {
+    let cases = [
+        ("1/2", "0"),
+        ("1.0/2", "0.5"),
+        ("2^2", "4.0"),
+        ("2^3^2", "512.0"),
+        ("2 + 3 * 4", "14"),
+        ("(2 + 3) * 4", "20"),
+        ("-3 + 10", "7"),
+        ("\"hel\" + \"lo\"", "hello"),
+        ("'n=' + 4", "n=4"),
+        ("'this is ' + myList", "this is one,this is two"),
+        ("myBucket + '/x'", "bucket/x"),
+        ("*myPassword", "pw"),
+        ("input.directoryPath", "s3://in/"),
+        ("input", "InputNode"),
+    ];
+    for (expression, expected) in cases {
+        assert_eq!(eval(expression), expected, "{expression}");
+    }
+}
+
+#[test]
+fn errors_name_the_position() {
+    let cases = [
+        ("1 +", "error: the expression ends too early (at position 3)"),
+        ("'open", "error: the string is not closed (at position 0)"),
+        ("1 2", "error: unexpected text after the expression (at position 2)"),
+        ("", "error: the expression is empty (at position 0)"),
+        (
+            "nope(1)",
+            "error: 'nope' is not a function of the expression language (at position 0)",
+        ),
+        (
+            "year(myMissing)",
+            "error: 'myMissing' is not defined here (at position 5)",
+        ),
+        ("1/0", "error: division by zero (at position 1)"),
+        (
+            "myBucket.size",
+            "error: '.size' needs a reference, found a string (at position 9)",
+        ),
+        (
+            "format(@scheduledStartTime, 'qq')",
+            "error: 'q' is not a letter of Joda date patterns (in 'qq') (at position 0)",
+        ),
+        ("year(1, 2)", "error: year() takes 1 argument(s), got 2 (at position 0)"),
+        (
+            "makeDate(2011, 2, 30)",
+            "error: makeDate() was given no such date or time (at position 0)",
+        ),
+        ("a # b", "error: unexpected character '#' (at position 2)"),
+    ];
+    for (expression, expected) in cases {
+        assert_eq!(eval(expression), expected, "{expression}");
+    }
+}
+
+#[test]
+fn joda_patterns() {
+    let dt = time("2011-05-24T17:10:05");
+    let cases = [
+        ("YYYY-MM-dd'T'HH:mm:ss", "2011-05-24T17:10:05"),
+        ("YY/M/d", "11/5/24"),
+        ("EEEE, MMMM d", "Tuesday, May 24"),
+        ("EEE MMM", "Tue May"),
+        ("h:mm a", "5:10 PM"),
+        ("k K", "17 5"),
+        ("D e w xxxx", "144 2 21 2011"),
+        ("'it''s' HH", "it's 17"),
+        ("Z ZZ ZZZ z SSS G C", "+0000 +00:00 UTC UTC 000 AD 20"),
+    ];
+    for (pattern, expected) in cases {
+        assert_eq!(format_date_time(dt, pattern).expect(pattern), expected, "{pattern}");
+    }
+}
+
+#[test]
+fn templates_splice_values_and_expand_lists() {
+    let scope = scope();
+    assert_eq!(
+        evaluate_template(
+            "s3://#{myBucket}/#{format(@scheduledStartTime,'YYYY-MM-dd')}/x.csv",
+            &scope
+        )
+        .expect("evaluates"),
+        vec!["s3://bucket/2011-05-24/x.csv".to_string()]
+    );
+    assert_eq!(
+        evaluate_template("#{myList}!", &scope).expect("evaluates"),
+        vec!["one!".to_string(), "two!".to_string()]
+    );
+    assert_eq!(
+        evaluate_template("no expressions, ${INPUT1_STAGING_DIR}", &scope).expect("evaluates"),
+        vec!["no expressions, ${INPUT1_STAGING_DIR}".to_string()]
+    );
+    let error = evaluate_template("echo #{year(x)}", &scope).unwrap_err();
+    assert_eq!(error.position, 12, "positions count from the start of the field value");
+}
