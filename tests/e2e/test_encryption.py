@@ -59,7 +59,7 @@ def test_no_secret_reaches_any_file_in_plaintext(tmp_path):
     files = list(every_file(server.data_dir, tmp_path / "data.log"))
     assert len(files) > 8
     for path, content in files:
-        for secret in (FIELD_SECRET, PARAMETER_SECRET):
+        for secret in (FIELD_SECRET, PARAMETER_SECRET, DEFINITION_MARKER):
             assert secret.encode() not in content, f"{secret} in {path}"
         if path.name != "bootstrap-credentials.json":  # the operator's copy, written once, mode 0600
             assert server.secret_access_key.encode() not in content, f"root secret in {path}"

@@ -118,7 +118,11 @@ pub fn format_date_time(time: NaiveDateTime, pattern: &str) -> Result<String, St
             'a' => (if time.hour() < 12 { "AM" } else { "PM" }).to_string(),
             'K' => padded(i64::from(time.hour() % 12), count),
             'h' => padded(
-                i64::from(if time.hour().is_multiple_of(12) { 12 } else { time.hour() % 12 }),
+                i64::from(if time.hour().is_multiple_of(12) {
+                    12
+                } else {
+                    time.hour() % 12
+                }),
                 count,
             ),
             'H' => padded(i64::from(time.hour()), count),

@@ -127,6 +127,56 @@ fn truncate_bytes(text: &str, max: usize) -> String {
     text[..end].to_string()
 }
 
+/// Definition values are data the pipeline's owner may consider sensitive, and the definition is
+/// encrypted at rest; the audit record keeps each value's SHA-256 instead, so it still shows
+/// what changed (and can confirm a known value) without holding the value itself.
+pub fn fingerprint_definition_values(request: &mut Value) {
+    let fingerprint = |value: &mut Value| {
+        if let Some(text) = value.as_str()
+            && text != HIDDEN
+        {
+            *value = Value::String(format!("sha256:{}", sluice_crypto::sigv4::sha256_hex(text.as_bytes())));
+        }
+    };
+    if let Some(objects) = request.get_mut("pipelineObjects").and_then(Value::as_array_mut) {
+        for object in objects {
+            for field in object
+                .get_mut("fields")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(value) = field.get_mut("stringValue") {
+                    fingerprint(value);
+                }
+            }
+        }
+    }
+    if let Some(values) = request.get_mut("parameterValues").and_then(Value::as_array_mut) {
+        for parameter_value in values {
+            if let Some(value) = parameter_value.get_mut("stringValue") {
+                fingerprint(value);
+            }
+        }
+    }
+    if let Some(parameters) = request.get_mut("parameterObjects").and_then(Value::as_array_mut) {
+        for parameter in parameters {
+            for attribute in parameter
+                .get_mut("attributes")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if attribute.get("key").and_then(Value::as_str) == Some("default")
+                    && let Some(value) = attribute.get_mut("stringValue")
+                {
+                    fingerprint(value);
+                }
+            }
+        }
+    }
+}
+
 fn bounded(mut value: Value) -> Value {
     redact(&mut value);
     let size = serde_json::to_string(&value).map(|text| text.len()).unwrap_or(0);
@@ -227,6 +277,22 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
             "errorMessage".into(),
             truncate_bytes(message, MAX_ERROR_MESSAGE_BYTES).into(),
         );
+    }
+    let mut request = request;
+    if matches!(
+        call.operation,
+        Some(Operation::PutPipelineDefinition | Operation::ValidatePipelineDefinition)
+    ) {
+        redact(&mut request);
+        fingerprint_definition_values(&mut request);
+    }
+    let mut request = request;
+    if matches!(
+        call.operation,
+        Some(Operation::PutPipelineDefinition | Operation::ValidatePipelineDefinition)
+    ) {
+        redact(&mut request);
+        fingerprint_definition_values(&mut request);
     }
     record.insert("requestParameters".into(), bounded(request));
     // CloudTrail gives response elements for mutating calls only.
@@ -346,5 +412,16 @@ mod tests {
         for kept in ["alice", "eu", "String", "df-1"] {
             assert!(text.contains(kept), "{kept} lost: {text}");
         }
+        fingerprint_definition_values(&mut request);
+        let text = request.to_string();
+        assert!(!text.contains("alice") && !text.contains("\"eu\""), "{text}");
+        assert!(
+            text.contains(&format!("sha256:{}", sluice_crypto::sigv4::sha256_hex(b"alice"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(HIDDEN) && text.contains("\"username\"") && text.contains("\"Db\""),
+            "{text}"
+        );
     }
 }
