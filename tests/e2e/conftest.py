@@ -24,7 +24,8 @@ VENV_BIN = pathlib.Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 
 
 class Server:
-    def __init__(self, data_dir, extra_args=(), extra_env=None):
+    def __init__(self, data_dir, extra_args=(), extra_env=None, binary=None):
+        self.binary = binary or SLUICE
         self.extra_env = extra_env or {}
         self.data_dir = pathlib.Path(data_dir)
         self.log_path = self.data_dir.parent / (self.data_dir.name + ".log")
@@ -35,7 +36,7 @@ class Server:
     def start(self):
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [SLUICE, "serve", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", *self.extra_args],
+            [self.binary, "serve", "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", *self.extra_args],
             stdout=subprocess.PIPE,
             stderr=self.log,
             env={**os.environ, "SLUICE_LOG": "debug", **self.extra_env},

@@ -39,6 +39,8 @@ pub struct AppState {
     pub account_id: String,
     /// Region named in audit records when a request names none.
     pub region: String,
+    /// Running with `--fips` (checked at start).
+    pub fips: bool,
 }
 
 /// What the connection told us: the peer and the negotiated TLS parameters.
@@ -57,7 +59,25 @@ pub struct Principal {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .route("/sluice/status", axum::routing::get(status))
+        .fallback(handle)
+        .with_state(state)
+}
+
+/// Liveness and posture, for load balancers and operators: no data, no authentication.
+async fn status(State(state): State<AppState>) -> Response {
+    let body = serde_json::json!({
+        "service": "sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "fips": state.fips && crate::tls::crypto_module_is_fips(),
+        "tlsVersions": ["TLSv1.2", "TLSv1.3"],
+    });
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn respond(request_id: &str, status: StatusCode, body: String) -> Response {

@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub audit: AuditConfig,
     /// The folder of key-encryption keys (`DIR/keys` by default).
     pub key_dir: Option<PathBuf>,
+    /// Refuse to run unless TLS and all other cryptography use AWS-LC's FIPS 140-3 module.
+    pub fips: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +124,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         bail!("--tls-cert and --tls-key go together");
     }
+    if config.fips && !tls::crypto_module_is_fips() {
+        bail!(
+            "--fips: the cryptographic module is not in FIPS mode{}",
+            if cfg!(feature = "fips") {
+                ""
+            } else {
+                " (this build has no FIPS module; build with --features fips, which needs CMake and Go)"
+            }
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     // The directory holds the store, keys and credentials: nobody else needs to list or read it.
@@ -170,7 +182,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             (Some(cert), Some(key)) => (cert.clone(), key.clone()),
             _ => tls::ensure_self_signed(&config.data_dir)?,
         };
-        Some(tls::server_config(&cert, &key)?)
+        Some(tls::server_config(&cert, &key, config.fips)?)
     };
 
     let state = AppState {
@@ -182,6 +194,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         max_pipelines: config.max_pipelines,
         account_id,
         region: config.region.clone(),
+        fips: config.fips,
     };
     let router = api::router(state);
     let listener = TcpListener::bind(config.listen)
@@ -191,7 +204,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("sluice: listening on {scheme}://{address}");
-    tracing::info!(%address, scheme, "listening");
+    tracing::info!(%address, scheme, fips = config.fips, "listening");
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
 
     let shutdown = shutdown_signal();

@@ -39,7 +39,40 @@ pub fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)>
     Ok((cert_path, key_path))
 }
 
-pub fn server_config(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// The TLS provider: AWS-LC, through its FIPS 140-3 module when `fips` (which needs a build with
+/// the `fips` feature).
+#[cfg(feature = "fips")]
+fn provider(fips: bool) -> anyhow::Result<Arc<rustls::crypto::CryptoProvider>> {
+    Ok(Arc::new(if fips {
+        rustls::crypto::default_fips_provider()
+    } else {
+        rustls::crypto::aws_lc_rs::default_provider()
+    }))
+}
+
+#[cfg(not(feature = "fips"))]
+fn provider(fips: bool) -> anyhow::Result<Arc<rustls::crypto::CryptoProvider>> {
+    if fips {
+        anyhow::bail!(
+            "this sluice was built without the FIPS module: build it with `cargo build --release --features fips` (needs CMake and Go)"
+        );
+    }
+    Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+/// Whether the process's cryptography (at rest and SigV4, not only TLS) runs in AWS-LC's FIPS
+/// module.
+#[cfg(feature = "fips")]
+pub fn crypto_module_is_fips() -> bool {
+    aws_lc_rs::try_fips_mode().is_ok()
+}
+
+#[cfg(not(feature = "fips"))]
+pub fn crypto_module_is_fips() -> bool {
+    false
+}
+
+pub fn server_config(cert_path: &Path, key_path: &Path, fips: bool) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let cert_pem = std::fs::read(cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
     let key_pem = std::fs::read(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
     let certificates = rustls_pemfile::certs(&mut cert_pem.as_slice())
@@ -51,13 +84,15 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<ru
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .with_context(|| format!("{} holds no readable PEM key", key_path.display()))?
         .with_context(|| format!("{} holds no private key", key_path.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider(fips)?)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(certificates, key)
         .context("the TLS certificate and key do not match")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if fips && !config.fips() {
+        anyhow::bail!("--fips was asked for, but the TLS configuration does not run in FIPS mode");
+    }
     Ok(Arc::new(config))
 }

@@ -36,6 +36,10 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Use only FIPS 140-3 validated cryptography (AWS-LC's FIPS module), for TLS and at
+        /// rest; needs a build with `--features fips`. Refuses to start otherwise.
+        #[arg(long)]
+        fips: bool,
         /// Serve plain HTTP instead of HTTPS; only on a loopback address.
         #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
         insecure_http: bool,
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
             listen,
             tls_cert,
             tls_key,
+            fips,
             insecure_http,
             max_pipelines,
             max_objects,
@@ -229,6 +234,7 @@ fn main() -> ExitCode {
                 region,
                 audit,
                 key_dir,
+                fips,
             };
             runtime()
                 .and_then(|runtime| runtime.block_on(sluice_server::serve(config)))
