@@ -123,3 +123,31 @@ def test_a_missing_key_folder_is_not_silently_replaced(tmp_path):
                                capture_output=True, text=True, timeout=30)
     assert restarted.returncode != 0
     assert "key" in restarted.stderr.lower()
+
+
+def test_keys_from_the_environment_instead_of_a_folder(tmp_path):
+    import base64
+    import os
+    version_1 = {"SLUICE_KEK_V1": base64.b64encode(os.urandom(32)).decode()}
+    server = Server(tmp_path / "data", extra_env=version_1).start()
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="env", uniqueId="env")["pipelineId"]
+        put_secret_definition(client, pipeline_id)
+    finally:
+        server.stop()
+    assert not (server.data_dir / "keys" / "kek-v1.key").exists()
+    # Without the environment's key the existing store is refused, not given a new key.
+    refused = subprocess.run([SLUICE, "serve", "--data-dir", str(server.data_dir), "--listen", "127.0.0.1:0"],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "holds no key-encryption key" in refused.stderr
+    both = {**version_1, "SLUICE_KEK_V2": base64.b64encode(os.urandom(32)).decode()}
+    rewrap = subprocess.run([SLUICE, "keys", "rewrap", "--data-dir", str(server.data_dir)],
+                            capture_output=True, text=True, env={**os.environ, **both})
+    assert rewrap.returncode == 0 and "1 data key(s)" in rewrap.stdout, rewrap.stdout + rewrap.stderr
+    restarted = Server(server.data_dir, extra_env={"SLUICE_KEK_V2": both["SLUICE_KEK_V2"]}).start()
+    try:
+        objects = restarted.client().get_pipeline_definition(pipelineId=pipeline_id)["pipelineObjects"]
+        assert {f["key"]: f.get("stringValue") for o in objects for f in o["fields"]}["*password"] == FIELD_SECRET
+    finally:
+        restarted.stop()

@@ -72,6 +72,23 @@ impl Keyring {
         Keyring::open(directory)
     }
 
+    /// A keyring handed over by the operator's environment (for example from a KMS or Vault
+    /// agent) instead of a folder: `(version, 32 bytes)` pairs.
+    pub fn from_versions(versions: Vec<(u32, Vec<u8>)>) -> anyhow::Result<Keyring> {
+        let mut keyring = Keyring {
+            versions: BTreeMap::new(),
+        };
+        for (version, bytes) in versions {
+            let key = KeyMaterial::from_bytes(&bytes)
+                .map_err(|_| anyhow::anyhow!("key-encryption key version {version} is not 32 bytes"))?;
+            keyring.versions.insert(version, key);
+        }
+        if keyring.versions.is_empty() {
+            anyhow::bail!("no key-encryption key was given");
+        }
+        Ok(keyring)
+    }
+
     pub fn open(directory: &Path) -> anyhow::Result<Keyring> {
         let mut versions = BTreeMap::new();
         let entries = match std::fs::read_dir(directory) {

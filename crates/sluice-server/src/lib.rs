@@ -47,6 +47,8 @@ pub struct ServeConfig {
     pub key_dir: Option<PathBuf>,
     /// Refuse to run unless TLS and all other cryptography use AWS-LC's FIPS 140-3 module.
     pub fips: bool,
+    /// Key-encryption keys handed over by the environment instead of the key folder.
+    pub kek_versions: Option<Vec<(u32, Vec<u8>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,8 +152,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| keys::default_key_directory(&config.data_dir));
     let store_is_new = store.begin().await?.root_account_id().await?.is_none();
-    let keyring = keys::Keyring::open_or_create(&key_directory, store_is_new)?;
-    let cipher = Arc::new(keys::Cipher::from_directory(&key_directory, keyring)?);
+    let cipher = match &config.kek_versions {
+        Some(versions) => Arc::new(keys::Cipher::new(keys::Keyring::from_versions(versions.clone())?)?),
+        None => {
+            let keyring = keys::Keyring::open_or_create(&key_directory, store_is_new)?;
+            Arc::new(keys::Cipher::from_directory(&key_directory, keyring)?)
+        }
+    };
     let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::KekVault { cipher: cipher.clone() });
     let account_id = bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
 

@@ -235,9 +235,11 @@ fn main() -> ExitCode {
                 audit,
                 key_dir,
                 fips,
+                kek_versions: None,
             };
-            runtime()
-                .and_then(|runtime| runtime.block_on(sluice_server::serve(config)))
+            kek_from_environment()
+                .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })
+                .and_then(|config| runtime().and_then(|runtime| runtime.block_on(sluice_server::serve(config))))
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Keys(command) => runtime().and_then(|runtime| runtime.block_on(keys(command))),
@@ -253,6 +255,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// `SLUICE_KEK_V<N>=<base64 of 32 bytes>`: key-encryption keys from the environment (as a KMS or
+/// Vault agent would inject them), used instead of the key folder when any is set.
+#[allow(clippy::disallowed_methods, reason = "the binary is where configuration is read")]
+fn kek_from_environment() -> anyhow::Result<Option<Vec<(u32, Vec<u8>)>>> {
+    use base64::Engine;
+    let mut versions = Vec::new();
+    for (name, value) in std::env::vars() {
+        let Some(version) = name.strip_prefix("SLUICE_KEK_V") else {
+            continue;
+        };
+        let version: u32 = version
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}: the suffix must be a version number"))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|_| anyhow::anyhow!("{name} is not base64"))?;
+        versions.push((version, bytes));
+    }
+    if versions.is_empty() {
+        return Ok(None);
+    }
+    eprintln!(
+        "sluice: using {} key-encryption key version(s) from the environment",
+        versions.len()
+    );
+    Ok(Some(versions))
+}
+
 async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     use sluice_server::keys::{Cipher, Keyring, default_key_directory, rewrap};
     match command {
@@ -266,7 +296,11 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Rewrap { data_dir, key_dir } => {
             let directory = key_dir.unwrap_or_else(|| default_key_directory(&data_dir));
-            let cipher = Cipher::new(Keyring::open(&directory)?)?;
+            let keyring = match kek_from_environment()? {
+                Some(versions) => Keyring::from_versions(versions)?,
+                None => Keyring::open(&directory)?,
+            };
+            let cipher = Cipher::new(keyring)?;
             let store = sluice_store::SqliteStore::open(&data_dir.join("sluice.db")).await?;
             let now =
                 sluice_server::clock::render(sluice_server::clock::Clock::now(&sluice_server::clock::SystemClock));
