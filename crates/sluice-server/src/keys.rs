@@ -18,6 +18,9 @@ use sluice_crypto::envelope::{self, EnvelopeError, Header, KEY_LEN, KeyMaterial}
 
 const KEK_ID: &str = "kek";
 
+/// Key-encryption keys given as `(version, 32 bytes)` pairs.
+pub type KekVersions = Vec<(u32, Vec<u8>)>;
+
 pub struct Keyring {
     versions: BTreeMap<u32, KeyMaterial>,
 }
@@ -74,7 +77,7 @@ impl Keyring {
 
     /// A keyring handed over by the operator's environment (for example from a KMS or Vault
     /// agent) instead of a folder: `(version, 32 bytes)` pairs.
-    pub fn from_versions(versions: Vec<(u32, Vec<u8>)>) -> anyhow::Result<Keyring> {
+    pub fn from_versions(versions: KekVersions) -> anyhow::Result<Keyring> {
         let mut keyring = Keyring {
             versions: BTreeMap::new(),
         };

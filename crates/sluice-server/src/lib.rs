@@ -48,7 +48,7 @@ pub struct ServeConfig {
     /// Refuse to run unless TLS and all other cryptography use AWS-LC's FIPS 140-3 module.
     pub fips: bool,
     /// Key-encryption keys handed over by the environment instead of the key folder.
-    pub kek_versions: Option<Vec<(u32, Vec<u8>)>>,
+    pub kek_versions: Option<keys::KekVersions>,
 }
 
 #[derive(Debug, Clone)]

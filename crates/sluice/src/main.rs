@@ -258,7 +258,7 @@ fn main() -> ExitCode {
 /// `SLUICE_KEK_V<N>=<base64 of 32 bytes>`: key-encryption keys from the environment (as a KMS or
 /// Vault agent would inject them), used instead of the key folder when any is set.
 #[allow(clippy::disallowed_methods, reason = "the binary is where configuration is read")]
-fn kek_from_environment() -> anyhow::Result<Option<Vec<(u32, Vec<u8>)>>> {
+fn kek_from_environment() -> anyhow::Result<Option<sluice_server::keys::KekVersions>> {
     use base64::Engine;
     let mut versions = Vec::new();
     for (name, value) in std::env::vars() {
