@@ -121,3 +121,17 @@ def test_openssl_sees_tls_1_0_and_1_1_refused_and_1_2_1_3_accepted(server):
             assert result.returncode == 0 and "Verify return code: 0 (ok)" in output, (flag, output)
         else:
             assert result.returncode != 0 and "alert" in output, (flag, output)
+
+
+def test_doctor_tls_reports_versions_and_trust(server):
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    trusted = subprocess.run([SLUICE, "doctor", "tls", server.url, "--ca-bundle", server.cert],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert "TLS 1.3       offered" in trusted.stdout and "TLS 1.2       offered" in trusted.stdout
+    assert "certificate   trusted" in trusted.stdout
+    untrusted = subprocess.run([SLUICE, "doctor", "tls", server.url], capture_output=True, text=True, env=env, timeout=60)
+    assert untrusted.returncode == 1 and "NOT trusted" in untrusted.stdout and "UnknownIssuer" in untrusted.stdout
+    unreachable = subprocess.run([SLUICE, "doctor", "tls", "https://localhost:1"], capture_output=True, text=True, env=env, timeout=60)
+    assert unreachable.returncode == 2 and "cannot connect" in unreachable.stdout

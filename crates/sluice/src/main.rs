@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod client;
+mod doctor;
 use sluice_core::{Limits, definition_file, validate};
 
 #[derive(Parser)]
@@ -71,6 +72,9 @@ enum Command {
         #[arg(long)]
         audit_retention_days: Option<u32>,
     },
+    /// Diagnostics.
+    #[command(subcommand)]
+    Doctor(DoctorCommand),
     /// Keys at rest: rotate the key-encryption key, re-seal everything under the newest one.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -83,6 +87,20 @@ enum Command {
         /// A parameter value, `myKey=value` (repeat the key for a list).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DoctorCommand {
+    /// What a TLS endpoint offers (TLS 1.3, 1.2, cipher suites) and whether its certificate is
+    /// trusted. Exit 0 when it speaks TLS 1.2+ with a trusted certificate, 1 when not, 2 when
+    /// it cannot be reached.
+    Tls {
+        /// https://host:port (a database or object store endpoint too).
+        url: String,
+        /// PEM file of certificates to trust instead of the system's roots.
+        #[arg(long, env = "AWS_CA_BUNDLE")]
+        ca_bundle: Option<PathBuf>,
     },
 }
 
@@ -241,6 +259,9 @@ fn main() -> ExitCode {
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })
                 .and_then(|config| runtime().and_then(|runtime| runtime.block_on(sluice_server::serve(config))))
                 .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Doctor(DoctorCommand::Tls { url, ca_bundle }) => {
+            runtime().and_then(|runtime| runtime.block_on(doctor::tls(&url, ca_bundle.as_deref())))
         }
         Command::Keys(command) => runtime().and_then(|runtime| runtime.block_on(keys(command))),
         Command::Audit(command) => runtime().and_then(|runtime| runtime.block_on(audit::run(command))),
