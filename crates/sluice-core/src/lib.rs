@@ -9,6 +9,7 @@ pub mod definition_file;
 pub mod expression;
 pub mod expression_scan;
 pub mod model;
+pub mod schedule;
 pub mod validate;
 pub mod values;
 
