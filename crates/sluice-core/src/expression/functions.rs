@@ -54,7 +54,25 @@ pub fn evaluate(expression: &Expr, scope: &dyn Scope) -> Result<Value, Expressio
     }
 }
 
+/// Most values a list result may hold, and most bytes a string result may have: an expression
+/// comes from a definition, and must not be able to exhaust memory.
+pub const MAX_LIST_VALUES: usize = 1_000;
+pub const MAX_STRING_BYTES: usize = 1 << 20;
+
+fn size(value: &Value) -> usize {
+    match value {
+        Value::List(values) => values.iter().map(size).sum::<usize>().max(1),
+        _ => 1,
+    }
+}
+
 fn binary(expression: &Expr, operator: BinaryOperator, left: Value, right: Value) -> Result<Value, ExpressionError> {
+    if size(&left).saturating_mul(size(&right)) > MAX_LIST_VALUES {
+        return Err(error(
+            expression,
+            format!("the result would hold more than {MAX_LIST_VALUES} values"),
+        ));
+    }
     // Lists apply element-wise: 'this is ' + myList is a list.
     match (left, right) {
         (Value::List(items), right) => items
@@ -68,7 +86,14 @@ fn binary(expression: &Expr, operator: BinaryOperator, left: Value, right: Value
             .collect::<Result<_, _>>()
             .map(Value::List),
         (left @ Value::String(_), right) | (left, right @ Value::String(_)) if operator == BinaryOperator::Add => {
-            Ok(Value::String(format!("{}{}", left.render(), right.render())))
+            let joined = format!("{}{}", left.render(), right.render());
+            if joined.len() > MAX_STRING_BYTES {
+                return Err(error(
+                    expression,
+                    format!("the string would be longer than {MAX_STRING_BYTES} bytes"),
+                ));
+            }
+            Ok(Value::String(joined))
         }
         (Value::Integer(a), Value::Integer(b)) => match operator {
             BinaryOperator::Add => a

@@ -165,6 +165,15 @@ pub fn evaluate_template(text: &str, scope: &dyn Scope) -> Result<Vec<String>, E
             Value::List(values) => values.iter().map(Value::render).collect(),
             single => vec![single.render()],
         };
+        if results.len().saturating_mul(parts.len()) > functions::MAX_LIST_VALUES {
+            return Err(ExpressionError::new(
+                span.offset,
+                format!(
+                    "the value would expand to more than {} values",
+                    functions::MAX_LIST_VALUES
+                ),
+            ));
+        }
         results = results
             .iter()
             .flat_map(|prefix| parts.iter().map(move |part| format!("{prefix}{literal}{part}")))

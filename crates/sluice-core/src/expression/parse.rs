@@ -110,9 +110,14 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ExpressionError> {
     Ok(tokens)
 }
 
+/// Deepest nesting of parentheses, calls and unary minus an expression may have: untrusted input
+/// must not exhaust the stack.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser {
     tokens: Vec<(Token, usize)>,
     next: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -150,6 +155,19 @@ impl Parser {
     }
 
     fn additive(&mut self) -> Result<Expr, ExpressionError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ExpressionError::new(
+                self.position(),
+                format!("the expression nests deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        let result = self.additive_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn additive_inner(&mut self) -> Result<Expr, ExpressionError> {
         let mut left = self.multiplicative()?;
         loop {
             let position = self.position();
@@ -191,7 +209,7 @@ impl Parser {
         let base = self.unary()?;
         let position = self.position();
         if self.symbol('^') {
-            let exponent = self.power()?;
+            let exponent = self.nested(Parser::power)?;
             return Ok(Expr {
                 position,
                 kind: ExprKind::Binary(BinaryOperator::Power, Box::new(base), Box::new(exponent)),
@@ -203,13 +221,27 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, ExpressionError> {
         let position = self.position();
         if self.symbol('-') {
-            let operand = self.unary()?;
+            let operand = self.nested(Parser::unary)?;
             return Ok(Expr {
                 position,
                 kind: ExprKind::Negate(Box::new(operand)),
             });
         }
         self.postfix()
+    }
+
+    /// Runs `step` one level deeper, refusing past `MAX_DEPTH`.
+    fn nested(&mut self, step: fn(&mut Parser) -> Result<Expr, ExpressionError>) -> Result<Expr, ExpressionError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ExpressionError::new(
+                self.position(),
+                format!("the expression nests deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        let result = step(self);
+        self.depth -= 1;
+        result
     }
 
     fn arguments(&mut self) -> Result<Vec<Expr>, ExpressionError> {
@@ -293,7 +325,11 @@ impl Parser {
 /// Parses one expression (the text between `#{` and `}`).
 pub fn parse(text: &str) -> Result<Expr, ExpressionError> {
     let tokens = tokenize(text)?;
-    let mut parser = Parser { tokens, next: 0 };
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        depth: 0,
+    };
     if parser.peek() == &Token::End {
         return Err(ExpressionError::new(0, "the expression is empty"));
     }

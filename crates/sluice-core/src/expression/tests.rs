@@ -142,10 +142,30 @@ fn errors_name_the_position() {
             "error: makeDate() was given no such date or time (at position 0)",
         ),
         ("a # b", "error: unexpected character '#' (at position 2)"),
+        (
+            "myList + myList + myList + myList + myList + myList + myList + myList + myList + myList",
+            "error: the result would hold more than 1000 values (at position 79)",
+        ),
     ];
     for (expression, expected) in cases {
         assert_eq!(eval(expression), expected, "{expression}");
     }
+}
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(eval(&deep).contains("nests deeper than 64 levels"));
+    let negations = format!("{}1", "-".repeat(10_000));
+    assert!(eval(&negations).contains("nests deeper than 64 levels"));
+    let powers = vec!["2"; 10_000].join("^");
+    assert!(eval(&powers).contains("nests deeper than 64 levels"));
+    let calls = format!(
+        "{}@scheduledStartTime{}",
+        "yesterday(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert!(eval(&calls).contains("nests deeper than 64 levels"));
 }
 
 #[test]
