@@ -89,7 +89,6 @@ def test_operations_of_later_work_say_they_are_not_available_yet(client):
         lambda: client.activate_pipeline(pipelineId=pipeline_id),
         lambda: client.deactivate_pipeline(pipelineId=pipeline_id),
         lambda: client.describe_objects(pipelineId=pipeline_id, objectIds=["Default"]),
-        lambda: client.evaluate_expression(pipelineId=pipeline_id, objectId="Default", expression="#{1}"),
         lambda: client.poll_for_task(workerGroup="wg"),
         lambda: client.query_objects(pipelineId=pipeline_id, sphere="INSTANCE"),
         lambda: client.report_task_progress(taskId="t"),
@@ -100,3 +99,38 @@ def test_operations_of_later_work_say_they_are_not_available_yet(client):
     for call in calls:
         with pytest.raises(client.exceptions.InvalidRequestException, match="not available yet"):
             call()
+
+
+def test_evaluate_expression_in_a_component_context(server, client):
+    pipeline_id = client.create_pipeline(name="expr", uniqueId=unique())["pipelineId"]
+    with pytest.raises(client.exceptions.InvalidRequestException, match="no definition yet"):
+        client.evaluate_expression(pipelineId=pipeline_id, objectId="Schedule", expression="#{period}")
+    client.put_pipeline_definition(
+        pipelineId=pipeline_id,
+        pipelineObjects=[
+            {"id": "Default", "name": "Default", "fields": [{"key": "workerGroup", "stringValue": "wg"},
+                                                            {"key": "schedule", "refValue": "Schedule"}]},
+            {"id": "Schedule", "name": "Schedule", "fields": [
+                {"key": "type", "stringValue": "Schedule"}, {"key": "period", "stringValue": "1 day"},
+                {"key": "startDateTime", "stringValue": "2012-12-12T00:00:00"},
+                {"key": "endDateTime", "stringValue": "2012-12-21T18:00:00"}]},
+            {"id": "Db", "name": "Db", "fields": [{"key": "type", "stringValue": "JdbcDatabase"},
+                                                  {"key": "*password", "stringValue": "hunter2"}]},
+        ],
+        parameterObjects=[{"id": "myBucket", "attributes": [{"key": "default", "stringValue": "logs"}]}])
+    # The API reference's own example.
+    result = client.evaluate_expression(pipelineId=pipeline_id, objectId="Schedule",
+                                        expression="Transform started at #{startDateTime} and finished at #{endDateTime}")
+    assert result["evaluatedExpression"] == "Transform started at 2012-12-12T00:00:00 and finished at 2012-12-21T18:00:00"
+    cli = server.aws("evaluate-expression", "--pipeline-id", pipeline_id, "--object-id", "Default",
+                     "--expression", "s3://#{myBucket}/#{format(plusDays(schedule.startDateTime, 1), 'YYYY-MM-dd')}/#{@pipelineId}")
+    assert cli["evaluatedExpression"] == f"s3://logs/2012-12-13/{pipeline_id}"
+    masked = client.evaluate_expression(pipelineId=pipeline_id, objectId="Db", expression="#{*password}")
+    assert masked["evaluatedExpression"] == "HIDDEN_DUE_TO_SECURITY_REASONS"
+    with pytest.raises(client.exceptions.InvalidRequestException, match="object 'Nope' is not in the definition"):
+        client.evaluate_expression(pipelineId=pipeline_id, objectId="Nope", expression="x")
+    with pytest.raises(client.exceptions.InvalidRequestException, match="is not defined here at position 2"):
+        client.evaluate_expression(pipelineId=pipeline_id, objectId="Default", expression="#{@scheduledStartTime}")
+    client.delete_pipeline(pipelineId=pipeline_id)
+    with pytest.raises(client.exceptions.PipelineDeletedException):
+        client.evaluate_expression(pipelineId=pipeline_id, objectId="Default", expression="x")

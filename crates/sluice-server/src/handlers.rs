@@ -106,10 +106,10 @@ pub async fn dispatch(
         Operation::AddTags => add_tags(tx, principal, body).await,
         Operation::RemoveTags => remove_tags(tx, principal, body).await,
         Operation::LookupEvents => crate::audit::lookup::lookup_events(tx, principal, body).await,
+        Operation::EvaluateExpression => evaluate_expression(state, tx, principal, body).await,
         Operation::ActivatePipeline
         | Operation::DeactivatePipeline
         | Operation::DescribeObjects
-        | Operation::EvaluateExpression
         | Operation::PollForTask
         | Operation::QueryObjects
         | Operation::ReportTaskProgress
@@ -438,6 +438,53 @@ async fn get_definition(
     }
     .unwrap_or_default();
     json(&shapes::GetPipelineDefinitionOutput::from_definition(&definition))
+}
+
+/// Evaluates an expression in the context of a component of the pipeline's active definition
+/// (the latest one before activation). `*` parameters and fields read as a mask: only the task
+/// that needs a secret gets it, not whoever can evaluate expressions.
+async fn evaluate_expression(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: shapes::EvaluateExpressionInput = parse_body(body)?;
+    input.check()?;
+    let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
+    authorize(
+        principal,
+        Operation::EvaluateExpression,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
+    let version = record.active_version.unwrap_or(record.latest_version);
+    let stored = match tx.definition(&record.pipeline_id, version).await.map_err(store_error)? {
+        Some(stored) if version > 0 => stored,
+        _ => {
+            return Err(ApiError::invalid_request(format!(
+                "pipeline {} has no definition yet",
+                record.pipeline_id
+            )));
+        }
+    };
+    let definition = read_definition(state, tx, &record.pipeline_id, version, &stored).await?;
+    let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, &input.object_id)
+        .ok_or_else(|| {
+            ApiError::invalid_request(format!(
+                "object '{}' is not in the definition of {}",
+                input.object_id, record.pipeline_id
+            ))
+        })?
+        .masking_secrets();
+    let parts = sluice_core::expression::evaluate_template(&input.expression, &scope).map_err(|error| {
+        ApiError::invalid_request(format!(
+            "the expression cannot be evaluated: {} at position {}",
+            error.message, error.position
+        ))
+    })?;
+    json(&shapes::EvaluateExpressionOutput {
+        evaluated_expression: parts.join(","),
+    })
 }
 
 async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {

@@ -484,6 +484,36 @@ impl RemoveTagsInput {
     }
 }
 
+// ---- EvaluateExpression
+
+/// The model allows expressions up to 20 MiB.
+pub const EXPRESSION_MAX: usize = 20_971_520;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluateExpressionInput {
+    pub pipeline_id: String,
+    pub object_id: String,
+    pub expression: String,
+}
+
+impl EvaluateExpressionInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_pipeline_id(&mut check, &self.pipeline_id);
+        check
+            .string("objectId", &self.object_id, 1, ID_MAX)
+            .string("expression", &self.expression, 0, EXPRESSION_MAX);
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluateExpressionOutput {
+    pub evaluated_expression: String,
+}
+
 // ---- CloudTrail LookupEvents (PascalCase members, timestamps as epoch seconds)
 
 #[derive(Debug, Deserialize)]

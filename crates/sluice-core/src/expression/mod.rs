@@ -7,11 +7,13 @@
 mod format;
 mod functions;
 mod parse;
+mod scope;
 
 use chrono::NaiveDateTime;
 
 pub use format::format_date_time;
 pub use parse::{BinaryOperator, Expr, ExprKind, parse};
+pub use scope::{ComponentScope, MASK};
 
 /// A parse or evaluation problem, with the byte position inside the expression text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

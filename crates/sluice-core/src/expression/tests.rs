@@ -209,3 +209,47 @@ fn templates_splice_values_and_expand_lists() {
     let error = evaluate_template("echo #{year(x)}", &scope).unwrap_err();
     assert_eq!(error.position, 12, "positions count from the start of the field value");
 }
+
+#[test]
+fn component_scope_reads_fields_inheritance_parameters_and_references() {
+    let definition = crate::definition_file::parse(
+        r##"{"objects": [
+            {"id": "Default", "workerGroup": "wg", "myEnv": "prod"},
+            {"id": "Base", "type": "S3DataNode", "directoryPath": "s3://bucket/#{myEnv}/#{id}"},
+            {"id": "In", "parent": {"ref": "Base"}},
+            {"id": "Copy", "type": "ShellCommandActivity", "input": {"ref": "In"}, "command": "cp #{input.directoryPath}",
+             "scriptArgument": ["a", "b"]}],
+           "parameters": [{"id": "myRegion", "default": "eu-west-1"}, {"id": "*myPassword"}],
+           "values": {"*myPassword": "pw"}}"##,
+    )
+    .expect("parses");
+    let scope = ComponentScope::new(&definition, "df-1", "Copy").expect("object exists");
+    let render = |text: &str| {
+        evaluate_template(text, &scope)
+            .map(|parts| parts.join("|"))
+            .unwrap_or_else(|error| format!("error: {error}"))
+    };
+    assert_eq!(
+        render("#{workerGroup} #{myRegion} #{*myPassword} #{@pipelineId} #{id}"),
+        "wg eu-west-1 pw df-1 Copy"
+    );
+    assert_eq!(render("#{input.directoryPath}"), "s3://bucket/prod/In");
+    assert_eq!(render("#{command}"), "cp s3://bucket/prod/In");
+    assert_eq!(render("#{scriptArgument}"), "a|b");
+    assert_eq!(
+        render("#{input.@scheduledStartTime}"),
+        "error: 'In' has no field '@scheduledStartTime' (at position 8)"
+    );
+    assert_eq!(
+        render("#{@scheduledStartTime}"),
+        "error: '@scheduledStartTime' is not defined here (at position 2)"
+    );
+    assert!(ComponentScope::new(&definition, "df-1", "Nope").is_none());
+    let masked = ComponentScope::new(&definition, "df-1", "Copy")
+        .expect("object exists")
+        .masking_secrets();
+    assert_eq!(
+        evaluate_template("#{*myPassword}/#{myRegion}", &masked).expect("evaluates"),
+        vec![format!("{MASK}/eu-west-1")]
+    );
+}
