@@ -88,7 +88,6 @@ def test_operations_of_later_work_say_they_are_not_available_yet(client):
     calls = [
         lambda: client.activate_pipeline(pipelineId=pipeline_id),
         lambda: client.deactivate_pipeline(pipelineId=pipeline_id),
-        lambda: client.describe_objects(pipelineId=pipeline_id, objectIds=["Default"]),
         lambda: client.poll_for_task(workerGroup="wg"),
         lambda: client.query_objects(pipelineId=pipeline_id, sphere="INSTANCE"),
         lambda: client.report_task_progress(taskId="t"),
@@ -134,3 +133,32 @@ def test_evaluate_expression_in_a_component_context(server, client):
     client.delete_pipeline(pipelineId=pipeline_id)
     with pytest.raises(client.exceptions.PipelineDeletedException):
         client.evaluate_expression(pipelineId=pipeline_id, objectId="Default", expression="x")
+
+
+def test_describe_objects_shows_components_as_the_service_does(server, client):
+    pipeline_id = client.create_pipeline(name="objects", uniqueId=unique())["pipelineId"]
+    assert client.describe_objects(pipelineId=pipeline_id, objectIds=["Default"])["pipelineObjects"] == []
+    client.put_pipeline_definition(
+        pipelineId=pipeline_id,
+        pipelineObjects=[
+            {"id": "Default", "name": "Default", "fields": [{"key": "workerGroup", "stringValue": "wg"},
+                                                            {"key": "scheduleType", "stringValue": "ondemand"}]},
+            {"id": "Out", "name": "Out", "fields": [{"key": "type", "stringValue": "S3DataNode"},
+                                                    {"key": "directoryPath", "stringValue": "s3://b/#{myPrefix}/#{@pipelineId}"}]},
+        ],
+        parameterObjects=[{"id": "myPrefix", "attributes": [{"key": "default", "stringValue": "daily"}]}])
+    raw = client.describe_objects(pipelineId=pipeline_id, objectIds=["Out", "Missing", "Default"])
+    assert [o["id"] for o in raw["pipelineObjects"]] == ["Out", "Default"] and raw["hasMoreResults"] is False
+    out = {f["key"]: f.get("stringValue", f.get("refValue")) for f in raw["pipelineObjects"][0]["fields"]}
+    assert out["directoryPath"] == "s3://b/#{myPrefix}/#{@pipelineId}"
+    assert out["parent"] == "Default" and out["@sphere"] == "COMPONENT" and out["@version"] == "1"
+    assert out["@pipelineId"] == pipeline_id and out["@status"] == "PENDING"
+    default = {f["key"] for f in raw["pipelineObjects"][1]["fields"]}
+    assert "parent" not in default
+    evaluated = client.describe_objects(pipelineId=pipeline_id, objectIds=["Out"], evaluateExpressions=True)
+    fields = {f["key"]: f.get("stringValue") for f in evaluated["pipelineObjects"][0]["fields"]}
+    assert fields["directoryPath"] == f"s3://b/daily/{pipeline_id}"
+    cli = server.aws("describe-objects", "--pipeline-id", pipeline_id, "--object-ids", "Out", "--evaluate-expressions")
+    assert cli["pipelineObjects"][0]["id"] == "Out"
+    with pytest.raises(client.exceptions.InvalidRequestException, match="objectIds"):
+        client.describe_objects(pipelineId=pipeline_id, objectIds=[f"o{i}" for i in range(101)])

@@ -107,9 +107,9 @@ pub async fn dispatch(
         Operation::RemoveTags => remove_tags(tx, principal, body).await,
         Operation::LookupEvents => crate::audit::lookup::lookup_events(tx, principal, body).await,
         Operation::EvaluateExpression => evaluate_expression(state, tx, principal, body).await,
+        Operation::DescribeObjects => describe_objects(state, tx, principal, body).await,
         Operation::ActivatePipeline
         | Operation::DeactivatePipeline
-        | Operation::DescribeObjects
         | Operation::PollForTask
         | Operation::QueryObjects
         | Operation::ReportTaskProgress
@@ -440,6 +440,95 @@ async fn get_definition(
     json(&shapes::GetPipelineDefinitionOutput::from_definition(&definition))
 }
 
+/// The definition in force: the active version, or the latest before activation. `None` when
+/// the pipeline has none yet.
+async fn definition_in_force(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    record: &PipelineRecord,
+) -> Result<Option<(i64, PipelineDefinition)>, ApiError> {
+    let version = record.active_version.unwrap_or(record.latest_version);
+    match tx.definition(&record.pipeline_id, version).await.map_err(store_error)? {
+        Some(stored) if version > 0 => Ok(Some((
+            version,
+            read_definition(state, tx, &record.pipeline_id, version, &stored).await?,
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// Describes components of the definition in force, as the service shows them: the stored
+/// fields, the implicit `parent` → Default, and the system fields. Instances and attempts exist
+/// once the scheduler creates them; ids of objects that do not exist are left out.
+async fn describe_objects(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: shapes::DescribeObjectsInput = parse_body(body)?;
+    input.check()?;
+    if input.marker.as_deref().is_some_and(|marker| !marker.is_empty()) {
+        return Err(ApiError::invalid_request(
+            "'marker' is not a marker this service returned",
+        ));
+    }
+    let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
+    authorize(
+        principal,
+        Operation::DescribeObjects,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
+    let mut objects = Vec::new();
+    if let Some((version, definition)) = definition_in_force(state, tx, &record).await? {
+        let has_default = definition.object("Default").is_some();
+        for id in &input.object_ids {
+            let Some(object) = definition.object(id) else { continue };
+            let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, id);
+            let mut fields: Vec<shapes::Field> = object
+                .fields
+                .iter()
+                .map(|field| {
+                    let mut wire = shapes::wire_field(field);
+                    if input.evaluate_expressions
+                        && let (Some(text), Some(scope)) = (wire.string_value.as_deref(), scope.as_ref())
+                        && text.contains("#{")
+                        && let Ok(parts) = sluice_core::expression::evaluate_template(text, scope)
+                    {
+                        wire.string_value = Some(parts.join(","));
+                    }
+                    wire
+                })
+                .collect();
+            let string = |key: &str, value: String| shapes::Field {
+                key: key.into(),
+                string_value: Some(value),
+                ref_value: None,
+            };
+            if object.first("parent").is_none() && object.id != "Default" && has_default {
+                fields.push(shapes::Field {
+                    key: "parent".into(),
+                    string_value: None,
+                    ref_value: Some("Default".into()),
+                });
+            }
+            fields.push(string("@sphere", "COMPONENT".into()));
+            fields.push(string("@version", version.to_string()));
+            fields.push(string("@pipelineId", record.pipeline_id.clone()));
+            fields.push(string("@status", "PENDING".into()));
+            objects.push(shapes::PipelineObject {
+                id: object.id.clone(),
+                name: object.name.clone(),
+                fields,
+            });
+        }
+    }
+    json(&shapes::DescribeObjectsOutput {
+        pipeline_objects: objects,
+        has_more_results: false,
+    })
+}
+
 /// Evaluates an expression in the context of a component of the pipeline's active definition
 /// (the latest one before activation). `*` parameters and fields read as a mask: only the task
 /// that needs a secret gets it, not whoever can evaluate expressions.
@@ -457,17 +546,12 @@ async fn evaluate_expression(
         Operation::EvaluateExpression,
         &pipeline_arn(principal, &record.pipeline_id),
     )?;
-    let version = record.active_version.unwrap_or(record.latest_version);
-    let stored = match tx.definition(&record.pipeline_id, version).await.map_err(store_error)? {
-        Some(stored) if version > 0 => stored,
-        _ => {
-            return Err(ApiError::invalid_request(format!(
-                "pipeline {} has no definition yet",
-                record.pipeline_id
-            )));
-        }
+    let Some((_, definition)) = definition_in_force(state, tx, &record).await? else {
+        return Err(ApiError::invalid_request(format!(
+            "pipeline {} has no definition yet",
+            record.pipeline_id
+        )));
     };
-    let definition = read_definition(state, tx, &record.pipeline_id, version, &stored).await?;
     let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, &input.object_id)
         .ok_or_else(|| {
             ApiError::invalid_request(format!(

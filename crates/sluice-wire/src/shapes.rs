@@ -484,6 +484,40 @@ impl RemoveTagsInput {
     }
 }
 
+// ---- DescribeObjects
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeObjectsInput {
+    pub pipeline_id: String,
+    pub object_ids: Vec<String>,
+    #[serde(default)]
+    pub evaluate_expressions: bool,
+    pub marker: Option<String>,
+}
+
+impl DescribeObjectsInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_pipeline_id(&mut check, &self.pipeline_id);
+        check.count("objectIds", self.object_ids.len(), 1, DESCRIBE_MAX_IDS);
+        for (index, id) in self.object_ids.iter().enumerate() {
+            check.string(&format!("objectIds.{}.member", index + 1), id, 1, ID_MAX);
+        }
+        if let Some(marker) = &self.marker {
+            check.string("marker", marker, 0, ID_MAX);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeObjectsOutput {
+    pub pipeline_objects: Vec<PipelineObject>,
+    pub has_more_results: bool,
+}
+
 // ---- EvaluateExpression
 
 /// The model allows expressions up to 20 MiB.
