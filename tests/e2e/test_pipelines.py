@@ -89,7 +89,6 @@ def test_operations_of_later_work_say_they_are_not_available_yet(client):
         lambda: client.activate_pipeline(pipelineId=pipeline_id),
         lambda: client.deactivate_pipeline(pipelineId=pipeline_id),
         lambda: client.poll_for_task(workerGroup="wg"),
-        lambda: client.query_objects(pipelineId=pipeline_id, sphere="INSTANCE"),
         lambda: client.report_task_progress(taskId="t"),
         lambda: client.report_task_runner_heartbeat(taskrunnerId="r"),
         lambda: client.set_status(pipelineId=pipeline_id, objectIds=["A"], status="PAUSE"),
@@ -162,3 +161,36 @@ def test_describe_objects_shows_components_as_the_service_does(server, client):
     assert cli["pipelineObjects"][0]["id"] == "Out"
     with pytest.raises(client.exceptions.InvalidRequestException, match="objectIds"):
         client.describe_objects(pipelineId=pipeline_id, objectIds=[f"o{i}" for i in range(101)])
+
+
+def test_query_objects_selects_components_and_list_runs_works(server, client):
+    pipeline_id = client.create_pipeline(name="query", uniqueId=unique())["pipelineId"]
+    objects = [{"id": "Default", "name": "Default", "fields": [{"key": "workerGroup", "stringValue": "wg"},
+                                                               {"key": "scheduleType", "stringValue": "ondemand"}]}]
+    for index in range(5):
+        fields = [{"key": "type", "stringValue": "ShellCommandActivity"}, {"key": "command", "stringValue": f"echo {index}"}]
+        if index:
+            fields.append({"key": "dependsOn", "refValue": f"A{index - 1}"})
+        objects.append({"id": f"A{index}", "name": f"A{index}", "fields": fields})
+    client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=objects)
+    everything = client.query_objects(pipelineId=pipeline_id, sphere="component")
+    assert everything["ids"] == ["Default", "A0", "A1", "A2", "A3", "A4"] and everything["hasMoreResults"] is False
+    typed = client.query_objects(pipelineId=pipeline_id, sphere="COMPONENT", query={"selectors": [
+        {"fieldName": "type", "operator": {"type": "EQ", "values": ["ShellCommandActivity"]}},
+        {"fieldName": "dependsOn", "operator": {"type": "REF_EQ", "values": ["A1"]}}]})
+    assert typed["ids"] == ["A2"]
+    between = client.query_objects(pipelineId=pipeline_id, sphere="COMPONENT", query={"selectors": [
+        {"fieldName": "@id", "operator": {"type": "BETWEEN", "values": ["A1", "A3"]}}]})
+    assert between["ids"] == ["A1", "A2", "A3"]
+    pages = list(client.get_paginator("query_objects").paginate(pipelineId=pipeline_id, sphere="COMPONENT",
+                                                                PaginationConfig={"PageSize": 2}))
+    assert [page["ids"] for page in pages] == [["Default", "A0"], ["A1", "A2"], ["A3", "A4"]]
+    # No instances exist before activation; the CLI's list-runs still works (it needs `ids`).
+    assert client.query_objects(pipelineId=pipeline_id, sphere="INSTANCE")["ids"] == []
+    runs = server.aws("list-runs", "--pipeline-id", pipeline_id, check=False)
+    assert runs.returncode == 0, runs.stderr
+    with pytest.raises(client.exceptions.InvalidRequestException, match="sphere"):
+        client.query_objects(pipelineId=pipeline_id, sphere="GALAXY")
+    with pytest.raises(client.exceptions.InvalidRequestException, match="BETWEEN takes exactly two values"):
+        client.query_objects(pipelineId=pipeline_id, sphere="COMPONENT", query={"selectors": [
+            {"fieldName": "@id", "operator": {"type": "BETWEEN", "values": ["A1"]}}]})

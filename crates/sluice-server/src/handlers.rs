@@ -108,10 +108,10 @@ pub async fn dispatch(
         Operation::LookupEvents => crate::audit::lookup::lookup_events(tx, principal, body).await,
         Operation::EvaluateExpression => evaluate_expression(state, tx, principal, body).await,
         Operation::DescribeObjects => describe_objects(state, tx, principal, body).await,
+        Operation::QueryObjects => query_objects(state, tx, principal, body).await,
         Operation::ActivatePipeline
         | Operation::DeactivatePipeline
         | Operation::PollForTask
-        | Operation::QueryObjects
         | Operation::ReportTaskProgress
         | Operation::ReportTaskRunnerHeartbeat
         | Operation::SetStatus
@@ -526,6 +526,124 @@ async fn describe_objects(
     json(&shapes::DescribeObjectsOutput {
         pipeline_objects: objects,
         has_more_results: false,
+    })
+}
+
+/// Whether an object's field values satisfy one selector (case-sensitive, as stored; LE, GE and
+/// BETWEEN compare as text, which orders `YYYY-MM-DDTHH:MM:SS` datetimes correctly).
+fn selector_matches(object: &sluice_core::PipelineObject, selector: &shapes::Selector) -> Result<bool, ApiError> {
+    let Some(field_name) = selector.field_name.as_deref() else {
+        return Ok(true);
+    };
+    let Some(operator) = &selector.operator else {
+        return Ok(true);
+    };
+    let values: Vec<&sluice_core::FieldValue> = match field_name {
+        "@id" | "id" => return Ok(text_matches(operator, &object.id)?),
+        "name" => return Ok(text_matches(operator, &object.name)?),
+        _ => object.values(field_name).collect(),
+    };
+    let operator_type = operator.operator_type.as_deref().unwrap_or("EQ");
+    for value in values {
+        let matched = match (operator_type, value) {
+            ("REF_EQ", sluice_core::FieldValue::Ref(target)) => operator.values.iter().any(|wanted| wanted == target),
+            ("REF_EQ", _) => false,
+            (_, sluice_core::FieldValue::String(text)) => text_matches(operator, text)?,
+            (_, sluice_core::FieldValue::Ref(_)) => false,
+        };
+        if matched {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn text_matches(operator: &shapes::Operator, text: &str) -> Result<bool, ApiError> {
+    let first = || {
+        operator
+            .values
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::invalid_request("a selector's operator needs a value"))
+    };
+    Ok(match operator.operator_type.as_deref().unwrap_or("EQ") {
+        "EQ" => operator.values.iter().any(|wanted| wanted == text),
+        "REF_EQ" => false,
+        "LE" => text <= first()?,
+        "GE" => text >= first()?,
+        "BETWEEN" => match operator.values.as_slice() {
+            [low, high] => text >= low.as_str() && text <= high.as_str(),
+            _ => return Err(ApiError::invalid_request("BETWEEN takes exactly two values")),
+        },
+        other => {
+            return Err(ApiError::invalid_request(format!(
+                "operator type '{other}' is not one of EQ, REF_EQ, LE, GE, BETWEEN"
+            )));
+        }
+    })
+}
+
+/// Finds object ids by selectors. Components come from the definition in force; instances and
+/// attempts appear once the scheduler creates them, so those spheres answer an empty list.
+async fn query_objects(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: shapes::QueryObjectsInput = parse_body(body)?;
+    input.check()?;
+    let sphere = input.sphere.to_ascii_uppercase();
+    if !matches!(sphere.as_str(), "COMPONENT" | "INSTANCE" | "ATTEMPT") {
+        return Err(ApiError::invalid_request(format!(
+            "'sphere' must be COMPONENT, INSTANCE or ATTEMPT, not '{}'",
+            input.sphere
+        )));
+    }
+    let limit = input.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_request("'limit' must be between 1 and 1000"));
+    }
+    let start = match input.marker.as_deref() {
+        None | Some("") => 0,
+        Some(marker) => URL_SAFE_NO_PAD
+            .decode(marker)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.strip_prefix("q1:").and_then(|offset| offset.parse::<usize>().ok()))
+            .ok_or_else(|| ApiError::invalid_request("'marker' is not a marker this service returned"))?,
+    };
+    let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
+    authorize(
+        principal,
+        Operation::QueryObjects,
+        &pipeline_arn(principal, &record.pipeline_id),
+    )?;
+    let selectors = input.query.map(|query| query.selectors).unwrap_or_default();
+    let mut ids = Vec::new();
+    if sphere == "COMPONENT"
+        && let Some((_, definition)) = definition_in_force(state, tx, &record).await?
+    {
+        for object in &definition.objects {
+            let mut all = true;
+            for selector in &selectors {
+                if !selector_matches(object, selector)? {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                ids.push(object.id.clone());
+            }
+        }
+    }
+    let page: Vec<String> = ids.iter().skip(start).take(limit as usize).cloned().collect();
+    let next = start + page.len();
+    let has_more_results = next < ids.len();
+    json(&shapes::QueryObjectsOutput {
+        ids: page,
+        marker: has_more_results.then(|| URL_SAFE_NO_PAD.encode(format!("q1:{next}"))),
+        has_more_results,
     })
 }
 

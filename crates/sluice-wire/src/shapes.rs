@@ -518,6 +518,96 @@ pub struct DescribeObjectsOutput {
     pub has_more_results: bool,
 }
 
+// ---- QueryObjects
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operator {
+    #[serde(rename = "type")]
+    pub operator_type: Option<String>,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Selector {
+    pub field_name: Option<String>,
+    pub operator: Option<Operator>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Query {
+    #[serde(default)]
+    pub selectors: Vec<Selector>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryObjectsInput {
+    pub pipeline_id: String,
+    pub query: Option<Query>,
+    pub sphere: String,
+    pub marker: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Reference §j: at most 10 selectors; QueryObjects pages default to 100.
+pub const MAX_SELECTORS: usize = 10;
+
+impl QueryObjectsInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_pipeline_id(&mut check, &self.pipeline_id);
+        check.string("sphere", &self.sphere, 0, ID_MAX);
+        if let Some(marker) = &self.marker {
+            check.string("marker", marker, 0, ID_MAX);
+        }
+        if let Some(query) = &self.query {
+            check.count("query.selectors", query.selectors.len(), 0, MAX_SELECTORS);
+            for (index, selector) in query.selectors.iter().enumerate() {
+                if let Some(name) = &selector.field_name {
+                    check.string(
+                        &format!("query.selectors.{}.member.fieldName", index + 1),
+                        name,
+                        0,
+                        ID_MAX,
+                    );
+                }
+                for (value_index, value) in selector
+                    .operator
+                    .iter()
+                    .flat_map(|operator| operator.values.iter())
+                    .enumerate()
+                {
+                    check.string(
+                        &format!(
+                            "query.selectors.{}.member.operator.values.{}.member",
+                            index + 1,
+                            value_index + 1
+                        ),
+                        value,
+                        0,
+                        ID_MAX,
+                    );
+                }
+            }
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryObjectsOutput {
+    /// Always present, even empty: `aws datapipeline list-runs` indexes it.
+    pub ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    pub has_more_results: bool,
+}
+
 // ---- EvaluateExpression
 
 /// The model allows expressions up to 20 MiB.
