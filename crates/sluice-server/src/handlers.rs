@@ -539,8 +539,8 @@ fn selector_matches(object: &sluice_core::PipelineObject, selector: &shapes::Sel
         return Ok(true);
     };
     let values: Vec<&sluice_core::FieldValue> = match field_name {
-        "@id" | "id" => return Ok(text_matches(operator, &object.id)?),
-        "name" => return Ok(text_matches(operator, &object.name)?),
+        "@id" | "id" => return text_matches(operator, &object.id),
+        "name" => return text_matches(operator, &object.name),
         _ => object.values(field_name).collect(),
     };
     let operator_type = operator.operator_type.as_deref().unwrap_or("EQ");
