@@ -194,3 +194,30 @@ def test_query_objects_selects_components_and_list_runs_works(server, client):
     with pytest.raises(client.exceptions.InvalidRequestException, match="BETWEEN takes exactly two values"):
         client.query_objects(pipelineId=pipeline_id, sphere="COMPONENT", query={"selectors": [
             {"fieldName": "@id", "operator": {"type": "BETWEEN", "values": ["A1"]}}]})
+
+
+def test_guard_rails_refuse_credentials_and_flag_personal_data(tmp_path):
+    import json as json_module
+    import sqlite3
+    from conftest import Server
+    server = Server(tmp_path / "data").start()
+    try:
+        client = server.client()
+        with pytest.raises(client.exceptions.InvalidRequestException, match="tag 'db'.*password inside a URL"):
+            client.create_pipeline(name="p", uniqueId="u1", tags=[{"key": "db", "value": "postgres://app:s3cret@db/x"}])
+        with pytest.raises(client.exceptions.InvalidRequestException, match="description holds an AWS access key id"):
+            client.create_pipeline(name="p", uniqueId="u2", description="uses AKIAIOSFODNN7EXAMPLE")
+        pipeline_id = client.create_pipeline(name="p", uniqueId="u3", tags=[{"key": "owner", "value": "jane.doe@example.com"}])["pipelineId"]
+        with pytest.raises(client.exceptions.InvalidRequestException, match="FATAL.*CREDENTIAL_IN_DEFINITION"):
+            client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+                {"id": "Db", "name": "Db", "fields": [{"key": "type", "stringValue": "JdbcDatabase"},
+                                                      {"key": "connectionString", "stringValue": "jdbc:mysql://admin:hunter2@db:3306/x"}]}])
+        assert client.get_pipeline_definition(pipelineId=pipeline_id)["pipelineObjects"] == []
+    finally:
+        server.stop()
+    connection = sqlite3.connect(f"file:{server.data_dir / 'sluice.db'}?mode=ro", uri=True)
+    records = [json_module.loads(row[0]) for row in connection.execute("SELECT record FROM audit_records ORDER BY seq")]
+    connection.close()
+    created = [r for r in records if r["eventName"] == "CreatePipeline" and "errorCode" not in r][0]
+    assert created["additionalEventData"] == {"guardRailFindings": ["the value of tag 1 seems to hold an email address"]}
+    assert "s3cret" not in (tmp_path / "data.log").read_text()

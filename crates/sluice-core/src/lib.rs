@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod definition_file;
 pub mod expression;
 pub mod expression_scan;
+pub mod guard;
 pub mod model;
 pub mod schedule;
 pub mod validate;

@@ -319,6 +319,26 @@ fn check_object<'a>(context: &mut Context<'a>, object: &'a PipelineObject) {
     let type_name = effective_type(&chain);
     let type_spec = type_name.and_then(catalogue::type_spec);
     let is_default = id == DEFAULT_ID;
+    for (what, text) in [("id", object.id.as_str()), ("name", object.name.as_str())] {
+        if let Some(kind) = crate::guard::personal_data_in(text) {
+            context.warnings.push(
+                id,
+                format!("PERSONAL_DATA: the object's {what} seems to hold {kind}; ids and names reach logs and audit records unencrypted"),
+            );
+        }
+    }
+    for field in &object.fields {
+        if let FieldValue::String(text) = &field.value
+            && !field.key.starts_with('*')
+            && let Some(kind) = crate::guard::credential_in(text)
+        {
+            let message = format!(
+                "CREDENTIAL_IN_DEFINITION: field '{}' holds {kind}; put the secret in a '*' field or a '*my' parameter",
+                field.key
+            );
+            fatal(context, id, message);
+        }
+    }
 
     if is_default && object.object_type().is_some() {
         context.errors.push(
@@ -998,6 +1018,14 @@ fn check_parameters(context: &mut Context<'_>) {
             );
         }
         for value in &given {
+            if !id.starts_with('*')
+                && let Some(kind) = crate::guard::credential_in(value)
+            {
+                let message = format!(
+                    "CREDENTIAL_IN_DEFINITION: the value of parameter '{id}' holds {kind}; declare it as '*{id}'"
+                );
+                fatal(context, id, message);
+            }
             if let Err(problem) = check_parameter_value(parameter_type, &allowed, value) {
                 context
                     .errors

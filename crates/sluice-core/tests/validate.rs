@@ -286,3 +286,22 @@ fn bad_expressions_name_the_field_and_position() {
         "#]],
     );
 }
+
+#[test]
+fn guard_rails_refuse_credentials_and_flag_personal_data() {
+    check(
+        r##"{"objects": [{"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg"},
+            {"id": "Db", "name": "jane.doe@example.com", "type": "JdbcDatabase", "connectionString": "jdbc:mysql://admin:hunter2@db:3306/x",
+             "jdbcDriverClass": "D", "username": "u", "*password": "#{*myPassword}"},
+            {"id": "Safe", "type": "JdbcDatabase", "connectionString": "jdbc:mysql://admin:#{*myPassword}@db:3306/x",
+             "jdbcDriverClass": "D", "username": "u", "*password": "#{*myPassword}"}],
+           "parameters": [{"id": "*myPassword"}, {"id": "myUrl"}],
+           "values": {"*myPassword": "pw", "myUrl": "https://bob:secret@example.com/"}}"##,
+        expect![[r#"
+            error [Db] CREDENTIAL_IN_DEFINITION: field 'connectionString' holds a password inside a URL; put the secret in a '*' field or a '*my' parameter
+            error [myUrl] CREDENTIAL_IN_DEFINITION: the value of parameter 'myUrl' holds a password inside a URL; declare it as '*myUrl'
+            warning [Db] PERSONAL_DATA: the object's name seems to hold an email address; ids and names reach logs and audit records unencrypted
+            fatal: 2
+        "#]],
+    );
+}

@@ -177,6 +177,40 @@ pub fn fingerprint_definition_values(request: &mut Value) {
     }
 }
 
+/// Personal data in a pipeline's name, description or tags, which AWS warns never to put there:
+/// flagged in the record (without the value) so that an operator can find and fix it.
+pub fn guard_rail_findings(request: &Value) -> Vec<String> {
+    let mut findings = Vec::new();
+    let mut flag = |what: String, text: Option<&str>| {
+        if let Some(kind) = text.and_then(sluice_core::guard::personal_data_in) {
+            findings.push(format!("{what} seems to hold {kind}"));
+        }
+    };
+    flag("the pipeline name".into(), request.get("name").and_then(Value::as_str));
+    flag(
+        "the description".into(),
+        request.get("description").and_then(Value::as_str),
+    );
+    // Tags by position: the finding must not repeat what it flags.
+    for (index, tag) in request
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        flag(
+            format!("the key of tag {}", index + 1),
+            tag.get("key").and_then(Value::as_str),
+        );
+        flag(
+            format!("the value of tag {}", index + 1),
+            tag.get("value").and_then(Value::as_str),
+        );
+    }
+    findings
+}
+
 fn bounded(mut value: Value) -> Value {
     redact(&mut value);
     let size = serde_json::to_string(&value).map(|text| text.len()).unwrap_or(0);
@@ -279,14 +313,12 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
         );
     }
     let mut request = request;
-    if matches!(
-        call.operation,
-        Some(Operation::PutPipelineDefinition | Operation::ValidatePipelineDefinition)
-    ) {
-        redact(&mut request);
-        fingerprint_definition_values(&mut request);
+    if matches!(call.operation, Some(Operation::CreatePipeline | Operation::AddTags)) {
+        let findings = guard_rail_findings(&request);
+        if !findings.is_empty() {
+            record.insert("additionalEventData".into(), json!({ "guardRailFindings": findings }));
+        }
     }
-    let mut request = request;
     if matches!(
         call.operation,
         Some(Operation::PutPipelineDefinition | Operation::ValidatePipelineDefinition)
