@@ -77,7 +77,6 @@ def test_every_operation_yields_exactly_one_record(tmp_path):
     by_request = {}
     for record in records(server.data_dir):
         by_request.setdefault(record["requestID"], []).append(record)
-    account = server.client  # noqa: F841 (the account id is read from the first record)
     for name, (request_id, error_code) in outcomes.items():
         assert len(by_request.get(request_id, [])) == 1, f"{name}: {by_request.get(request_id)}"
         record = by_request[request_id][0]

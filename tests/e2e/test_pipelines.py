@@ -203,7 +203,7 @@ def test_guard_rails_refuse_credentials_and_flag_personal_data(tmp_path):
     server = Server(tmp_path / "data").start()
     try:
         client = server.client()
-        with pytest.raises(client.exceptions.InvalidRequestException, match="tag 'db'.*password inside a URL"):
+        with pytest.raises(client.exceptions.InvalidRequestException, match="value of tag 1 holds a password inside a URL"):
             client.create_pipeline(name="p", uniqueId="u1", tags=[{"key": "db", "value": "postgres://app:s3cret@db/x"}])
         with pytest.raises(client.exceptions.InvalidRequestException, match="description holds an AWS access key id"):
             client.create_pipeline(name="p", uniqueId="u2", description="uses AKIAIOSFODNN7EXAMPLE")
@@ -221,3 +221,5 @@ def test_guard_rails_refuse_credentials_and_flag_personal_data(tmp_path):
     created = [r for r in records if r["eventName"] == "CreatePipeline" and "errorCode" not in r][0]
     assert created["additionalEventData"] == {"guardRailFindings": ["the value of tag 1 seems to hold an email address"]}
     assert "s3cret" not in (tmp_path / "data.log").read_text()
+    refused = [r for r in records if r["eventName"] == "CreatePipeline" and r.get("errorCode")]
+    assert refused and all("s3cret" not in json_module.dumps(r) for r in refused)

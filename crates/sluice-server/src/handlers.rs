@@ -225,12 +225,10 @@ fn refuse_credentials(what: &str, text: &str) -> Result<(), ApiError> {
 }
 
 fn refuse_credentials_in_tags(tags: &[shapes::Tag]) -> Result<(), ApiError> {
-    for tag in tags {
-        refuse_credentials(
-            &format!("tag key '{}'", tag.key.chars().take(40).collect::<String>()),
-            &tag.key,
-        )?;
-        refuse_credentials(&format!("the value of tag '{}'", tag.key), &tag.value)?;
+    // Tags by position: the message must not repeat the credential it refuses.
+    for (index, tag) in tags.iter().enumerate() {
+        refuse_credentials(&format!("the key of tag {}", index + 1), &tag.key)?;
+        refuse_credentials(&format!("the value of tag {}", index + 1), &tag.value)?;
     }
     Ok(())
 }

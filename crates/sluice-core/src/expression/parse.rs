@@ -155,16 +155,7 @@ impl Parser {
     }
 
     fn additive(&mut self) -> Result<Expr, ExpressionError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(ExpressionError::new(
-                self.position(),
-                format!("the expression nests deeper than {MAX_DEPTH} levels"),
-            ));
-        }
-        let result = self.additive_inner();
-        self.depth -= 1;
-        result
+        self.nested(Parser::additive_inner)
     }
 
     fn additive_inner(&mut self) -> Result<Expr, ExpressionError> {

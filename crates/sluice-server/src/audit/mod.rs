@@ -112,6 +112,11 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(elements) => elements.iter_mut().for_each(redact),
+        // A credential typed where it does not belong (a password in a URL in a tag, say) is
+        // refused by the guard rails, but the refusal is recorded too: not with the credential.
+        Value::String(text) if sluice_core::guard::credential_in(text).is_some() => {
+            *value = Value::String(HIDDEN.into())
+        }
         _ => {}
     }
 }
@@ -426,7 +431,8 @@ mod tests {
                 {"key": "myApiToken", "stringValue": "tok-123"}]}],
             "parameterObjects": [{"id": "*myPass", "attributes": [{"key": "default", "stringValue": "dflt-secret"}, {"key": "type", "stringValue": "String"}]}],
             "parameterValues": [{"id": "*myPass", "stringValue": "value-secret"}, {"id": "myRegion", "stringValue": "eu"}],
-            "SecretAccessKey": "abc", "SessionToken": "def", "TokenCode": "123456"
+            "SecretAccessKey": "abc", "SessionToken": "def", "TokenCode": "123456",
+            "tags": [{"key": "db", "value": "postgres://app:pa55word@db/x"}]
         });
         redact(&mut request);
         let text = request.to_string();
