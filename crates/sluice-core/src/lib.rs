@@ -10,6 +10,7 @@ pub mod expression;
 pub mod expression_scan;
 pub mod guard;
 pub mod model;
+pub mod runtime;
 pub mod schedule;
 pub mod validate;
 pub mod values;

@@ -19,6 +19,8 @@ pub struct ComponentScope<'a> {
     depth: usize,
     /// When false, `*` parameters and fields read as a mask instead of their value.
     reveal_secrets: bool,
+    /// Runtime fields of the instance or attempt being evaluated (`@scheduledStartTime`, ...).
+    runtime: HashMap<String, Value>,
 }
 
 /// What a masked secret reads as.
@@ -58,6 +60,7 @@ impl<'a> ComponentScope<'a> {
             pipeline_id,
             depth: 0,
             reveal_secrets: true,
+            runtime: HashMap::new(),
         })
     }
 
@@ -65,6 +68,13 @@ impl<'a> ComponentScope<'a> {
     /// read secrets.
     pub fn masking_secrets(mut self) -> Self {
         self.reveal_secrets = false;
+        self
+    }
+
+    /// Evaluates as an instance or attempt: these runtime fields are in scope, in the object's
+    /// own fields and in the fields of objects it refers to (which run for the same interval).
+    pub fn with_runtime(mut self, runtime: HashMap<String, Value>) -> Self {
+        self.runtime = runtime;
         self
     }
 
@@ -116,6 +126,7 @@ impl<'a> ComponentScope<'a> {
                         pipeline_id: self.pipeline_id,
                         depth: self.depth + 1,
                         reveal_secrets: self.reveal_secrets,
+                        runtime: self.runtime.clone(),
                     };
                     let parts = super::evaluate_template(text, &nested).ok()?;
                     Value::String(parts.join(","))
@@ -133,6 +144,9 @@ impl<'a> ComponentScope<'a> {
 
 impl Scope for ComponentScope<'_> {
     fn resolve(&self, name: &str) -> Option<Value> {
+        if let Some(value) = self.runtime.get(name) {
+            return Some(value.clone());
+        }
         if !self.reveal_secrets && name.starts_with('*') {
             return Some(Value::String(MASK.to_string()));
         }
