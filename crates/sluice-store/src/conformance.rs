@@ -48,6 +48,75 @@ macro_rules! store_conformance_suite {
             }
 
             #[tokio::test]
+            async fn runtime_state_round_trips_and_the_queue_hands_out_the_oldest_task() {
+                use sluice_core::runtime::{self, Graph, PipelineState, PlannerConfig, Status, TaskOutcome};
+                let store = store_with_root().await;
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_pipeline(&new_pipeline("df-R", "r", "u")).await.expect("insert");
+                let definition = sluice_core::definition_file::parse(
+                    r#"{"objects": [{"id": "Default", "workerGroup": "wg", "schedule": {"ref": "S"}, "maximumRetries": "1"},
+                    {"id": "S", "type": "Schedule", "period": "1 hour", "startDateTime": "2026-01-01T00:00:00"},
+                    {"id": "In", "type": "S3DataNode", "directoryPath": "s3://b/in"},
+                    {"id": "A", "type": "ShellCommandActivity", "command": "x", "input": {"ref": "In"}}]}"#,
+                )
+                .expect("parses");
+                let graph = Graph::build(&definition, "df-R", 5).expect("graph");
+                let mut state = tx.runtime("df-R").await.expect("load").expect("exists");
+                assert_eq!(state.pipeline.state, PipelineState::Pending);
+                let now = sluice_core::values::parse_date_time("2026-01-01T02:30:00").expect("time");
+                let config = PlannerConfig::default();
+                runtime::activate(&graph, &mut state, now, None, None, config).expect("activate");
+                runtime::advance(&graph, &mut state, now, config, &Default::default());
+                let task = runtime::next_task(&state, "wg", now).expect("queued").id.clone();
+                runtime::lease(&mut state, &task, "tok-1", Some("host"), now);
+                runtime::finish_task(&mut state, "tok-1", TaskOutcome::Failed, now).expect("held");
+                runtime::advance(&graph, &mut state, now, config, &Default::default());
+                let changes = state.take_changes();
+                assert!(!changes.is_empty());
+                tx.save_runtime("df-R", &changes).await.expect("save");
+                tx.commit().await.expect("commit");
+
+                let mut tx = store.begin().await.expect("begin");
+                let loaded = tx.runtime("df-R").await.expect("load").expect("exists");
+                assert_eq!(loaded.pipeline, state.pipeline);
+                let sorted = |state: &sluice_core::runtime::State| {
+                    let mut instances = state.instances().to_vec();
+                    instances.sort_by(|a, b| a.id.cmp(&b.id));
+                    let mut attempts = state.attempts().to_vec();
+                    attempts.sort_by(|a, b| a.id.cmp(&b.id));
+                    (instances, attempts, state.components().to_vec())
+                };
+                assert_eq!(sorted(&loaded), sorted(&state), "what was saved is what loads");
+                assert_eq!(loaded.instances().len(), 6, "3 intervals of In and A");
+                assert_eq!(
+                    tx.task_pipeline("tok-1").await.expect("task"),
+                    Some("df-R".to_string())
+                );
+                // The retry waits 10 minutes; the two other intervals are available now.
+                let (pipeline, attempt) = tx
+                    .next_task("wg", "2026-01-01T02:30:00")
+                    .await
+                    .expect("query")
+                    .expect("a task");
+                assert_eq!(pipeline, "df-R");
+                assert_eq!(attempt, "@A_2026-01-01T01:00:00_Attempt=1");
+                assert_eq!(tx.next_task("other", "2026-01-01T02:30:00").await.expect("query"), None);
+                let retry = loaded.attempt("@A_2026-01-01T00:00:00_Attempt=2").expect("retry");
+                assert_eq!((retry.status, retry.number), (Status::WaitingForRunner, 2));
+                assert_eq!(
+                    tx.due_pipelines("2026-01-01T02:59:59", 10).await.expect("due"),
+                    Vec::<String>::new()
+                );
+                assert_eq!(
+                    tx.due_pipelines("2026-01-01T03:00:00", 10).await.expect("due"),
+                    vec!["df-R".to_string()]
+                );
+                tx.delete_pipeline("df-R", "2026-01-02T00:00:00").await.expect("delete");
+                assert!(tx.runtime("df-R").await.expect("load").is_none());
+                assert_eq!(tx.next_task("wg", "2026-01-01T02:30:00").await.expect("query"), None);
+            }
+
+            #[tokio::test]
             async fn a_transaction_dropped_without_commit_leaves_nothing() {
                 let store = store_with_root().await;
                 let mut tx = store.begin().await.expect("begin");

@@ -10,8 +10,10 @@ mod records;
 
 pub use records::{DEFINITION_FORMAT_PLAINTEXT, DEFINITION_FORMAT_SEALED, decode_definition, encode_definition};
 mod sqlite;
+mod sqlite_runtime;
 
 use async_trait::async_trait;
+use sluice_core::runtime::{Changes, State};
 
 pub use records::{
     AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, IdentityRecord,
@@ -120,6 +122,20 @@ pub trait Transaction: Send {
     /// chain verifiable: the last deleted record's link becomes the anchor. Returns the file
     /// keys whose files the caller should remove.
     async fn prune_audit(&mut self, before_time: &str) -> Result<Vec<String>>;
+
+    /// The runtime state of a pipeline (instances, attempts, cursors), `None` if there is no
+    /// such pipeline.
+    async fn runtime(&mut self, pipeline_id: &str) -> Result<Option<State>>;
+    /// Writes what the planner or a command changed.
+    async fn save_runtime(&mut self, pipeline_id: &str, changes: &Changes) -> Result<()>;
+    /// Live pipelines whose scheduler wake-up time has come, soonest first.
+    async fn due_pipelines(&mut self, now: &str, limit: i64) -> Result<Vec<String>>;
+    /// The oldest attempt waiting in `queue` and available at `now`, of an active pipeline:
+    /// `(pipeline_id, attempt_id)`.
+    async fn next_task(&mut self, queue: &str, now: &str) -> Result<Option<(String, String)>>;
+    /// The pipeline holding a handed-out task.
+    async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>>;
+    async fn set_active_version(&mut self, pipeline_id: &str, version: i64) -> Result<()>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sluice_core::runtime::{Changes, State};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool};
 
@@ -258,6 +259,7 @@ impl Transaction for SqliteTransaction {
     }
 
     async fn delete_pipeline(&mut self, pipeline_id: &str, deleted_at: &str) -> Result<()> {
+        crate::sqlite_runtime::delete(&mut self.tx, pipeline_id).await?;
         sqlx::query("DELETE FROM definition_versions WHERE pipeline_id = ?")
             .bind(pipeline_id)
             .execute(&mut *self.tx)
@@ -668,6 +670,35 @@ impl Transaction for SqliteTransaction {
             keys.push(row.try_get("object_key")?);
         }
         Ok(keys)
+    }
+
+    async fn runtime(&mut self, pipeline_id: &str) -> Result<Option<State>> {
+        crate::sqlite_runtime::load(&mut self.tx, pipeline_id).await
+    }
+
+    async fn save_runtime(&mut self, pipeline_id: &str, changes: &Changes) -> Result<()> {
+        crate::sqlite_runtime::save(&mut self.tx, pipeline_id, changes).await
+    }
+
+    async fn due_pipelines(&mut self, now: &str, limit: i64) -> Result<Vec<String>> {
+        crate::sqlite_runtime::due_pipelines(&mut self.tx, now, limit).await
+    }
+
+    async fn next_task(&mut self, queue: &str, now: &str) -> Result<Option<(String, String)>> {
+        crate::sqlite_runtime::next_task(&mut self.tx, queue, now).await
+    }
+
+    async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>> {
+        crate::sqlite_runtime::task_pipeline(&mut self.tx, task_id).await
+    }
+
+    async fn set_active_version(&mut self, pipeline_id: &str, version: i64) -> Result<()> {
+        sqlx::query("UPDATE pipelines SET active_version = ? WHERE pipeline_id = ?")
+            .bind(version)
+            .bind(pipeline_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
