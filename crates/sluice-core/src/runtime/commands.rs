@@ -384,11 +384,11 @@ pub fn next_task<'a>(state: &'a State, queue: &str, now: NaiveDateTime) -> Optio
 
 /// PollForTask handed attempt `attempt` out as task `task_id`.
 pub fn lease(state: &mut State, attempt: &str, task_id: &str, hostname: Option<&str>, now: NaiveDateTime) {
+    state.assign_task(attempt, task_id);
     let Some(found) = state.attempt_mut(attempt) else {
         return;
     };
     found.status = Status::Running;
-    found.task_id = Some(task_id.to_string());
     found.leased_at = Some(now);
     found.acknowledged = false;
     found.progress_at = None;

@@ -273,35 +273,32 @@ impl Planner<'_> {
     /// The instance of `dependency` that `consumer` waits for: the one for the same interval
     /// when both follow the same schedule (or both run on demand), otherwise the latest one that
     /// ends no later than the consumer's interval (the rule ARCHITECTURE.md documents).
+    /// Instances of a component are in schedule order, so both are lookups, not scans.
     fn matching(&self, dependency: &str, consumer: &Instance) -> Option<usize> {
         let same_schedule = match (self.graph.node(dependency), self.graph.node(&consumer.component)) {
             (Some(dependency), Some(consumer)) => dependency.schedule == consumer.schedule,
             _ => false,
         };
+        if same_schedule {
+            return self
+                .state
+                .instance_position(&instance_id(dependency, consumer.scheduled_start));
+        }
         let positions = self.state.instances_of(dependency);
-        positions.iter().rev().copied().find(|position| {
-            let candidate = self.state.instance_at(*position);
-            if same_schedule {
-                candidate.scheduled_start == consumer.scheduled_start
-            } else {
-                candidate.scheduled_end <= consumer.scheduled_end
-            }
-        })
+        let count = positions
+            .partition_point(|position| self.state.instance_at(*position).scheduled_end <= consumer.scheduled_end);
+        count.checked_sub(1).map(|index| positions[index])
     }
 
     /// The resource instance whose interval holds the consumer's scheduled start.
     fn resource_for(&self, resource: &str, consumer: &Instance) -> Option<usize> {
-        self.state
-            .instances_of(resource)
-            .iter()
-            .rev()
-            .copied()
-            .find(|position| {
-                let candidate = self.state.instance_at(*position);
-                candidate.scheduled_start <= consumer.scheduled_start
-                    && (consumer.scheduled_start < candidate.scheduled_end
-                        || candidate.scheduled_start == candidate.scheduled_end)
-            })
+        let positions = self.state.instances_of(resource);
+        let count = positions
+            .partition_point(|position| self.state.instance_at(*position).scheduled_start <= consumer.scheduled_start);
+        let candidate = positions[..count].last().copied()?;
+        let found = self.state.instance_at(candidate);
+        (consumer.scheduled_start < found.scheduled_end || found.scheduled_start == found.scheduled_end)
+            .then_some(candidate)
     }
 
     fn dependencies<'n>(&self, node: &'n Node) -> impl Iterator<Item = &'n String> {
@@ -608,15 +605,21 @@ impl Planner<'_> {
         let interval_over = resource.scheduled_end <= now || resource.scheduled_start == resource.scheduled_end;
         let mut needed = !interval_over;
         for consumer in &node.consumers {
-            for candidate in self.state.instances_of(consumer) {
+            let positions = self.state.instances_of(consumer);
+            let first = positions.partition_point(|position| {
+                self.state.instance_at(*position).scheduled_start < resource.scheduled_start
+            });
+            for candidate in &positions[first..] {
                 let candidate = self.state.instance_at(*candidate);
                 let inside = if resource.scheduled_start == resource.scheduled_end {
                     candidate.scheduled_start == resource.scheduled_start
                 } else {
-                    candidate.scheduled_start >= resource.scheduled_start
-                        && candidate.scheduled_start < resource.scheduled_end
+                    candidate.scheduled_start < resource.scheduled_end
                 };
-                if inside && !candidate.status.is_terminal() {
+                if !inside {
+                    break;
+                }
+                if !candidate.status.is_terminal() {
                     needed = true;
                 }
             }

@@ -249,6 +249,9 @@ pub struct State {
     attempts: Vec<Attempt>,
     instance_index: HashMap<String, usize>,
     attempt_index: HashMap<String, usize>,
+    /// Attempts by the task id they were last handed out under (checked on use: a requeued
+    /// attempt drops its task id).
+    task_index: HashMap<String, usize>,
     /// Instance positions per component, in creation order (which is schedule order).
     by_component: HashMap<String, Vec<usize>>,
     pipeline_changed: bool,
@@ -288,6 +291,7 @@ impl State {
             attempts: Vec::new(),
             instance_index: HashMap::new(),
             attempt_index: HashMap::new(),
+            task_index: HashMap::new(),
             by_component: HashMap::new(),
             pipeline_changed: false,
             changed_components: BTreeSet::new(),
@@ -336,6 +340,9 @@ impl State {
     fn push_attempt(&mut self, attempt: Attempt) -> usize {
         let position = self.attempts.len();
         self.attempt_index.insert(attempt.id.clone(), position);
+        if let Some(task) = &attempt.task_id {
+            self.task_index.insert(task.clone(), position);
+        }
         self.attempts.push(attempt);
         self.changed_attempts.insert(position);
         position
@@ -403,9 +410,17 @@ impl State {
     }
 
     pub fn attempt_by_task(&self, task_id: &str) -> Option<&Attempt> {
-        self.attempts
-            .iter()
-            .find(|attempt| attempt.task_id.as_deref() == Some(task_id))
+        let attempt = &self.attempts[*self.task_index.get(task_id)?];
+        (attempt.task_id.as_deref() == Some(task_id)).then_some(attempt)
+    }
+
+    /// Hands attempt `id` out under `task_id`.
+    pub fn assign_task(&mut self, id: &str, task_id: &str) {
+        if let Some(position) = self.attempt_index.get(id).copied() {
+            self.changed_attempts.insert(position);
+            self.attempts[position].task_id = Some(task_id.to_string());
+            self.task_index.insert(task_id.to_string(), position);
+        }
     }
 
     /// Instances of a component in schedule order.
