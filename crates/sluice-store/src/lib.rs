@@ -13,7 +13,7 @@ mod sqlite;
 mod sqlite_runtime;
 
 use async_trait::async_trait;
-use sluice_core::runtime::{Changes, State};
+use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, IdentityRecord,
@@ -126,6 +126,8 @@ pub trait Transaction: Send {
     /// The runtime state of a pipeline (instances, attempts, cursors), `None` if there is no
     /// such pipeline.
     async fn runtime(&mut self, pipeline_id: &str) -> Result<Option<State>>;
+    /// The component cursors and health of a pipeline, without its instances.
+    async fn component_runs(&mut self, pipeline_id: &str) -> Result<Vec<ComponentRun>>;
     /// Writes what the planner or a command changed.
     async fn save_runtime(&mut self, pipeline_id: &str, changes: &Changes) -> Result<()>;
     /// Live pipelines whose scheduler wake-up time has come, soonest first.
@@ -135,6 +137,9 @@ pub trait Transaction: Send {
     async fn next_task(&mut self, queue: &str, now: &str) -> Result<Option<(String, String)>>;
     /// The pipeline holding a handed-out task.
     async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>>;
+    /// A runner's report on an attempt, sealed by the caller.
+    async fn put_attempt_report(&mut self, pipeline_id: &str, attempt_id: &str, sealed: &[u8]) -> Result<()>;
+    async fn attempt_reports(&mut self, pipeline_id: &str) -> Result<Vec<(String, Vec<u8>)>>;
     async fn set_active_version(&mut self, pipeline_id: &str, version: i64) -> Result<()>;
 
     async fn commit(self: Box<Self>) -> Result<()>;

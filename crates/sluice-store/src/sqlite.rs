@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_core::runtime::{Changes, State};
+use sluice_core::runtime::{Changes, ComponentRun, State};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool};
 
@@ -676,6 +676,10 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_runtime::load(&mut self.tx, pipeline_id).await
     }
 
+    async fn component_runs(&mut self, pipeline_id: &str) -> Result<Vec<ComponentRun>> {
+        crate::sqlite_runtime::component_runs(&mut self.tx, pipeline_id).await
+    }
+
     async fn save_runtime(&mut self, pipeline_id: &str, changes: &Changes) -> Result<()> {
         crate::sqlite_runtime::save(&mut self.tx, pipeline_id, changes).await
     }
@@ -690,6 +694,26 @@ impl Transaction for SqliteTransaction {
 
     async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>> {
         crate::sqlite_runtime::task_pipeline(&mut self.tx, task_id).await
+    }
+
+    async fn put_attempt_report(&mut self, pipeline_id: &str, attempt_id: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("INSERT OR REPLACE INTO attempt_reports (pipeline_id, attempt_id, sealed) VALUES (?, ?, ?)")
+            .bind(pipeline_id)
+            .bind(attempt_id)
+            .bind(sealed)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn attempt_reports(&mut self, pipeline_id: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT attempt_id, sealed FROM attempt_reports WHERE pipeline_id = ?")
+            .bind(pipeline_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("attempt_id")?, row.try_get("sealed")?)))
+            .collect()
     }
 
     async fn set_active_version(&mut self, pipeline_id: &str, version: i64) -> Result<()> {

@@ -67,27 +67,7 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
         wake_at: optional_time(&row, "wake_at")?,
     };
 
-    let rows = sqlx::query(
-        "SELECT component_id, next_index, exhausted, paused, health, health_instance, health_time FROM component_runs WHERE pipeline_id = ? ORDER BY rowid",
-    )
-    .bind(pipeline_id)
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut components = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let health: Option<String> = row.try_get("health")?;
-        components.push(ComponentRun {
-            component: row.try_get("component_id")?,
-            next_index: count(row, "next_index")?,
-            exhausted: row.try_get("exhausted")?,
-            paused: row.try_get("paused")?,
-            health: health
-                .map(|value| Health::parse(&value).ok_or_else(|| corrupt("health", &value)))
-                .transpose()?,
-            health_instance: row.try_get("health_instance")?,
-            health_time: optional_time(row, "health_time")?,
-        });
-    }
+    let components = component_runs(&mut *connection, pipeline_id).await?;
 
     let rows = sqlx::query(
         "SELECT instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason FROM instances WHERE pipeline_id = ?",
@@ -147,6 +127,32 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
         });
     }
     Ok(Some(State::new(pipeline, components, instances, attempts)))
+}
+
+pub(crate) async fn component_runs(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<Vec<ComponentRun>> {
+    let rows = sqlx::query(
+        "SELECT component_id, next_index, exhausted, paused, health, health_instance, health_time FROM component_runs WHERE pipeline_id = ? ORDER BY rowid",
+    )
+    .bind(pipeline_id)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut components = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let health: Option<String> = row.try_get("health")?;
+        components.push(ComponentRun {
+            component: row.try_get("component_id")?,
+            next_index: count(row, "next_index")?,
+            exhausted: row.try_get("exhausted")?,
+            paused: row.try_get("paused")?,
+            health: health
+                .map(|value| Health::parse(&value).ok_or_else(|| corrupt("health", &value)))
+                .transpose()?,
+            health_instance: row.try_get("health_instance")?,
+            health_time: optional_time(row, "health_time")?,
+        });
+    }
+
+    Ok(components)
 }
 
 pub(crate) async fn save(connection: &mut SqliteConnection, pipeline_id: &str, changes: &Changes) -> Result<()> {
@@ -267,6 +273,7 @@ pub(crate) async fn task_pipeline(connection: &mut SqliteConnection, task_id: &s
 /// Deleting a pipeline drops its run history with it.
 pub(crate) async fn delete(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<()> {
     for statement in [
+        "DELETE FROM attempt_reports WHERE pipeline_id = ?",
         "DELETE FROM attempts WHERE pipeline_id = ?",
         "DELETE FROM instances WHERE pipeline_id = ?",
         "DELETE FROM component_runs WHERE pipeline_id = ?",

@@ -608,6 +608,204 @@ pub struct QueryObjectsOutput {
     pub has_more_results: bool,
 }
 
+// ---- ActivatePipeline / DeactivatePipeline / SetStatus
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivatePipelineInput {
+    pub pipeline_id: String,
+    #[serde(default)]
+    pub parameter_values: Vec<ParameterValue>,
+    /// Epoch seconds, as the JSON protocol sends timestamps.
+    pub start_timestamp: Option<f64>,
+}
+
+impl ActivatePipelineInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_pipeline_id(&mut check, &self.pipeline_id);
+        for (index, value) in self.parameter_values.iter().enumerate() {
+            let path = format!("parameterValues.{}.member", index + 1);
+            check.string(&format!("{path}.id"), &value.id, 1, KEY_MAX);
+            check.string(&format!("{path}.stringValue"), &value.string_value, 0, VALUE_MAX);
+        }
+        check.finish()
+    }
+
+    pub fn values(&self) -> Vec<model::ParameterValue> {
+        self.parameter_values
+            .iter()
+            .map(|value| model::ParameterValue {
+                id: value.id.clone(),
+                value: value.string_value.clone(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeactivatePipelineInput {
+    pub pipeline_id: String,
+    pub cancel_active: Option<bool>,
+}
+
+impl DeactivatePipelineInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_pipeline_id(&mut check, &self.pipeline_id);
+        check.finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetStatusInput {
+    pub pipeline_id: String,
+    pub object_ids: Vec<String>,
+    pub status: String,
+}
+
+impl SetStatusInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_pipeline_id(&mut check, &self.pipeline_id);
+        check.count("objectIds", self.object_ids.len(), 1, DESCRIBE_MAX_IDS);
+        for (index, id) in self.object_ids.iter().enumerate() {
+            check.string(&format!("objectIds.{}.member", index + 1), id, 1, ID_MAX);
+        }
+        check.string("status", &self.status, 0, ID_MAX);
+        check.finish()
+    }
+}
+
+// ---- The task-runner protocol
+
+const TASK_ID_MAX: usize = 2048;
+/// The model sets no bound on `errorMessage`; 64 KiB is plenty for a message and bounds storage.
+const ERROR_MESSAGE_MAX: usize = 65_536;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceIdentity {
+    pub document: Option<String>,
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollForTaskInput {
+    pub worker_group: String,
+    pub hostname: Option<String>,
+    pub instance_identity: Option<InstanceIdentity>,
+}
+
+impl PollForTaskInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check.string("workerGroup", &self.worker_group, 0, ID_MAX);
+        if let Some(hostname) = &self.hostname {
+            check.string("hostname", hostname, 1, ID_MAX);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskObject {
+    pub task_id: String,
+    pub pipeline_id: String,
+    pub attempt_id: String,
+    /// The attempt, its instance and the objects they refer to, by id.
+    pub objects: std::collections::BTreeMap<String, PipelineObject>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollForTaskOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_object: Option<TaskObject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportTaskProgressInput {
+    pub task_id: String,
+    #[serde(default)]
+    pub fields: Vec<Field>,
+}
+
+impl ReportTaskProgressInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check.string("taskId", &self.task_id, 1, TASK_ID_MAX);
+        check.count("fields", self.fields.len(), 0, 50);
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportTaskProgressOutput {
+    pub canceled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetTaskStatusInput {
+    pub task_id: String,
+    pub task_status: String,
+    pub error_id: Option<String>,
+    pub error_message: Option<String>,
+    pub error_stack_trace: Option<String>,
+}
+
+impl SetTaskStatusInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check.string("taskId", &self.task_id, 1, TASK_ID_MAX);
+        if let Some(error_id) = &self.error_id {
+            check.string("errorId", error_id, 0, ID_MAX);
+        }
+        if let Some(message) = &self.error_message {
+            check.length("errorMessage", message, 0, ERROR_MESSAGE_MAX);
+        }
+        if let Some(trace) = &self.error_stack_trace {
+            check.string("errorStackTrace", trace, 0, ID_MAX);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportTaskRunnerHeartbeatInput {
+    pub taskrunner_id: String,
+    pub worker_group: Option<String>,
+    pub hostname: Option<String>,
+}
+
+impl ReportTaskRunnerHeartbeatInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check.string("taskrunnerId", &self.taskrunner_id, 1, ID_MAX);
+        if let Some(group) = &self.worker_group {
+            check.string("workerGroup", group, 0, ID_MAX);
+        }
+        if let Some(hostname) = &self.hostname {
+            check.string("hostname", hostname, 1, ID_MAX);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportTaskRunnerHeartbeatOutput {
+    pub terminate: bool,
+}
+
 // ---- EvaluateExpression
 
 /// The model allows expressions up to 20 MiB.

@@ -61,3 +61,12 @@ CREATE TABLE attempts (
 );
 -- PollForTask: the oldest available attempt of a queue.
 CREATE INDEX attempts_queue ON attempts (queue, available_at) WHERE status = 'WAITING_FOR_RUNNER';
+
+-- What a task runner reported about an attempt (errorId, errorMessage, errorStackTrace): task
+-- output can hold anything, so it is sealed with the pipeline's data key like the definition.
+CREATE TABLE attempt_reports (
+    pipeline_id TEXT NOT NULL REFERENCES pipelines (pipeline_id),
+    attempt_id TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (pipeline_id, attempt_id)
+);
