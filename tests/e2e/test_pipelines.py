@@ -83,22 +83,6 @@ def test_tags_are_added_replaced_removed_and_capped(server, client):
         client.add_tags(pipelineId="df-DOESNOTEXIST0000000", tags=[])
 
 
-def test_operations_of_later_work_say_they_are_not_available_yet(client):
-    pipeline_id = client.create_pipeline(name="later", uniqueId=unique())["pipelineId"]
-    calls = [
-        lambda: client.activate_pipeline(pipelineId=pipeline_id),
-        lambda: client.deactivate_pipeline(pipelineId=pipeline_id),
-        lambda: client.poll_for_task(workerGroup="wg"),
-        lambda: client.report_task_progress(taskId="t"),
-        lambda: client.report_task_runner_heartbeat(taskrunnerId="r"),
-        lambda: client.set_status(pipelineId=pipeline_id, objectIds=["A"], status="PAUSE"),
-        lambda: client.set_task_status(taskId="t", taskStatus="FINISHED"),
-    ]
-    for call in calls:
-        with pytest.raises(client.exceptions.InvalidRequestException, match="not available yet"):
-            call()
-
-
 def test_evaluate_expression_in_a_component_context(server, client):
     pipeline_id = client.create_pipeline(name="expr", uniqueId=unique())["pipelineId"]
     with pytest.raises(client.exceptions.InvalidRequestException, match="no definition yet"):

@@ -41,6 +41,7 @@ pub struct AppState {
     pub region: String,
     /// Running with `--fips` (checked at start).
     pub fips: bool,
+    pub scheduler: std::sync::Arc<crate::scheduler::Scheduler>,
 }
 
 /// What the connection told us: the peer and the negotiated TLS parameters.
@@ -308,7 +309,8 @@ async fn authenticate(
             "X-Amz-Date must have the form YYYYMMDDTHHMMSSZ".into(),
         )))
     })?;
-    let now = state.clock.now();
+    // Signatures expire in real time, whatever time the scheduler is told it is.
+    let now = crate::clock::SystemClock.now();
     let skew = (request_time - now).num_seconds();
     let stamp = |time: DateTime<Utc>| time.format("%Y%m%dT%H%M%SZ").to_string();
     if skew < -MAX_CLOCK_SKEW_SECONDS {

@@ -13,22 +13,23 @@ use sluice_wire::{ApiError, Operation, parse_body};
 use crate::api::{AppState, Principal, authorize};
 use crate::bootstrap::random_upper_alphanumeric;
 use crate::clock::render;
+use crate::runs;
 
 const LIST_PAGE_SIZE: i64 = 100;
 const MAX_TAGS: usize = 10;
 
-fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     tracing::error!(%error, "store error");
     ApiError::internal()
 }
 
-fn crypto_error(error: anyhow::Error) -> ApiError {
+pub(crate) fn crypto_error(error: anyhow::Error) -> ApiError {
     tracing::error!(error = %format!("{error:#}"), "encryption at rest failed");
     ApiError::internal()
 }
 
 /// The pipeline's data key, unwrapped.
-async fn pipeline_data_key(
+pub(crate) async fn pipeline_data_key(
     state: &AppState,
     tx: &mut dyn Transaction,
     pipeline_id: &str,
@@ -44,7 +45,7 @@ async fn pipeline_data_key(
 }
 
 /// Decodes a stored definition version, decrypting it when sealed.
-async fn read_definition(
+pub(crate) async fn read_definition(
     state: &AppState,
     tx: &mut dyn Transaction,
     pipeline_id: &str,
@@ -77,11 +78,11 @@ async fn read_definition(
     })
 }
 
-fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|_| ApiError::internal())
 }
 
-fn pipeline_arn(principal: &Principal, pipeline_id: &str) -> String {
+pub(crate) fn pipeline_arn(principal: &Principal, pipeline_id: &str) -> String {
     format!(
         "arn:aws:datapipeline:local:{}:pipeline/{pipeline_id}",
         principal.identity.account_id
@@ -109,25 +110,18 @@ pub async fn dispatch(
         Operation::EvaluateExpression => evaluate_expression(state, tx, principal, body).await,
         Operation::DescribeObjects => describe_objects(state, tx, principal, body).await,
         Operation::QueryObjects => query_objects(state, tx, principal, body).await,
-        Operation::ActivatePipeline
-        | Operation::DeactivatePipeline
-        | Operation::PollForTask
-        | Operation::ReportTaskProgress
-        | Operation::ReportTaskRunnerHeartbeat
-        | Operation::SetStatus
-        | Operation::SetTaskStatus => {
-            // Still authorized first, so a caller learns nothing it could not learn anyway.
-            authorize(principal, operation, "*")?;
-            Err(ApiError::invalid_request(format!(
-                "DataPipeline.{} is not available yet in this version of Sluice",
-                operation.name()
-            )))
-        }
+        Operation::ActivatePipeline => runs::activate_pipeline(state, tx, principal, body).await,
+        Operation::DeactivatePipeline => runs::deactivate_pipeline(state, tx, principal, body).await,
+        Operation::SetStatus => runs::set_status(state, tx, principal, body).await,
+        Operation::PollForTask => runs::poll_for_task(state, tx, principal, body).await,
+        Operation::ReportTaskProgress => runs::report_task_progress(state, tx, principal, body).await,
+        Operation::SetTaskStatus => runs::set_task_status(state, tx, principal, body).await,
+        Operation::ReportTaskRunnerHeartbeat => runs::report_task_runner_heartbeat(principal, body).await,
     }
 }
 
 /// The pipeline, if it exists for the caller's account and is not deleted.
-async fn live_pipeline(
+pub(crate) async fn live_pipeline(
     tx: &mut dyn Transaction,
     principal: &Principal,
     pipeline_id: &str,
@@ -283,7 +277,16 @@ async fn describe_pipelines(tx: &mut dyn Transaction, principal: &Principal, bod
             &pipeline_arn(principal, pipeline_id),
         )?;
         let tags = tx.tags(pipeline_id).await.map_err(store_error)?;
-        descriptions.push(describe(&record, &tags));
+        let components = tx.component_runs(pipeline_id).await.map_err(store_error)?;
+        let mut description = describe(&record, &tags);
+        if let Some(health) = runs::pipeline_health(&components) {
+            description.fields.push(Field {
+                key: "@healthStatus".into(),
+                string_value: Some(health.as_str().into()),
+                ref_value: None,
+            });
+        }
+        descriptions.push(description);
     }
     json(&shapes::DescribePipelinesOutput {
         pipeline_description_list: descriptions,
@@ -398,12 +401,8 @@ async fn put_definition(
                 report.fatal.join(" ")
             )));
         }
-        if record.state == "FINISHED" {
-            return Err(ApiError::invalid_request(format!(
-                "pipeline {} has finished; its definition can no longer change",
-                record.pipeline_id
-            )));
-        }
+        // A FINISHED pipeline still takes a definition: extending its schedule and activating it
+        // again is how it runs again (reference §g.3).
         let version = record.latest_version + 1;
         let data_key = pipeline_data_key(state, tx, &record.pipeline_id).await?;
         let body = state
@@ -506,9 +505,34 @@ async fn describe_objects(
         &pipeline_arn(principal, &record.pipeline_id),
     )?;
     let mut objects = Vec::new();
+    let run = crate::scheduler::load_run(state, tx, &record).await?;
+    let reports = match &run {
+        Some(_) if input.object_ids.iter().any(|id| id.contains("_Attempt=")) => {
+            runs::reports(state, tx, &record.pipeline_id).await?
+        }
+        _ => Default::default(),
+    };
     if let Some((version, definition)) = definition_in_force(state, tx, &record).await? {
         let has_default = definition.object("Default").is_some();
         for id in &input.object_ids {
+            if let Some(run) = &run {
+                if let Some(instance) = run.state.instance(id) {
+                    objects.push(runs::instance_object(
+                        run,
+                        &record.pipeline_id,
+                        instance,
+                        input.evaluate_expressions,
+                    ));
+                    continue;
+                }
+                if let Some(attempt) = run.state.attempt(id)
+                    && let Some(object) =
+                        runs::attempt_object(run, &record.pipeline_id, attempt, input.evaluate_expressions, &reports)
+                {
+                    objects.push(object);
+                    continue;
+                }
+            }
             let Some(object) = definition.object(id) else { continue };
             let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, id);
             let mut fields: Vec<shapes::Field> = object
@@ -541,7 +565,7 @@ async fn describe_objects(
             fields.push(string("@sphere", "COMPONENT".into()));
             fields.push(string("@version", version.to_string()));
             fields.push(string("@pipelineId", record.pipeline_id.clone()));
-            fields.push(string("@status", "PENDING".into()));
+            fields.extend(runs::component_runtime_fields(run.as_ref(), &object.id));
             objects.push(shapes::PipelineObject {
                 id: object.id.clone(),
                 name: object.name.clone(),
@@ -647,9 +671,14 @@ async fn query_objects(
     )?;
     let selectors = input.query.map(|query| query.selectors).unwrap_or_default();
     let mut ids = Vec::new();
-    if sphere == "COMPONENT"
-        && let Some((_, definition)) = definition_in_force(state, tx, &record).await?
-    {
+    if sphere != "COMPONENT" {
+        if let Some(run) = crate::scheduler::load_run(state, tx, &record).await? {
+            ids = runs::query(&run, &sphere, &selectors)?;
+        } else {
+            // Nothing ran yet; the selectors are still checked.
+            runs::query_nothing(&selectors)?;
+        }
+    } else if let Some((_, definition)) = definition_in_force(state, tx, &record).await? {
         for object in &definition.objects {
             let mut all = true;
             for selector in &selectors {
@@ -696,7 +725,19 @@ async fn evaluate_expression(
             record.pipeline_id
         )));
     };
-    let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, &input.object_id)
+    let run = crate::scheduler::load_run(state, tx, &record).await?;
+    let runtime_scope = run.as_ref().and_then(|run| {
+        let (instance, attempt) = match run.state.instance(&input.object_id) {
+            Some(instance) => (instance, None),
+            None => {
+                let attempt = run.state.attempt(&input.object_id)?;
+                (run.state.instance(&attempt.instance)?, Some(attempt))
+            }
+        };
+        runs::instance_scope(&run.definition, &record.pipeline_id, instance, attempt)
+    });
+    let scope = runtime_scope
+        .or_else(|| sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, &input.object_id))
         .ok_or_else(|| {
             ApiError::invalid_request(format!(
                 "object '{}' is not in the definition of {}",

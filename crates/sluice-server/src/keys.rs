@@ -303,6 +303,11 @@ pub fn definition_context(pipeline_id: &str, version: i64) -> String {
     format!("pipeline/{pipeline_id}/definition/{version}")
 }
 
+/// Context binding a runner's report on an attempt to the attempt.
+pub fn attempt_report_context(pipeline_id: &str, attempt_id: &str) -> String {
+    format!("pipeline/{pipeline_id}/attempt/{attempt_id}/report")
+}
+
 /// Context binding an access key's sealed secret to its key id.
 pub fn access_key_context(access_key_id: &str) -> String {
     format!("access-key/{access_key_id}")

@@ -9,9 +9,12 @@ pub mod api;
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;
+mod checks;
 pub mod clock;
 mod handlers;
 pub mod keys;
+mod runs;
+pub mod scheduler;
 pub mod tls;
 pub mod vault;
 
@@ -49,6 +52,9 @@ pub struct ServeConfig {
     pub fips: bool,
     /// Key-encryption keys handed over by the environment instead of the key folder.
     pub kek_versions: Option<keys::KekVersions>,
+    pub scheduler: scheduler::SchedulerSettings,
+    /// Tests only: read "now" from this file (an RFC 3339 time) instead of the system clock.
+    pub clock_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,7 +152,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .context("cannot open the store")?,
     );
-    let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
+    let clock: Arc<dyn clock::Clock> = match &config.clock_file {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "the scheduler's clock is read from a file: for tests only");
+            Arc::new(clock::FileClock::new(path.clone()))
+        }
+        None => Arc::new(clock::SystemClock),
+    };
     let key_directory = config
         .key_dir
         .clone()
@@ -202,7 +214,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         account_id,
         region: config.region.clone(),
         fips: config.fips,
+        scheduler: scheduler::Scheduler::new(config.scheduler.clone()),
     };
+    let scheduler_worker = tokio::spawn(scheduler::run(state.clone(), shutdown_sender.subscribe()));
     let router = api::router(state);
     let listener = TcpListener::bind(config.listen)
         .await
@@ -266,6 +280,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: delivering and digesting the audit trail");
     let _ = shutdown_sender.send(true);
+    let _ = scheduler_worker.await;
     let _ = audit_worker.await;
     Ok(())
 }

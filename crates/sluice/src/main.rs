@@ -71,6 +71,8 @@ enum Command {
         /// Days to keep audit records and log files; forever when not given.
         #[arg(long)]
         audit_retention_days: Option<u32>,
+        #[command(flatten)]
+        scheduling: SchedulingOptions,
     },
     /// Diagnostics.
     #[command(subcommand)]
@@ -88,6 +90,61 @@ enum Command {
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
     },
+}
+
+/// How `sluice serve` schedules pipelines.
+#[derive(clap::Args)]
+struct SchedulingOptions {
+    /// Seconds a handed-out task may go without its first progress report before it is handed
+    /// out again (AWS: 2 minutes).
+    #[arg(long, default_value_t = 120)]
+    task_ack_seconds: u64,
+    /// Seconds an acknowledged task may go without a progress report before its runner is
+    /// presumed lost and the attempt fails (unless the activity sets reportProgressTimeout).
+    #[arg(long, default_value_t = 900)]
+    task_lease_seconds: u64,
+    /// Refuse to activate a schedule whose first run lies more than this many hours back unless
+    /// ActivatePipeline names a startTimestamp (0: no limit).
+    #[arg(long, default_value_t = 24)]
+    backfill_limit_hours: u64,
+    /// maxActiveInstances of scheduled components that set none (AWS's account limit is 5).
+    #[arg(long, default_value_t = 5)]
+    max_active_instances: u32,
+    /// S3-compatible endpoint for service-evaluated preconditions (S3KeyExists,
+    /// S3PrefixNotEmpty); AWS's when not given. Credentials come from the environment.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// Folder that file:// locations in definitions may point into (refused when not given).
+    #[arg(long)]
+    local_data_root: Option<PathBuf>,
+    /// Milliseconds between the scheduler's looks for due pipelines.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    scheduler_tick_ms: u64,
+    /// Tests only: read the scheduler's "now" from this file (RFC 3339).
+    #[arg(long, hide = true)]
+    clock_file: Option<PathBuf>,
+}
+
+impl SchedulingOptions {
+    fn settings(&self, region: &str) -> sluice_server::scheduler::SchedulerSettings {
+        let planner = sluice_core::runtime::PlannerConfig {
+            ack_timeout: chrono::Duration::seconds(self.task_ack_seconds.clamp(1, 86_400) as i64),
+            lease: chrono::Duration::seconds(self.task_lease_seconds.clamp(1, 7 * 86_400) as i64),
+            ..sluice_core::runtime::PlannerConfig::default()
+        };
+        sluice_server::scheduler::SchedulerSettings {
+            tick: std::time::Duration::from_millis(self.scheduler_tick_ms.max(10)),
+            planner,
+            backfill_limit: (self.backfill_limit_hours > 0)
+                .then(|| chrono::Duration::hours(self.backfill_limit_hours.min(1_000_000) as i64)),
+            max_active_instances: self.max_active_instances.max(1),
+            checks: sluice_server::scheduler::CheckSettings {
+                s3_endpoint: self.s3_endpoint.clone(),
+                region: region.to_string(),
+                local_root: self.local_data_root.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -225,6 +282,7 @@ fn main() -> ExitCode {
             audit_delivery_seconds,
             audit_digest_seconds,
             audit_retention_days,
+            scheduling,
         } => {
             let limits = Limits {
                 max_objects,
@@ -241,6 +299,7 @@ fn main() -> ExitCode {
                     retention: audit_retention_days.map(|days| chrono::Duration::days(i64::from(days))),
                 },
             };
+            let scheduler = scheduling.settings(&region);
             let config = sluice_server::ServeConfig {
                 data_dir,
                 listen,
@@ -254,6 +313,8 @@ fn main() -> ExitCode {
                 key_dir,
                 fips,
                 kek_versions: None,
+                scheduler,
+                clock_file: scheduling.clock_file.clone(),
             };
             kek_from_environment()
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })

@@ -132,6 +132,41 @@ fn truncate_bytes(text: &str, max: usize) -> String {
     text[..end].to_string()
 }
 
+/// What a runner reports about a task (error text, progress fields) comes from the task and may
+/// quote the data it processed: like definition values, it is kept as a SHA-256 fingerprint.
+fn fingerprint_task_report(request: &mut Value) {
+    let Value::Object(members) = request else { return };
+    for name in ["errorMessage", "errorStackTrace"] {
+        if let Some(value) = members.get_mut(name)
+            && let Some(text) = value.as_str()
+        {
+            *value = Value::String(format!("sha256:{}", sluice_crypto::sigv4::sha256_hex(text.as_bytes())));
+        }
+    }
+    if let Some(Value::Array(fields)) = members.get_mut("fields") {
+        for field in fields {
+            if let Some(Value::Object(field)) = Some(field)
+                && let Some(text) = field.get("stringValue").and_then(Value::as_str)
+            {
+                let fingerprint = format!("sha256:{}", sluice_crypto::sigv4::sha256_hex(text.as_bytes()));
+                field.insert("stringValue".into(), Value::String(fingerprint));
+            }
+        }
+    }
+}
+
+/// PollForTask's response reduced to which task went out: never the task's objects.
+fn task_handout_summary(response: &Value) -> Value {
+    match response.get("taskObject") {
+        Some(task) => json!({ "taskObject": {
+            "taskId": task.get("taskId"),
+            "pipelineId": task.get("pipelineId"),
+            "attemptId": task.get("attemptId"),
+        }}),
+        None => response.clone(),
+    }
+}
+
 /// Definition values are data the pipeline's owner may consider sensitive, and the definition is
 /// encrypted at rest; the audit record keeps each value's SHA-256 instead, so it still shows
 /// what changed (and can confirm a known value) without holding the value itself.
@@ -331,6 +366,17 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
         redact(&mut request);
         fingerprint_definition_values(&mut request);
     }
+    if matches!(
+        call.operation,
+        Some(Operation::SetTaskStatus | Operation::ReportTaskProgress)
+    ) {
+        fingerprint_task_report(&mut request);
+    }
+    let response = match call.operation {
+        // A task carries the evaluated objects, `*` fields included: the record names the task.
+        Some(Operation::PollForTask) => task_handout_summary(&response),
+        _ => response,
+    };
     record.insert("requestParameters".into(), bounded(request));
     // CloudTrail gives response elements for mutating calls only.
     let response_elements = if response.is_null() {
@@ -384,6 +430,59 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
         resource_name: ids.first().cloned(),
         resource_type: ids.first().map(|_| PIPELINE_RESOURCE_TYPE.to_string()),
         read_only,
+        record: String::new(),
+        previous_hash: String::new(),
+        hash: String::new(),
+    };
+    (record, row)
+}
+
+/// A record of something the service did on its own (CloudTrail's `AwsServiceEvent`): an
+/// action fired, a task handed out again. `details` go under `serviceEventDetails`.
+pub fn service_event(
+    app: &crate::api::AppState,
+    pipeline_id: &str,
+    event_name: &str,
+    details: Value,
+) -> (Value, AuditRecord) {
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let event_time = render_event_time(app.clock.now());
+    let source = "datapipeline.amazonaws.com";
+    let record = json!({
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": { "accountId": app.account_id, "invokedBy": source },
+        "eventTime": event_time,
+        "eventSource": source,
+        "eventName": event_name,
+        "awsRegion": app.region,
+        "sourceIPAddress": source,
+        "userAgent": source,
+        "requestParameters": Value::Null,
+        "responseElements": Value::Null,
+        "eventID": event_id,
+        "readOnly": false,
+        "resources": [{
+            "ARN": format!("arn:aws:datapipeline:{}:{}:pipeline/{pipeline_id}", app.region, app.account_id),
+            "accountId": app.account_id,
+            "type": PIPELINE_RESOURCE_TYPE,
+        }],
+        "eventType": "AwsServiceEvent",
+        "managementEvent": true,
+        "recipientAccountId": app.account_id,
+        "serviceEventDetails": bounded(details),
+        "eventCategory": "Management",
+    });
+    let row = AuditRecord {
+        seq: 0,
+        event_id,
+        event_time,
+        event_name: event_name.to_string(),
+        event_source: source.to_string(),
+        username: None,
+        access_key_id: None,
+        resource_name: Some(pipeline_id.to_string()),
+        resource_type: Some(PIPELINE_RESOURCE_TYPE.to_string()),
+        read_only: false,
         record: String::new(),
         previous_hash: String::new(),
         hash: String::new(),

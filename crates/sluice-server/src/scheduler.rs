@@ -1,0 +1,270 @@
+//! The scheduler inside `sluice serve`: one background worker that wakes when a pipeline's
+//! `wake_at` comes (or when told), loads the pipeline's runtime state, lets the pure planner of
+//! `sluice_core::runtime` move it forward, and writes the changes back in one transaction.
+//!
+//! Requests that change runtime state (activation, SetStatus, the task protocol) use the same
+//! `load_run` / `save_run` pair inside their own transaction and run the planner right away, so
+//! their effect is visible in the response's aftermath without waiting for the worker. Every
+//! step is a transaction that reads, plans and writes, so a future leader election only has to
+//! decide which server runs `run`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{NaiveDateTime, Timelike};
+use serde_json::json;
+use sluice_core::PipelineDefinition;
+use sluice_core::runtime::{self, Event, Graph, PlannerConfig, State};
+use sluice_store::{PipelineRecord, Transaction};
+use sluice_wire::ApiError;
+use tokio::sync::Notify;
+
+use crate::api::AppState;
+use crate::checks;
+pub use crate::checks::CheckSettings;
+use crate::clock::render;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// How often the worker looks for due pipelines when nothing wakes it.
+    pub tick: std::time::Duration,
+    pub planner: PlannerConfig,
+    /// Refuse activation when the first scheduled start is further back than this and no
+    /// `startTimestamp` is given (`None`: backfill anything).
+    pub backfill_limit: Option<chrono::Duration>,
+    /// `maxActiveInstances` of scheduled components that set none (AWS's account limit).
+    pub max_active_instances: u32,
+    /// Where service-evaluated preconditions look.
+    pub checks: CheckSettings,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            tick: std::time::Duration::from_secs(1),
+            planner: PlannerConfig::default(),
+            backfill_limit: Some(chrono::Duration::days(1)),
+            max_active_instances: 5,
+            checks: CheckSettings::default(),
+        }
+    }
+}
+
+pub struct Scheduler {
+    pub settings: SchedulerSettings,
+    wake: Notify,
+}
+
+impl Scheduler {
+    pub fn new(settings: SchedulerSettings) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            settings,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Asks the worker to look now (a pipeline's timing changed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// An activated pipeline: its active definition, the graph built from it, its runtime state.
+pub struct Run {
+    pub version: i64,
+    pub definition: PipelineDefinition,
+    pub graph: Graph,
+    pub state: State,
+}
+
+/// The scheduler's "now": the server clock to the second (runtime times are stored in seconds).
+pub fn now(app: &AppState) -> NaiveDateTime {
+    let now = app.clock.now().naive_utc();
+    now.with_nanosecond(0).unwrap_or(now)
+}
+
+/// The graph of a definition, or the problems that keep it from running, as a client error.
+pub fn build_graph(app: &AppState, definition: &PipelineDefinition, pipeline_id: &str) -> Result<Graph, ApiError> {
+    Graph::build(definition, pipeline_id, app.scheduler.settings.max_active_instances).map_err(|problems| {
+        ApiError::invalid_request(format!("the definition cannot be scheduled: {}", problems.join("; ")))
+    })
+}
+
+/// The run of an activated pipeline; `None` if it was never activated.
+pub async fn load_run(
+    app: &AppState,
+    tx: &mut dyn Transaction,
+    record: &PipelineRecord,
+) -> Result<Option<Run>, ApiError> {
+    let Some(version) = record.active_version else {
+        return Ok(None);
+    };
+    let stored = tx
+        .definition(&record.pipeline_id, version)
+        .await
+        .map_err(crate::handlers::store_error)?
+        .ok_or_else(|| {
+            tracing::error!(pipeline_id = %record.pipeline_id, version, "the active definition is missing");
+            ApiError::internal()
+        })?;
+    let definition = crate::handlers::read_definition(app, tx, &record.pipeline_id, version, &stored).await?;
+    let graph = build_graph(app, &definition, &record.pipeline_id)?;
+    let state = tx
+        .runtime(&record.pipeline_id)
+        .await
+        .map_err(crate::handlers::store_error)?
+        .ok_or_else(|| ApiError::pipeline_not_found(&record.pipeline_id))?;
+    Ok(Some(Run {
+        version,
+        definition,
+        graph,
+        state,
+    }))
+}
+
+/// Writes what changed and records what happened: fired actions and requeued tasks go to the
+/// audit trail as service events (CloudTrail's `AwsServiceEvent`) and to the log.
+pub async fn save_run(
+    app: &AppState,
+    tx: &mut dyn Transaction,
+    pipeline_id: &str,
+    state: &mut State,
+    events: &[Event],
+) -> Result<(), ApiError> {
+    let changes = state.take_changes();
+    if !changes.is_empty() {
+        tx.save_runtime(pipeline_id, &changes)
+            .await
+            .map_err(crate::handlers::store_error)?;
+    }
+    let mut records = Vec::new();
+    for event in events {
+        match event {
+            Event::ActionFired {
+                action,
+                action_type,
+                instance,
+                trigger,
+            } => {
+                tracing::info!(pipeline_id, instance, action, action_type, trigger, "action fired");
+                records.push(crate::audit::service_event(
+                    app,
+                    pipeline_id,
+                    "ActionFired",
+                    json!({ "action": action, "actionType": action_type, "instance": instance, "trigger": trigger }),
+                ));
+            }
+            Event::TaskRequeued { attempt } => {
+                tracing::warn!(
+                    pipeline_id,
+                    attempt,
+                    "a task was not acknowledged in time and is handed out again"
+                );
+                records.push(crate::audit::service_event(
+                    app,
+                    pipeline_id,
+                    "TaskRequeued",
+                    json!({ "attempt": attempt }),
+                ));
+            }
+            Event::InstanceEnded { instance, status } => {
+                tracing::debug!(pipeline_id, instance, status = status.as_str(), "instance ended");
+            }
+        }
+    }
+    if let Some(pipeline) = &changes.pipeline {
+        tracing::debug!(pipeline_id, state = pipeline.state.as_str(), wake_at = ?pipeline.wake_at, "pipeline runtime saved");
+    }
+    if !records.is_empty() {
+        crate::audit::append_batch(tx, records)
+            .await
+            .map_err(crate::handlers::store_error)?;
+    }
+    Ok(())
+}
+
+/// The worker: until shutdown, wakes on its tick or when told, and advances every due pipeline.
+pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(app.scheduler.settings.tick) => {}
+            _ = app.scheduler.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = now(&app);
+        let due = match due_pipelines(&app, now).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::error!(%error, "the scheduler cannot read due pipelines");
+                continue;
+            }
+        };
+        for pipeline_id in due {
+            if let Err(error) = advance_pipeline(&app, &pipeline_id, now).await {
+                tracing::error!(pipeline_id, error = %error.message, "the scheduler could not advance a pipeline");
+                // Do not spin on a pipeline that cannot advance: look again in a minute.
+                let _ = postpone(&app, &pipeline_id, now + chrono::Duration::minutes(1)).await;
+            }
+        }
+    }
+}
+
+async fn due_pipelines(app: &AppState, now: NaiveDateTime) -> Result<Vec<String>, sluice_store::StoreError> {
+    let mut tx = app.store.begin().await?;
+    tx.due_pipelines(&render_naive(now), 100).await
+}
+
+async fn postpone(app: &AppState, pipeline_id: &str, until: NaiveDateTime) -> Result<(), sluice_store::StoreError> {
+    let mut tx = app.store.begin().await?;
+    if let Some(mut state) = tx.runtime(pipeline_id).await? {
+        state.pipeline_mut().wake_at = Some(until);
+        tx.save_runtime(pipeline_id, &state.take_changes()).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+pub fn render_naive(time: NaiveDateTime) -> String {
+    render(time.and_utc())
+}
+
+/// One planner step for one pipeline: service checks first (outside any transaction, they do
+/// network I/O), then plan and apply in one transaction.
+pub async fn advance_pipeline(app: &AppState, pipeline_id: &str, now: NaiveDateTime) -> Result<(), ApiError> {
+    let requests = {
+        let mut tx = app.store.begin().await.map_err(crate::handlers::store_error)?;
+        let Some(record) = tx.pipeline(pipeline_id).await.map_err(crate::handlers::store_error)? else {
+            return Ok(());
+        };
+        if record.deleted_at.is_some() {
+            return Ok(());
+        }
+        let Some(run) = load_run(app, tx.as_mut(), &record).await? else {
+            return Ok(());
+        };
+        checks::requests(&run, pipeline_id, now)
+    };
+    let mut results = HashMap::new();
+    for request in requests {
+        let result = checks::perform(&app.scheduler.settings.checks, &request).await;
+        results.insert(request.instance, result);
+    }
+
+    let mut tx = app.store.begin().await.map_err(crate::handlers::store_error)?;
+    let Some(record) = tx.pipeline(pipeline_id).await.map_err(crate::handlers::store_error)? else {
+        return Ok(());
+    };
+    let Some(mut run) = load_run(app, tx.as_mut(), &record).await? else {
+        return Ok(());
+    };
+    let events = runtime::advance(
+        &run.graph,
+        &mut run.state,
+        now,
+        app.scheduler.settings.planner,
+        &results,
+    );
+    save_run(app, tx.as_mut(), pipeline_id, &mut run.state, &events).await?;
+    tx.commit().await.map_err(crate::handlers::store_error)?;
+    Ok(())
+}
