@@ -1,7 +1,8 @@
 //! Joda-Time `DateTimeFormat` patterns for `format()` (reference §e.6). `YYYY` is the year of
 //! era, not the week-year; quoted text is literal; an unknown letter is an error.
 
-use chrono::{Datelike, NaiveDateTime, Timelike, Weekday};
+use chrono::{Datelike, NaiveDateTime, Offset, TimeZone, Timelike, Weekday};
+use chrono_tz::{OffsetName, Tz};
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -42,7 +43,43 @@ fn text(full: &str, count: usize) -> String {
     }
 }
 
+/// Formats a UTC time.
 pub fn format_date_time(time: NaiveDateTime, pattern: &str) -> Result<String, String> {
+    format_date_time_in(time, None, pattern)
+}
+
+/// The zone's abbreviation, offset in seconds and id at an instant (`None`: UTC).
+fn zone_facts(zone: Option<(Tz, NaiveDateTime)>) -> (String, i32, String) {
+    let Some((zone, instant)) = zone else {
+        return ("UTC".into(), 0, "UTC".into());
+    };
+    let offset = zone.offset_from_utc_datetime(&instant);
+    (
+        offset.abbreviation().unwrap_or(zone.name()).to_string(),
+        offset.fix().local_minus_utc(),
+        zone.name().to_string(),
+    )
+}
+
+fn offset_text(seconds: i32, colon: bool) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    let (hours, minutes) = (minutes / 60, minutes % 60);
+    if colon {
+        format!("{sign}{hours:02}:{minutes:02}")
+    } else {
+        format!("{sign}{hours:02}{minutes:02}")
+    }
+}
+
+/// Formats a local time; `zone` (with the instant, for the offset in force then) is what `z` and
+/// `Z` show, UTC when `None`. `zzzz` gives the zone id (Joda gives a long name such as "Pacific
+/// Standard Time", which the zone database does not carry).
+pub fn format_date_time_in(
+    time: NaiveDateTime,
+    zone: Option<(Tz, NaiveDateTime)>,
+    pattern: &str,
+) -> Result<String, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::new();
     let mut index = 0;
@@ -135,12 +172,18 @@ pub fn format_date_time(time: NaiveDateTime, pattern: &str) -> Result<String, St
                 fraction.truncate(count);
                 fraction
             }
-            'z' => "UTC".to_string(),
-            'Z' => match count {
-                1 => "+0000".to_string(),
-                2 => "+00:00".to_string(),
-                _ => "UTC".to_string(),
-            },
+            'z' => {
+                let (abbreviation, _, id) = zone_facts(zone);
+                if count >= 4 { id } else { abbreviation }
+            }
+            'Z' => {
+                let (_, offset, id) = zone_facts(zone);
+                match count {
+                    1 => offset_text(offset, false),
+                    2 => offset_text(offset, true),
+                    _ => id,
+                }
+            }
             other => {
                 return Err(format!(
                     "'{other}' is not a letter of Joda date patterns (in '{pattern}')"

@@ -1,7 +1,8 @@
 //! Evaluation: arithmetic and concatenation (element-wise over lists), names through the scope,
 //! and the built-in functions of reference §e.5.
 
-use chrono::{Datelike, Duration, Months, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
+use chrono_tz::Tz;
 
 use super::parse::{BinaryOperator, Expr, ExprKind};
 use super::{ExpressionError, Scope, Value};
@@ -148,9 +149,57 @@ fn as_double(value: &Value) -> Option<f64> {
     }
 }
 
+/// A datetime argument as its local time, and its zone and instant when it has a zone.
+type Local = (NaiveDateTime, Option<(Tz, NaiveDateTime)>);
+
+fn zoned(expression: &Expr, value: &Value) -> Result<Local, ExpressionError> {
+    match value {
+        Value::Zoned(instant, zone) => Ok((zone.from_utc_datetime(instant).naive_local(), Some((*zone, *instant)))),
+        other => date_time(expression, other).map(|time| (time, None)),
+    }
+}
+
+/// A local time in a zone as a value; a time that does not exist there (a DST gap) moves
+/// forward by the gap, and an ambiguous one takes the earlier instant, as Joda does.
+fn in_zone(local: NaiveDateTime, zone: Option<(Tz, NaiveDateTime)>) -> Value {
+    match zone {
+        None => Value::DateTime(local),
+        Some((zone, _)) => Value::Zoned(instant_of(local, zone), zone),
+    }
+}
+
+fn instant_of(local: NaiveDateTime, zone: Tz) -> NaiveDateTime {
+    let mut candidate = local;
+    for _ in 0..4 {
+        match zone.from_local_datetime(&candidate) {
+            LocalResult::Single(time) | LocalResult::Ambiguous(time, _) => return time.naive_utc(),
+            LocalResult::None => candidate += Duration::minutes(30),
+        }
+    }
+    local
+}
+
+/// Minutes and hours move the instant (an hour later is an hour later across a DST change);
+/// days and longer move the local calendar, as Joda does.
+fn shift_zoned(
+    expression: &Expr,
+    (time, zone): Local,
+    unit: PeriodUnit,
+    amount: i64,
+) -> Result<Value, ExpressionError> {
+    match (zone, unit) {
+        (Some((zone, instant)), PeriodUnit::Minute | PeriodUnit::Hour) => {
+            Ok(Value::Zoned(shift(expression, instant, unit, amount)?, zone))
+        }
+        _ => shift(expression, time, unit, amount).map(|local| in_zone(local, zone)),
+    }
+}
+
 fn date_time(expression: &Expr, value: &Value) -> Result<NaiveDateTime, ExpressionError> {
     match value {
         Value::DateTime(time) => Ok(*time),
+        // As an instant: what a zoned time is in UTC.
+        Value::Zoned(instant, _) => Ok(*instant),
         Value::String(text) => crate::values::parse_date_time(text).map_err(|problem| error(expression, problem)),
         other => Err(error(
             expression,
@@ -241,14 +290,14 @@ fn call(expression: &Expr, name: &str, values: Vec<Value>) -> Result<Value, Expr
         })
     {
         arity(expression, name, &values, 2)?;
-        let time = date_time(expression, &values[0])?;
+        let time = zoned(expression, &values[0])?;
         let amount = integer(expression, &values[1])?;
-        return shift(expression, time, unit, sign * amount).map(Value::DateTime);
+        return shift_zoned(expression, time, unit, sign * amount);
     }
     match name {
         "year" | "month" | "day" | "hour" | "minute" | "dayOfYear" => {
             arity(expression, name, &values, 1)?;
-            let time = date_time(expression, &values[0])?;
+            let (time, _) = zoned(expression, &values[0])?;
             let part = match name {
                 "year" => i64::from(time.year()),
                 "month" => i64::from(time.month()),
@@ -261,27 +310,26 @@ fn call(expression: &Expr, name: &str, values: Vec<Value>) -> Result<Value, Expr
         }
         "yesterday" => {
             arity(expression, name, &values, 1)?;
-            shift(expression, date_time(expression, &values[0])?, PeriodUnit::Day, -1).map(Value::DateTime)
+            shift_zoned(expression, zoned(expression, &values[0])?, PeriodUnit::Day, -1)
         }
         "midnight" => {
             arity(expression, name, &values, 1)?;
-            Ok(Value::DateTime(
-                date_time(expression, &values[0])?.date().and_time(NaiveTime::MIN),
-            ))
+            let (time, zone) = zoned(expression, &values[0])?;
+            Ok(in_zone(time.date().and_time(NaiveTime::MIN), zone))
         }
         "firstOfMonth" => {
             // The documented example keeps the time of day.
             arity(expression, name, &values, 1)?;
-            let time = date_time(expression, &values[0])?;
+            let (time, zone) = zoned(expression, &values[0])?;
             time.with_day(1)
-                .map(Value::DateTime)
+                .map(|time| in_zone(time, zone))
                 .ok_or_else(|| error(expression, "the date is out of range"))
         }
         "sunday" => {
             arity(expression, name, &values, 1)?;
-            let time = date_time(expression, &values[0])?;
+            let (time, zone) = zoned(expression, &values[0])?;
             let back = i64::from(time.weekday().num_days_from_sunday());
-            shift(expression, time, PeriodUnit::Day, -back).map(Value::DateTime)
+            shift_zoned(expression, (time, zone), PeriodUnit::Day, -back)
         }
         "makeDate" | "makeDateTime" => {
             let wanted = if name == "makeDate" { 3 } else { 5 };
@@ -306,28 +354,41 @@ fn call(expression: &Expr, name: &str, values: Vec<Value>) -> Result<Value, Expr
         }
         "format" => {
             arity(expression, name, &values, 2)?;
-            let time = date_time(expression, &values[0])?;
+            let (time, zone) = zoned(expression, &values[0])?;
             let Value::String(pattern) = &values[1] else {
                 return Err(error(expression, "format() takes a pattern string"));
             };
-            super::format::format_date_time(time, pattern)
+            super::format::format_date_time_in(time, zone, pattern)
                 .map(Value::String)
                 .map_err(|problem| error(expression, problem))
         }
         "plusPeriod" | "minusPeriod" => {
             arity(expression, name, &values, 2)?;
-            let time = date_time(expression, &values[0])?;
+            let time = zoned(expression, &values[0])?;
             let Value::String(text) = &values[1] else {
                 return Err(error(expression, format!("{name}() takes a period such as '1 day'")));
             };
             let period = Period::parse(text).map_err(|problem| error(expression, problem))?;
             let sign = if name == "plusPeriod" { 1 } else { -1 };
-            shift(expression, time, period.unit, sign * i64::from(period.count)).map(Value::DateTime)
+            shift_zoned(expression, time, period.unit, sign * i64::from(period.count))
         }
-        "inTimeZone" => Err(error(
-            expression,
-            "inTimeZone() is not supported: Sluice evaluates dates in UTC",
-        )),
+        "inTimeZone" => {
+            arity(expression, name, &values, 2)?;
+            let instant = date_time(expression, &values[0])?;
+            let Value::String(zone_id) = &values[1] else {
+                return Err(error(
+                    expression,
+                    "inTimeZone() takes a zone id such as 'America/Los_Angeles'",
+                ));
+            };
+            let zone: Tz = zone_id.parse().map_err(|_| {
+                error(
+                    expression,
+                    format!("'{zone_id}' is not a time zone id (IANA, such as 'America/Los_Angeles' or 'UTC')"),
+                )
+            })?;
+            Ok(Value::Zoned(instant, zone))
+        }
         other => Err(error(
             expression,
             format!("'{other}' is not a function of the expression language"),

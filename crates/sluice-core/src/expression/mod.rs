@@ -11,7 +11,7 @@ mod scope;
 
 use chrono::NaiveDateTime;
 
-pub use format::format_date_time;
+pub use format::{format_date_time, format_date_time_in};
 pub use parse::{BinaryOperator, Expr, ExprKind, parse};
 pub use scope::{ComponentScope, MASK};
 
@@ -38,7 +38,11 @@ pub enum Value {
     Double(f64),
     String(String),
     Boolean(bool),
+    /// A UTC date and time (what every runtime field and date function gives).
     DateTime(NaiveDateTime),
+    /// The result of `inTimeZone`: an instant (UTC) shown in an IANA zone. Date functions work
+    /// on its local time and keep the zone; `format` shows the zone's name and offset.
+    Zoned(NaiveDateTime, chrono_tz::Tz),
     /// A reference to another object, by id.
     Ref(String),
     List(Vec<Value>),
@@ -60,6 +64,10 @@ impl Value {
             Value::String(text) => text.clone(),
             Value::Boolean(flag) => flag.to_string(),
             Value::DateTime(time) => time.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            Value::Zoned(instant, zone) => {
+                use chrono::TimeZone;
+                zone.from_utc_datetime(instant).format("%Y-%m-%dT%H:%M:%S").to_string()
+            }
             Value::Ref(id) => id.clone(),
             Value::List(values) => values.iter().map(Value::render).collect::<Vec<_>>().join(","),
         }
@@ -71,7 +79,7 @@ impl Value {
             Value::Double(_) => "a number",
             Value::String(_) => "a string",
             Value::Boolean(_) => "a boolean",
-            Value::DateTime(_) => "a datetime",
+            Value::DateTime(_) | Value::Zoned(..) => "a datetime",
             Value::Ref(_) => "a reference",
             Value::List(_) => "a list",
         }

@@ -188,6 +188,90 @@ fn joda_patterns() {
 }
 
 #[test]
+fn joda_year_week_and_month_edge_cases() {
+    // 2012-12-31 is a Monday in ISO week 1 of 2013: only the week-year (x) says 2013.
+    let new_years_eve = time("2012-12-31T23:59:59");
+    let cases = [
+        ("YYYY yyyy xxxx ww", "2012 2012 2013 01"),
+        ("YY yy xx", "12 12 13"),
+        ("M MM MMM MMMM", "12 12 Dec December"),
+        ("D DDD", "366 366"),
+        ("hh:mm a, kk", "11:59 PM, 23"),
+    ];
+    for (pattern, expected) in cases {
+        assert_eq!(
+            format_date_time(new_years_eve, pattern).expect(pattern),
+            expected,
+            "{pattern}"
+        );
+    }
+    // 2010-01-03 is a Sunday in ISO week 53 of 2009.
+    let sunday = time("2010-01-03T00:00:00");
+    assert_eq!(
+        format_date_time(sunday, "xxxx-'W'ww-e YYYY").expect("pattern"),
+        "2009-W53-7 2010"
+    );
+    assert_eq!(format_date_time(sunday, "h a K k").expect("pattern"), "12 AM 0 24");
+    assert_eq!(
+        format_date_time(time("2011-09-05T00:00:00"), "MMM. d").expect("pattern"),
+        "Sep. 5"
+    );
+    assert!(
+        format_date_time(sunday, "YYYY-MM-dd q").is_err(),
+        "q is not a Joda letter"
+    );
+    assert!(format_date_time(sunday, "'open").is_err(), "an unclosed quote");
+}
+
+#[test]
+fn time_zones() {
+    let dt = "@scheduledStartTime"; // 2011-05-24T17:10:00 UTC
+    let cases = [
+        (
+            format!("inTimeZone({dt}, 'America/Los_Angeles')"),
+            "2011-05-24T10:10:00",
+        ),
+        (format!("hour(inTimeZone({dt}, 'America/Los_Angeles'))"), "10"),
+        (
+            format!("format(inTimeZone({dt}, 'America/Los_Angeles'), 'YYYY-MM-dd HH:mm z Z ZZ ZZZ')"),
+            "2011-05-24 10:10 PDT -0700 -07:00 America/Los_Angeles",
+        ),
+        (
+            format!("format(inTimeZone({dt}, 'Asia/Kolkata'), 'HH:mm Z')"),
+            "22:40 +0530",
+        ),
+        (
+            format!("format(inTimeZone({dt}, 'UTC'), 'HH:mm z Z')"),
+            "17:10 UTC +0000",
+        ),
+        (format!("format({dt}, 'HH:mm z ZZ')"), "17:10 UTC +00:00"),
+        // Days move the local calendar across the DST change; hours move the instant.
+        (
+            "format(plusDays(inTimeZone(makeDateTime(2011,11,6,7,30), 'America/New_York'), 1), 'dd HH:mm z')".into(),
+            "07 02:30 EST",
+        ),
+        (
+            "format(plusHours(inTimeZone(makeDateTime(2011,11,6,5,30), 'America/New_York'), 1), 'dd HH:mm z')".into(),
+            "06 01:30 EST",
+        ),
+        (
+            format!("midnight(inTimeZone({dt}, 'Asia/Tokyo'))"),
+            "2011-05-25T00:00:00",
+        ),
+        // A zoned time given to a function that takes an instant counts as that instant.
+        (
+            format!("inTimeZone(inTimeZone({dt}, 'Asia/Tokyo'), 'Europe/London')"),
+            "2011-05-24T18:10:00",
+        ),
+    ];
+    for (expression, expected) in &cases {
+        assert_eq!(eval(expression), *expected, "{expression}");
+    }
+    assert!(eval(&format!("inTimeZone({dt}, 'Mars/Olympus')")).contains("is not a time zone id"));
+    assert!(eval(&format!("inTimeZone({dt})")).contains("takes 2 argument"));
+}
+
+#[test]
 fn templates_splice_values_and_expand_lists() {
     let scope = scope();
     assert_eq!(
