@@ -123,6 +123,16 @@ async fn shutdown_signal() {
 /// Opens the data directory (creating the root identity on first start), binds the listener
 /// and serves until SIGTERM or SIGINT; then delivers and digests the audit trail one last time.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    serve_until(config, shutdown_signal(), None).await
+}
+
+/// `serve`, stopping when `shutdown` completes; `ready` learns the URL once it listens (and
+/// nothing is printed then: the caller reports).
+pub async fn serve_until(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<String>>,
+) -> anyhow::Result<()> {
     if config.insecure_http && !config.listen.ip().is_loopback() {
         bail!(
             "--insecure-http serves plain HTTP and is only allowed on a loopback address, not {}",
@@ -223,12 +233,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("sluice: listening on {scheme}://{address}");
+    match ready {
+        Some(ready) => {
+            let _ = ready.send(format!("{scheme}://{address}"));
+        }
+        // Tests and scripts read this line to learn the port when listening on port 0.
+        None => println!("sluice: listening on {scheme}://{address}"),
+    }
     tracing::info!(%address, scheme, fips = config.fips, "listening");
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
 
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

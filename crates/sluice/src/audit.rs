@@ -9,7 +9,7 @@ use sluice_server::audit::{delivery, verify};
 use sluice_store::SqliteStore;
 
 use crate::AuditCommand;
-use crate::client::{Client, Credentials};
+use sluice_runner::client::{Client, Credentials};
 
 const LOOKUP_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
 

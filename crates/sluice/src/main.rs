@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
-mod client;
 mod doctor;
+mod run;
 use sluice_core::{Limits, definition_file, validate};
 
 #[derive(Parser)]
@@ -83,6 +83,63 @@ enum Command {
     /// The audit trail: verify it, or look events up.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run a definition file end to end on this machine: an embedded server, the pipeline
+    /// activated, activities run by an in-process task runner, live progress and a summary.
+    /// Exits 1 if an instance failed.
+    Run {
+        file: PathBuf,
+        /// A parameter value, `myKey=value` (repeat the key for a list).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Keep the server's state here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where each attempt's stdout and stderr go (`<pipeline>/<component>/<instance>/<attempt>/`).
+        #[arg(long, default_value = "./sluice-logs")]
+        log_dir: PathBuf,
+        /// Tasks run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// S3-compatible endpoint for s3:// data nodes (credentials from the environment).
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        /// Folder that file:// preconditions may check.
+        #[arg(long)]
+        local_data_root: Option<PathBuf>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
+    /// A task runner: poll a Sluice server for tasks of worker groups and run them.
+    /// Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    Runner {
+        /// https://host:port of the server.
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long = "worker-group", required = true)]
+        worker_groups: Vec<String>,
+        /// PEM file of certificates to trust instead of the system's roots.
+        #[arg(long, env = "AWS_CA_BUNDLE")]
+        ca_bundle: Option<PathBuf>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Attempts' working folders.
+        #[arg(long, default_value = "./sluice-work")]
+        work_dir: PathBuf,
+        #[arg(long, default_value = "./sluice-logs")]
+        log_dir: PathBuf,
+        /// S3-compatible endpoint for s3:// data nodes and logs.
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        /// The name reported to the service [default: $HOSTNAME].
+        #[arg(long, env = "HOSTNAME", default_value = "localhost")]
+        hostname: String,
+        /// Seconds between progress reports while a task runs (each keeps the lease and asks
+        /// whether the task was cancelled).
+        #[arg(long, default_value_t = 30)]
+        progress_seconds: u64,
+    },
     /// Validate a definition file offline, as PutPipelineDefinition would.
     Validate {
         file: PathBuf,
@@ -257,8 +314,10 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
+    // `sluice run` talks to its user on the terminal: the embedded server only says what is wrong.
+    let quiet = std::env::args().nth(1).is_some_and(|command| command == "run");
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" }));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -327,6 +386,53 @@ fn main() -> ExitCode {
         Command::Keys(command) => runtime().and_then(|runtime| runtime.block_on(keys(command))),
         Command::Audit(command) => runtime().and_then(|runtime| runtime.block_on(audit::run(command))),
         Command::Validate { file, params } => validate_file(&file, &params),
+        Command::Run {
+            file,
+            params,
+            data_dir,
+            log_dir,
+            concurrency,
+            s3_endpoint,
+            local_data_root,
+            region,
+        } => runtime().and_then(|runtime| {
+            runtime.block_on(run::run(run::RunOptions {
+                file,
+                params,
+                data_dir,
+                log_dir,
+                work_dir: None,
+                concurrency,
+                s3_endpoint,
+                region,
+                local_data_root,
+            }))
+        }),
+        Command::Runner {
+            endpoint,
+            worker_groups,
+            ca_bundle,
+            region,
+            concurrency,
+            work_dir,
+            log_dir,
+            s3_endpoint,
+            hostname,
+            progress_seconds,
+        } => runtime().and_then(|runtime| {
+            runtime.block_on(run::runner(run::RunnerOptions {
+                endpoint,
+                worker_groups,
+                ca_bundle,
+                region,
+                concurrency,
+                work_dir,
+                log_dir,
+                s3_endpoint,
+                hostname,
+                progress_seconds,
+            }))
+        }),
     };
     match result {
         Ok(code) => code,

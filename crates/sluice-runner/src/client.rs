@@ -9,7 +9,28 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use sluice_crypto::Secret;
 use sluice_crypto::sigv4::{self, RequestParts};
-use sluice_server::clock::{Clock, SystemClock};
+
+/// Signatures carry the real time, whatever clock a server is told to use.
+#[allow(clippy::disallowed_methods, reason = "SigV4 signs with the wall clock")]
+fn signing_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// An API error as the service sent it: `__type` and message.
+#[derive(Debug, Clone)]
+pub struct ServiceError {
+    pub kind: String,
+    pub status: u16,
+    pub message: String,
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} (HTTP {}): {}", self.kind, self.status, self.message)
+    }
+}
+
+impl std::error::Error for ServiceError {}
 
 pub struct Credentials {
     pub access_key_id: String,
@@ -17,7 +38,10 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    #[allow(clippy::disallowed_methods, reason = "the binary is where configuration is read")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a runner takes credentials from the environment, as AWS tools do"
+    )]
     pub fn from_environment() -> anyhow::Result<Credentials> {
         let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").context("AWS_ACCESS_KEY_ID is not set")?;
         let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").context("AWS_SECRET_ACCESS_KEY is not set")?;
@@ -81,6 +105,11 @@ impl Client {
         })
     }
 
+    /// A Data Pipeline call (`DataPipeline.<operation>`).
+    pub async fn datapipeline(&self, operation: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        self.call(&format!("DataPipeline.{operation}"), "datapipeline", body).await
+    }
+
     /// One AWS JSON 1.1 call. Returns the response body, or an error with the service's
     /// `__type` and message.
     pub async fn call(
@@ -100,7 +129,7 @@ impl Client {
             .context("the endpoint has no host")?
             .to_string();
         let payload = serde_json::to_vec(body)?;
-        let amz_date = SystemClock.now().format("%Y%m%dT%H%M%SZ").to_string();
+        let amz_date = signing_time().format("%Y%m%dT%H%M%SZ").to_string();
         let mut headers = vec![
             ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
             ("host".to_string(), authority.clone()),
@@ -165,7 +194,12 @@ impl Client {
         if !status.is_success() {
             let kind = value.get("__type").and_then(|kind| kind.as_str()).unwrap_or("error");
             let message = value.get("message").and_then(|message| message.as_str()).unwrap_or("");
-            bail!("{kind} (HTTP {}): {message}", status.as_u16());
+            return Err(ServiceError {
+                kind: kind.rsplit('#').next().unwrap_or(kind).to_string(),
+                status: status.as_u16(),
+                message: message.to_string(),
+            }
+            .into());
         }
         Ok(value)
     }

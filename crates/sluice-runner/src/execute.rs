@@ -1,0 +1,304 @@
+//! Running one task: ShellCommandActivity and ShellCommandPrecondition as processes, with
+//! staging and logs as AWS's Task Runner does them (reference §h.7, §i.4), Exists at once, and a
+//! clear failure for types this runner cannot run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::storage::{Location, StorageSettings};
+use crate::task::Task;
+
+/// What the runner reports with SetTaskStatus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// FINISHED, FAILED or FALSE.
+    pub status: &'static str,
+    pub error_id: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl Outcome {
+    fn finished() -> Outcome {
+        Outcome {
+            status: "FINISHED",
+            error_id: None,
+            error_message: None,
+        }
+    }
+
+    fn failed(error_id: &str, message: impl Into<String>) -> Outcome {
+        Outcome {
+            status: "FAILED",
+            error_id: Some(error_id.to_string()),
+            error_message: Some(message.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutionSettings {
+    /// Each attempt gets a fresh folder below this (its working directory, HOME and TMPDIR).
+    pub work_dir: PathBuf,
+    /// Attempt logs go below this, in AWS's layout, and to `pipelineLogUri` when set.
+    pub log_dir: PathBuf,
+    pub storage: StorageSettings,
+    /// Keep attempt folders after the attempt (for debugging); removed by default.
+    pub keep_work_dirs: bool,
+}
+
+/// Path-safe form of an id (instance and attempt ids hold `@`, `:` and `=`).
+fn safe(id: &str) -> String {
+    id.chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || "-_.@=".contains(character) {
+                character
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The attempt's log folder: `<pipelineId>/<componentId>/<instanceId>/<attemptId>/`.
+pub fn log_folder(task: &Task) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        safe(&task.pipeline_id),
+        safe(task.component()),
+        safe(task.instance()),
+        safe(&task.attempt_id)
+    )
+}
+
+/// Runs a task to its outcome. `cancel` turns true when the service says the attempt was
+/// cancelled; the process is then killed.
+pub async fn execute(task: &Task, settings: &ExecutionSettings, cancel: watch::Receiver<bool>) -> Outcome {
+    let kind = task.attempt().string("type").unwrap_or("").to_string();
+    match kind.as_str() {
+        "ShellCommandActivity" | "ShellCommandPrecondition" => {
+            let precondition = kind == "ShellCommandPrecondition";
+            match run_shell(task, settings, cancel, precondition).await {
+                Ok(outcome) => outcome,
+                Err(error) => Outcome::failed("SluiceRunnerError", format!("{error:#}")),
+            }
+        }
+        "Exists" => Outcome::finished(),
+        other => Outcome::failed(
+            "SluiceUnsupportedType",
+            format!("Sluice's task runner cannot run {other} yet"),
+        ),
+    }
+}
+
+/// The numbered staging folders of an activity's inputs or outputs, with their locations.
+fn staging(task: &Task, key: &str) -> Vec<(usize, Option<String>)> {
+    task.referenced(key)
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let location = node
+                .string("directoryPath")
+                .or_else(|| node.string("filePath"))
+                .map(str::to_string);
+            (index + 1, location)
+        })
+        .collect()
+}
+
+/// Runs the command in a fresh attempt folder, and removes the folder whatever happened.
+async fn run_shell(
+    task: &Task,
+    settings: &ExecutionSettings,
+    cancel: watch::Receiver<bool>,
+    precondition: bool,
+) -> anyhow::Result<Outcome> {
+    let folder = settings.work_dir.join(safe(&task.attempt_id));
+    let outcome = run_in_folder(task, settings, cancel, precondition, &folder).await;
+    if !settings.keep_work_dirs {
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+    }
+    outcome
+}
+
+async fn run_in_folder(
+    task: &Task,
+    settings: &ExecutionSettings,
+    mut cancel: watch::Receiver<bool>,
+    precondition: bool,
+    folder: &Path,
+) -> anyhow::Result<Outcome> {
+    let attempt = task.attempt();
+    let folder = folder.to_path_buf();
+    let _ = tokio::fs::remove_dir_all(&folder).await;
+    let tmp = folder.join("tmp");
+    tokio::fs::create_dir_all(&tmp)
+        .await
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let logs = settings.log_dir.join(log_folder(task));
+    tokio::fs::create_dir_all(&logs)
+        .await
+        .with_context(|| format!("cannot create {}", logs.display()))?;
+
+    // The task's environment is built, not inherited: it never sees the runner's credentials.
+    let mut environment: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), folder.display().to_string()),
+        ("TMPDIR".into(), tmp.display().to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("SLUICE_PIPELINE_ID".into(), task.pipeline_id.clone()),
+        ("SLUICE_ATTEMPT_ID".into(), task.attempt_id.clone()),
+    ];
+    let stage = attempt.string("stage").is_some_and(|flag| flag.eq_ignore_ascii_case("true"));
+    let mut outputs = Vec::new();
+    if stage {
+        for (number, location) in staging(task, "input") {
+            let directory = folder.join(format!("input{number}"));
+            if let Some(location) = location {
+                Location::parse(&location, &settings.storage)?
+                    .download_to(&directory)
+                    .await
+                    .with_context(|| format!("staging input {number} from {location}"))?;
+            } else {
+                tokio::fs::create_dir_all(&directory).await?;
+            }
+            environment.push((format!("INPUT{number}_STAGING_DIR"), directory.display().to_string()));
+        }
+        for (number, location) in staging(task, "output") {
+            let directory = folder.join(format!("output{number}"));
+            tokio::fs::create_dir_all(&directory).await?;
+            environment.push((format!("OUTPUT{number}_STAGING_DIR"), directory.display().to_string()));
+            outputs.push((number, directory, location));
+        }
+    }
+
+    let arguments: Vec<String> = attempt.strings("scriptArgument").map(str::to_string).collect();
+    let script = match (attempt.string("command"), attempt.string("scriptUri")) {
+        (Some(command), _) => command.to_string(),
+        (None, Some(uri)) => {
+            let bytes = Location::parse(uri, &settings.storage)?
+                .read()
+                .await
+                .with_context(|| format!("cannot fetch the script {uri}"))?;
+            let path = folder.join("script");
+            tokio::fs::write(&path, &bytes).await?;
+            format!("exec sh {} \"$@\"", shell_quote(&path.display().to_string()))
+        }
+        (None, None) => {
+            return Ok(Outcome::failed(
+                "SluiceRunnerError",
+                "the activity has neither 'command' nor 'scriptUri'",
+            ));
+        }
+    };
+
+    let stdout_path = logs.join("stdout");
+    let stderr_path = logs.join("stderr");
+    let stdout = std::fs::File::create(&stdout_path)?;
+    let stderr = std::fs::File::create(&stderr_path)?;
+    #[allow(clippy::disallowed_methods, reason = "the task runner is where processes start")]
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(&script)
+        .arg("sluice-task")
+        .args(&arguments)
+        .env_clear()
+        .envs(environment)
+        .current_dir(&folder)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true);
+    let mut child = command.spawn().context("cannot start /bin/sh")?;
+    let status = tokio::select! {
+        status = child.wait() => status?,
+        _ = async {
+            while cancel.changed().await.is_ok() {
+                if *cancel.borrow() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        } => {
+            let _ = child.kill().await;
+            publish_logs(task, settings, &stdout_path, &stderr_path).await;
+            return Ok(Outcome::failed("SluiceCanceled", "the attempt was cancelled"));
+        }
+    };
+
+    let outcome = if status.success() {
+        for (number, directory, location) in &outputs {
+            if let Some(location) = location {
+                Location::parse(location, &settings.storage)?
+                    .upload_from(directory)
+                    .await
+                    .with_context(|| format!("staging output {number} to {location}"))?;
+            }
+        }
+        Outcome::finished()
+    } else if precondition {
+        Outcome {
+            status: "FALSE",
+            error_id: None,
+            error_message: None,
+        }
+    } else {
+        let tail = last_lines(&stderr_path, 5).await;
+        let code = status.code().map_or("a signal".to_string(), |code| code.to_string());
+        let mut message = format!("the command exited with status {code}");
+        if !tail.is_empty() {
+            message.push_str(": ");
+            message.push_str(&tail);
+        }
+        Outcome::failed("SluiceCommandFailed", message)
+    };
+    publish_logs(task, settings, &stdout_path, &stderr_path).await;
+    Ok(outcome)
+}
+
+/// Copies the attempt's stdout and stderr to `pipelineLogUri` (AWS's layout) and to the
+/// activity's own `stdout`/`stderr` locations. A failed upload is logged, not fatal.
+async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, stderr: &Path) {
+    let attempt = task.attempt();
+    let mut targets: Vec<(String, &Path, String)> = Vec::new();
+    if let Some(root) = attempt.string("pipelineLogUri") {
+        let base = format!("{}/{}", root.trim_end_matches('/'), log_folder(task));
+        targets.push((base.clone(), stdout, "stdout".into()));
+        targets.push((base, stderr, "stderr".into()));
+    }
+    for (key, path) in [("stdout", stdout), ("stderr", stderr)] {
+        if let Some(uri) = attempt.string(key)
+            && let Some((folder, name)) = uri.rsplit_once('/')
+        {
+            targets.push((folder.to_string(), path, name.to_string()));
+        }
+    }
+    for (folder, path, name) in targets {
+        let result = async {
+            let bytes = tokio::fs::read(path).await?;
+            Location::parse(&folder, &settings.storage)?.put_file(&name, bytes).await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(attempt = %task.attempt_id, folder, error = %format!("{error:#}"), "could not publish a log");
+        }
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+async fn last_lines(path: &Path, count: usize) -> String {
+    let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(count)..].join(" | ");
+    let mut end = tail.len().min(1024);
+    while !tail.is_char_boundary(end) {
+        end -= 1;
+    }
+    tail[..end].to_string()
+}

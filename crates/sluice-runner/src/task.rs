@@ -1,0 +1,133 @@
+//! A task as PollForTask hands it out: the attempt, its instance and the instances it refers to,
+//! every field evaluated by the service.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    String(String),
+    Ref(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub id: String,
+    pub fields: Vec<(String, FieldValue)>,
+}
+
+impl Object {
+    pub fn strings<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
+        self.fields.iter().filter_map(move |(name, value)| match value {
+            FieldValue::String(text) if name == key => Some(text.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.strings(key).next()
+    }
+
+    pub fn refs<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
+        self.fields.iter().filter_map(move |(name, value)| match value {
+            FieldValue::Ref(target) if name == key => Some(target.as_str()),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub task_id: String,
+    pub pipeline_id: String,
+    pub attempt_id: String,
+    pub objects: HashMap<String, Object>,
+}
+
+impl Task {
+    /// Reads `taskObject` of a PollForTask response.
+    pub fn from_json(task: &Value) -> anyhow::Result<Task> {
+        let text = |name: &str| {
+            task.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .with_context(|| format!("the task has no {name}"))
+        };
+        let mut objects = HashMap::new();
+        if let Some(map) = task.get("objects").and_then(Value::as_object) {
+            for (id, object) in map {
+                let mut fields = Vec::new();
+                for field in object.get("fields").and_then(Value::as_array).into_iter().flatten() {
+                    let Some(key) = field.get("key").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if let Some(text) = field.get("stringValue").and_then(Value::as_str) {
+                        fields.push((key.to_string(), FieldValue::String(text.to_string())));
+                    } else if let Some(target) = field.get("refValue").and_then(Value::as_str) {
+                        fields.push((key.to_string(), FieldValue::Ref(target.to_string())));
+                    }
+                }
+                objects.insert(id.clone(), Object { id: id.clone(), fields });
+            }
+        }
+        let task = Task {
+            task_id: text("taskId")?,
+            pipeline_id: text("pipelineId")?,
+            attempt_id: text("attemptId")?,
+            objects,
+        };
+        if !task.objects.contains_key(&task.attempt_id) {
+            bail!("the task does not carry its attempt {}", task.attempt_id);
+        }
+        Ok(task)
+    }
+
+    pub fn attempt(&self) -> &Object {
+        &self.objects[&self.attempt_id]
+    }
+
+    /// The objects an attempt field refers to, in the order the fields list them.
+    pub fn referenced(&self, key: &str) -> Vec<&Object> {
+        self.attempt()
+            .refs(key)
+            .filter_map(|id| self.objects.get(id))
+            .collect()
+    }
+
+    pub fn component(&self) -> &str {
+        self.attempt().refs("@componentParent").next().unwrap_or("unknown")
+    }
+
+    pub fn instance(&self) -> &str {
+        self.attempt().refs("@instanceParent").next().unwrap_or("unknown")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_task_object() {
+        let json = serde_json::json!({
+            "taskId": "T", "pipelineId": "df-1", "attemptId": "@A_1_Attempt=1",
+            "objects": {
+                "@A_1_Attempt=1": {"id": "@A_1_Attempt=1", "name": "x", "fields": [
+                    {"key": "type", "stringValue": "ShellCommandActivity"},
+                    {"key": "scriptArgument", "stringValue": "one"},
+                    {"key": "scriptArgument", "stringValue": "two"},
+                    {"key": "input", "refValue": "@In_1"},
+                    {"key": "@componentParent", "refValue": "A"}]},
+                "@In_1": {"id": "@In_1", "name": "@In_1", "fields": [{"key": "directoryPath", "stringValue": "file:///x"}]}
+            }
+        });
+        let task = Task::from_json(&json).expect("parses");
+        assert_eq!(task.attempt().string("type"), Some("ShellCommandActivity"));
+        assert_eq!(task.attempt().strings("scriptArgument").collect::<Vec<_>>(), vec!["one", "two"]);
+        assert_eq!(task.referenced("input")[0].string("directoryPath"), Some("file:///x"));
+        assert_eq!(task.component(), "A");
+        assert!(Task::from_json(&serde_json::json!({"taskId": "T"})).is_err());
+    }
+}

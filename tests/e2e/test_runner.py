@@ -1,0 +1,153 @@
+"""Pipelines doing real work: `sluice run` on the bundled example and on failing definitions, and
+`sluice runner` as a separate process against a server (logs, a clean task environment,
+cancellation, and a runner killed mid-task whose lease expires so another runner finishes)."""
+
+import csv
+import datetime
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, SLUICE, Server, unique
+from test_scheduler import Clock, fields, obj, start_of_minute, statuses, wait_for
+
+
+def sluice_run(definition_path, *args, timeout=120):
+    return subprocess.run([SLUICE, "run", str(definition_path), *args], capture_output=True, text=True,
+                          timeout=timeout, env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")})
+
+
+def test_sluice_run_copies_and_transforms_the_bundled_example(tmp_path):
+    out = tmp_path / "out"
+    result = sluice_run(ROOT / "examples" / "orders.json", "--param", f"myOutputDir=file://{out}",
+                        "--param", "myOrderCount=5000", "--log-dir", str(tmp_path / "logs"))
+    assert result.returncode == 0, result.stderr + result.stdout
+    with open(out / "raw" / "orders.csv") as handle:
+        orders = list(csv.DictReader(handle))
+    assert len(orders) == 5000
+    with open(out / "totals" / "region_totals.csv") as handle:
+        totals = {row["region"]: row for row in csv.DictReader(handle)}
+    assert set(totals) == {"north", "south", "east", "west", "central"}
+    assert sum(int(row["orders"]) for row in totals.values()) == 5000
+    expected = sum(int(order["quantity"]) * float(order["unit_price"]) for order in orders
+                   if order["region"] == "east")
+    assert abs(float(totals["east"]["revenue"]) - expected) < 0.5
+    assert "TotalByRegion" in result.stdout and "data: RegionTotals → file://" in result.stdout
+    stdout_logs = list((tmp_path / "logs").glob("df-*/TotalByRegion/*/*/stdout"))
+    assert len(stdout_logs) == 1 and "region,orders,revenue" in stdout_logs[0].read_text()
+
+
+def test_sluice_run_reports_failures_and_exits_non_zero(tmp_path):
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local",
+         "failureAndRerunMode": "cascade"},
+        {"id": "Broken", "name": "Broken", "type": "ShellCommandActivity",
+         "command": "echo 'no such table: orders' >&2; exit 3"},
+        {"id": "After", "name": "After", "type": "ShellCommandActivity", "command": "true",
+         "dependsOn": {"ref": "Broken"}},
+        {"id": "Unsupported", "name": "Unsupported", "type": "HiveActivity", "hiveScript": "select 1",
+         "runsOn": {"ref": "Cluster"}},
+        {"id": "Cluster", "name": "Cluster", "type": "EmrCluster"},
+    ]}
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(definition))
+    result = sluice_run(path, "--log-dir", str(tmp_path / "logs"))
+    assert result.returncode == 1, result.stderr + result.stdout
+    assert "exited with status 3: no such table: orders" in result.stdout
+    assert "CASCADE_FAILED" in result.stdout
+    assert "cannot run HiveActivity yet" in result.stdout
+
+    invalid = tmp_path / "invalid.json"
+    invalid.write_text(json.dumps({"objects": [{"id": "X", "type": "ShellCommandActivity"}]}))
+    result = sluice_run(invalid)
+    assert result.returncode == 2 and "does not validate" in result.stderr
+
+
+def runner_process(server, tmp_path, group, *extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key_id, AWS_SECRET_ACCESS_KEY=server.secret_access_key,
+               SLUICE_LOG="info")
+    log = open(tmp_path / f"runner-{group}-{time.time_ns()}.log", "wb")
+    return subprocess.Popen(
+        [SLUICE, "runner", "--endpoint", server.url, "--worker-group", group, "--ca-bundle", server.cert,
+         "--work-dir", str(tmp_path / "work"), "--log-dir", str(tmp_path / "logs"), *extra],
+        stdout=log, stderr=log, env=env)
+
+
+def define_on_demand(client, group, *objects):
+    pipeline_id = client.create_pipeline(name="runner", uniqueId=unique())["pipelineId"]
+    result = client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+        obj("Default", workerGroup=group, scheduleType="ondemand"), *objects])
+    assert not result["errored"], result
+    client.activate_pipeline(pipelineId=pipeline_id)
+    return pipeline_id
+
+
+def test_a_remote_runner_runs_tasks_without_its_own_credentials(tmp_path):
+    server = Server(tmp_path / "data", extra_args=["--scheduler-tick-ms", "50"]).start()
+    runner = runner_process(server, tmp_path, "remote", "--progress-seconds", "1")
+    try:
+        client = server.client()
+        pipeline_id = define_on_demand(client, "remote", obj("Env", type="ShellCommandActivity",
+                                                            command="env; echo args: $1 $2",
+                                                            scriptArgument=["first", "second"]))
+        wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=30,
+                 what="the remote runner to finish the task")
+        (stdout,) = (tmp_path / "logs").glob(f"{pipeline_id}/Env/*/*/stdout")
+        text = stdout.read_text()
+        assert "args: first second" in text
+        assert server.secret_access_key not in text and "AWS_" not in text, "the task saw the runner's credentials"
+        attempt_id = client.query_objects(pipelineId=pipeline_id, sphere="ATTEMPT")["ids"][0]
+        attempt = fields(client.describe_objects(pipelineId=pipeline_id, objectIds=[attempt_id])["pipelineObjects"][0])
+        assert attempt["@status"] == "FINISHED" and attempt["hostname"]
+
+        # Cancellation reaches the running process through ReportTaskProgress.
+        slow = define_on_demand(client, "remote", obj("Slow", type="ShellCommandActivity", command="sleep 60"))
+        wait_for(lambda: set(statuses(client, slow).values()) == {"RUNNING"}, timeout=30, what="the slow task running")
+        instance_id = list(statuses(client, slow))[0]
+        started = time.time()
+        client.set_status(pipelineId=slow, objectIds=[instance_id], status="TRY_CANCEL")
+        wait_for(lambda: not list((tmp_path / "work").glob("*Slow*")), timeout=20,
+                 what="the cancelled process to be stopped and cleaned up")
+        assert time.time() - started < 20
+        assert statuses(client, slow)[instance_id] == "CANCELED"
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.wait(timeout=30)
+        server.stop()
+
+
+def test_a_killed_runner_loses_its_lease_and_another_runner_finishes(tmp_path):
+    clock = Clock(tmp_path / "clock", start_of_minute())
+    server = Server(tmp_path / "data", extra_args=[
+        "--clock-file", str(tmp_path / "clock"), "--scheduler-tick-ms", "50"]).start()
+    first = runner_process(server, tmp_path, "fragile", "--progress-seconds", "1")
+    second = None
+    try:
+        client = server.client()
+        marker = tmp_path / "attempts"
+        pipeline_id = define_on_demand(client, "fragile", obj(
+            "Work", type="ShellCommandActivity", maximumRetries="1", retryDelay="1 minute",
+            command=f"echo x >> {marker}; if [ $(wc -l < {marker}) -lt 2 ]; then sleep 120; fi"))
+        wait_for(lambda: marker.exists(), timeout=30, what="the first runner to start the task")
+        first.kill()
+        first.wait(timeout=10)
+        clock.advance(minutes=16)
+        wait_for(lambda: len(client.query_objects(pipelineId=pipeline_id, sphere="ATTEMPT")["ids"]) == 2,
+                 what="the lease to expire and a retry to be queued")
+        clock.advance(minutes=1)
+        second = runner_process(server, tmp_path, "fragile", "--progress-seconds", "1")
+        wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=30,
+                 what="the second runner to finish the retry")
+        assert marker.read_text().count("x") == 2
+    finally:
+        for process in (first, second):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=30)
+        server.stop()
