@@ -135,6 +135,9 @@ def test_a_killed_runner_loses_its_lease_and_another_runner_finishes(tmp_path):
             "Work", type="ShellCommandActivity", maximumRetries="1", retryDelay="1 minute",
             command=f"echo x >> {marker}; if [ $(wc -l < {marker}) -lt 2 ]; then sleep 120; fi"))
         wait_for(lambda: marker.exists(), timeout=30, what="the first runner to start the task")
+        attempt_id = client.query_objects(pipelineId=pipeline_id, sphere="ATTEMPT")["ids"][0]
+        assert "reportProgressTime" in fields(client.describe_objects(
+            pipelineId=pipeline_id, objectIds=[attempt_id])["pipelineObjects"][0]), "acknowledged before it ran"
         first.kill()
         first.wait(timeout=10)
         clock.advance(minutes=16)

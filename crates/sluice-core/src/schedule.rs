@@ -135,6 +135,56 @@ impl Schedule {
         Some(Interval { index, start, end })
     }
 
+    /// The last interval that ends no later than `end`, if any.
+    pub fn last_ending_by(&self, end: NaiveDateTime, first_activation: NaiveDateTime) -> Option<Interval> {
+        let origin = self.first_start(first_activation);
+        let minutes = (end - origin).num_minutes();
+        let length = i64::try_from(self.period.approximate_minutes()).ok()?.max(1);
+        // Months count 28 days here, so the estimate is never too small: step down from it.
+        let mut index = u32::try_from((minutes / length).clamp(0, i64::from(u32::MAX))).ok()?;
+        loop {
+            if let Some(interval) = self.interval(index, first_activation)
+                && interval.end <= end
+            {
+                // Step up too, in case the estimate fell short (it cannot for fixed units).
+                let mut best = interval;
+                while let Some(next) = best
+                    .index
+                    .checked_add(1)
+                    .and_then(|next| self.interval(next, first_activation))
+                {
+                    if next.end > end {
+                        break;
+                    }
+                    best = next;
+                }
+                return Some(best);
+            }
+            index = index.checked_sub(1)?;
+        }
+    }
+
+    /// The index of the first interval starting after `time` (the cursor after an instance for
+    /// an interval starting at `time`); `None` past the schedule's end or out of range.
+    pub fn index_after(&self, time: NaiveDateTime, first_activation: NaiveDateTime) -> Option<u32> {
+        let origin = self.first_start(first_activation);
+        if time < origin {
+            return Some(0);
+        }
+        let minutes = (time - origin).num_minutes();
+        let length = i64::try_from(self.period.approximate_minutes()).ok()?.max(1);
+        let mut index = u32::try_from((minutes / length + 1).clamp(0, i64::from(u32::MAX))).ok()?;
+        // The estimate is never too small; step down while the interval before also starts after.
+        while index > 0 {
+            match self.interval(index - 1, first_activation) {
+                Some(previous) if previous.start > time => index -= 1,
+                None => index -= 1,
+                Some(_) => break,
+            }
+        }
+        Some(index)
+    }
+
     /// The intervals from `from_index` on whose instances are runnable at `now`, at most `limit`
     /// of them, and whether the schedule has no interval left after them.
     pub fn due(
@@ -275,6 +325,38 @@ mod tests {
                 time("2026-04-30T00:00:00")
             ]
         );
+    }
+
+    #[test]
+    fn the_last_interval_ending_by_a_time() {
+        let hourly =
+            Schedule::from_fields(Some("1 hour"), Some("2026-01-01T00:00:00"), None, None, None).expect("valid");
+        let activation = time("2026-01-01T00:00:00");
+        let found = hourly
+            .last_ending_by(time("2026-01-02T00:00:00"), activation)
+            .expect("found");
+        assert_eq!(found.start, time("2026-01-01T23:00:00"));
+        let found = hourly
+            .last_ending_by(time("2026-01-01T05:30:00"), activation)
+            .expect("found");
+        assert_eq!(found.start, time("2026-01-01T04:00:00"));
+        assert_eq!(hourly.last_ending_by(time("2026-01-01T00:59:59"), activation), None);
+        let monthly =
+            Schedule::from_fields(Some("1 month"), Some("2026-01-31T00:00:00"), None, None, None).expect("valid");
+        let found = monthly
+            .last_ending_by(time("2027-01-01T00:00:00"), activation)
+            .expect("found");
+        assert_eq!(found.start, time("2026-11-30T00:00:00"));
+        let limited =
+            Schedule::from_fields(Some("1 day"), Some("2026-01-01T00:00:00"), None, None, Some("3")).expect("valid");
+        let found = limited
+            .last_ending_by(time("2027-01-01T00:00:00"), activation)
+            .expect("found");
+        assert_eq!(found.index, 2);
+        assert_eq!(hourly.index_after(time("2026-01-01T05:00:00"), activation), Some(6));
+        assert_eq!(hourly.index_after(time("2026-01-01T05:30:00"), activation), Some(6));
+        assert_eq!(hourly.index_after(time("2025-12-31T00:00:00"), activation), Some(0));
+        assert_eq!(monthly.index_after(time("2026-02-28T00:00:00"), activation), Some(2));
     }
 
     #[test]

@@ -675,18 +675,13 @@ fn deactivation_cancels_or_drains_and_reactivation_catches_up() {
         pipeline INACTIVE wake -
         @Hello_2026-11-28T11:00:00 FINISHED tries=0 attempts=1 head=FINISHED@2026-11-28T12:00:00
         @Hello_2026-11-28T11:15:00 CANCELED tries=0 attempts=1 head=CANCELED@2026-11-28T12:40:00 (the pipeline was deactivated)
-        @Hello_2026-11-28T11:30:00 CANCELED tries=0 attempts=0 (the pipeline was deactivated)
-        @Hello_2026-11-28T11:45:00 CANCELED tries=0 attempts=0 (the pipeline was deactivated)
-        @Hello_2026-11-28T12:00:00 CANCELED tries=0 attempts=0 (the pipeline was deactivated)
-        @Hello_2026-11-28T12:15:00 CANCELED tries=0 attempts=0 (the pipeline was deactivated)
-        @Hello_2026-11-28T12:30:00 CANCELED tries=0 attempts=0 (the pipeline was deactivated)
+        @Hello_2026-11-28T11:30:00 WAITING_ON_DEPENDENCIES tries=0 attempts=0
+        @Hello_2026-11-28T11:45:00 WAITING_ON_DEPENDENCIES tries=0 attempts=0
+        @Hello_2026-11-28T12:00:00 WAITING_ON_DEPENDENCIES tries=0 attempts=0
+        @Hello_2026-11-28T12:15:00 WAITING_ON_DEPENDENCIES tries=0 attempts=0
+        @Hello_2026-11-28T12:30:00 WAITING_ON_DEPENDENCIES tries=0 attempts=0
         health Hello ERROR
         event @Hello_2026-11-28T11:15:00 ended CANCELED
-        event @Hello_2026-11-28T11:30:00 ended CANCELED
-        event @Hello_2026-11-28T11:45:00 ended CANCELED
-        event @Hello_2026-11-28T12:00:00 ended CANCELED
-        event @Hello_2026-11-28T12:15:00 ended CANCELED
-        event @Hello_2026-11-28T12:30:00 ended CANCELED
     "#]]);
 }
 
@@ -758,11 +753,11 @@ fn a_precondition_that_never_holds_times_out() {
     sim.check(expect![[r#"
         pipeline SCHEDULED wake -
         @Ready_2026-11-28T12:00:00 FAILED tries=0 attempts=0 (the precondition could not be checked: bucket 'bucket' does not exist)
-        @Use_2026-11-28T12:00:00 CASCADE_FAILED tries=0 attempts=0 (dependency @Ready_2026-11-28T12:00:00 is FAILED)
+        @Use_2026-11-28T12:00:00 FAILED tries=0 attempts=0 (precondition @Ready_2026-11-28T12:00:00 failed)
         health Ready ERROR
         health Use ERROR
         event @Ready_2026-11-28T12:00:00 ended FAILED
-        event @Use_2026-11-28T12:00:00 ended CASCADE_FAILED
+        event @Use_2026-11-28T12:00:00 ended FAILED
     "#]]);
 }
 
@@ -775,7 +770,7 @@ fn resources_run_while_their_activities_need_them() {
         {"id": "Second", "type": "ShellCommandActivity", "command": "b", "runsOn": {"ref": "Box"}, "dependsOn": {"ref": "First"}}"#,
     );
     sim.activate(None).expect("activates");
-    let task = sim.poll("runsOn:Box").expect("first");
+    let task = sim.poll("runsOn:df-TEST/Box").expect("first");
     sim.check(expect![[r#"
         pipeline SCHEDULED wake 2026-11-28T12:15:00
         @Box_2026-11-28T12:00:00 RUNNING tries=0 attempts=0
@@ -783,7 +778,7 @@ fn resources_run_while_their_activities_need_them() {
         @Second_2026-11-28T12:00:00 WAITING_ON_DEPENDENCIES tries=0 attempts=0
     "#]]);
     sim.report(&task, TaskOutcome::Finished);
-    let _task = sim.poll("runsOn:Box").expect("second");
+    let _task = sim.poll("runsOn:df-TEST/Box").expect("second");
     sim.later(60);
     sim.check(expect![[r#"
         pipeline SCHEDULED wake -
@@ -826,4 +821,103 @@ fn graph_problems_name_the_object_and_field() {
         A: an activity needs 'runsOn' or 'workerGroup' to be run
         A: 'Every' is not an action object"#]]
     .assert_eq(&problems.join("\n"));
+}
+
+#[test]
+fn a_daily_consumer_of_an_hourly_dependency_waits_for_the_days_last_hour() {
+    let mut sim = Sim::new(
+        r#"{"id": "Default", "workerGroup": "wg"},
+        {"id": "Hourly", "type": "Schedule", "period": "1 hour", "startDateTime": "2026-11-28T12:00:00"},
+        {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2026-11-28T12:00:00", "occurrences": "1"},
+        {"id": "Extract", "type": "ShellCommandActivity", "command": "x", "schedule": {"ref": "Hourly"}},
+        {"id": "Report", "type": "ShellCommandActivity", "command": "y", "schedule": {"ref": "Daily"},
+         "dependsOn": {"ref": "Extract"}, "scheduleType": "timeseries"}"#,
+    );
+    sim.activate(None).expect("activates");
+    sim.run_all("wg", TaskOutcome::Finished);
+    sim.at("2026-11-29T10:59:00");
+    sim.run_all("wg", TaskOutcome::Finished);
+    sim.at("2026-11-29T12:00:00");
+    let report = "@Report_2026-11-28T12:00:00";
+    let status = |sim: &Sim| sim.state.instance(report).map(|instance| instance.status);
+    assert_eq!(
+        status(&sim),
+        Some(runtime::Status::WaitingOnDependencies),
+        "the day's last hour (11:00) has not run yet"
+    );
+    sim.run_all("wg", TaskOutcome::Finished);
+    assert_eq!(status(&sim), Some(runtime::Status::Finished));
+}
+
+#[test]
+fn a_paused_late_instance_does_not_keep_the_planner_busy_and_on_demand_runs_resume() {
+    let mut sim = Sim::new(&with(
+        EVERY_15,
+        r#"{"id": "Hello", "type": "ShellCommandActivity", "command": "x", "lateAfterTimeout": "5 minutes",
+            "schedule": {"ref": "Once"}},
+        {"id": "Once", "type": "Schedule", "period": "1 day", "startDateTime": "2026-11-28T12:00:00", "occurrences": "1"}"#,
+    ));
+    sim.activate(None).expect("activates");
+    sim.set_status(&["Hello"], "PAUSE").expect("pause");
+    sim.later(10);
+    assert_eq!(sim.state.pipeline.wake_at, None, "nothing timed while paused");
+
+    let mut on_demand = Sim::new(CHAIN);
+    on_demand.activate(None).expect("activates");
+    let task = on_demand.poll("wg").expect("extract");
+    runtime::deactivate(&mut on_demand.state, false).expect("drain");
+    on_demand.report(&task, TaskOutcome::Finished);
+    assert_eq!(on_demand.state.pipeline.state, PipelineState::Inactive);
+    on_demand.activate(None).expect("the stopped run resumes");
+    assert_eq!(on_demand.state.pipeline.state, PipelineState::Scheduled);
+    on_demand.run_all("wg", TaskOutcome::Finished);
+    assert!(
+        on_demand
+            .state
+            .instances()
+            .iter()
+            .all(|instance| instance.status.is_success())
+    );
+}
+
+#[test]
+fn a_new_definition_after_deactivation_continues_each_schedule() {
+    let mut sim = Sim::new(&with(
+        EVERY_15,
+        r#"{"id": "Old", "type": "ShellCommandActivity", "command": "x"},
+        {"id": "Kept", "type": "ShellCommandActivity", "command": "y"}"#,
+    ));
+    sim.activate(None).expect("activates");
+    runtime::deactivate(&mut sim.state, false).expect("deactivate");
+    sim.step();
+    // The new definition drops Old and runs Kept hourly from the same start.
+    let text = r#"{"objects": [{"id": "Default", "workerGroup": "wg", "schedule": {"ref": "Hourly"}},
+        {"id": "Hourly", "type": "Schedule", "period": "1 hour", "startDateTime": "2026-11-28T11:00:00"},
+        {"id": "Kept", "type": "ShellCommandActivity", "command": "y"}]}"#;
+    sim.graph = Graph::build(&definition_file::parse(text).expect("parses"), "df-TEST", 5).expect("graph");
+    sim.at("2026-11-28T13:10:00");
+    runtime::adopt_definition(&sim.graph, &mut sim.state, sim.now);
+    sim.activate(None).expect("activates again");
+    let ids: Vec<String> = sim
+        .state
+        .instances()
+        .iter()
+        .filter(|instance| !instance.status.is_terminal())
+        .map(|instance| instance.id.clone())
+        .collect();
+    expect![[r#"
+        @Kept_2026-11-28T11:00:00
+        @Kept_2026-11-28T11:15:00
+        @Kept_2026-11-28T11:30:00
+        @Kept_2026-11-28T11:45:00
+        @Kept_2026-11-28T12:00:00
+        @Kept_2026-11-28T13:00:00"#]]
+    .assert_eq(&ids.join("\n"));
+    assert!(
+        sim.state
+            .instances()
+            .iter()
+            .filter(|instance| instance.component == "Old")
+            .all(|instance| instance.status == runtime::Status::Canceled)
+    );
 }

@@ -107,7 +107,8 @@ impl Client {
 
     /// A Data Pipeline call (`DataPipeline.<operation>`).
     pub async fn datapipeline(&self, operation: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        self.call(&format!("DataPipeline.{operation}"), "datapipeline", body).await
+        self.call(&format!("DataPipeline.{operation}"), "datapipeline", body)
+            .await
     }
 
     /// One AWS JSON 1.1 call. Returns the response body, or an error with the service's

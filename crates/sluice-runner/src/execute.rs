@@ -151,7 +151,9 @@ async fn run_in_folder(
         ("SLUICE_PIPELINE_ID".into(), task.pipeline_id.clone()),
         ("SLUICE_ATTEMPT_ID".into(), task.attempt_id.clone()),
     ];
-    let stage = attempt.string("stage").is_some_and(|flag| flag.eq_ignore_ascii_case("true"));
+    let stage = attempt
+        .string("stage")
+        .is_some_and(|flag| flag.eq_ignore_ascii_case("true"));
     let mut outputs = Vec::new();
     if stage {
         for (number, location) in staging(task, "input") {
@@ -279,7 +281,9 @@ async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, 
     for (folder, path, name) in targets {
         let result = async {
             let bytes = tokio::fs::read(path).await?;
-            Location::parse(&folder, &settings.storage)?.put_file(&name, bytes).await
+            Location::parse(&folder, &settings.storage)?
+                .put_file(&name, bytes)
+                .await
         }
         .await;
         if let Err(error) = result {

@@ -115,12 +115,26 @@ async fn poll_group(
 async fn handle(client: Arc<Client>, config: Arc<RunnerConfig>, task: Task) {
     tracing::info!(task = %task.attempt_id, pipeline = %task.pipeline_id, "task started");
     let (cancel_sender, cancel) = watch::channel(false);
+    // Acknowledge before starting: a task not acknowledged within 2 minutes goes to another runner.
+    match client
+        .datapipeline("ReportTaskProgress", &json!({ "taskId": task.task_id }))
+        .await
+    {
+        Ok(response) if response.get("canceled").and_then(|flag| flag.as_bool()) == Some(true) => {
+            tracing::info!(task = %task.attempt_id, "the task was cancelled before it started");
+            return;
+        }
+        Err(error) if is_task_gone(&error) => return,
+        Err(error) => tracing::warn!(error = %format!("{error:#}"), "could not acknowledge the task"),
+        Ok(_) => {}
+    }
     let progress = {
         let client = client.clone();
         let task_id = task.task_id.clone();
         let interval = config.progress_interval;
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(interval).await;
                 match client
                     .datapipeline("ReportTaskProgress", &json!({ "taskId": task_id }))
                     .await
@@ -138,7 +152,6 @@ async fn handle(client: Arc<Client>, config: Arc<RunnerConfig>, task: Task) {
                         tracing::warn!(error = %format!("{error:#}"), "could not report progress");
                     }
                 }
-                tokio::time::sleep(interval).await;
             }
         })
     };

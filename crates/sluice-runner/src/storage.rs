@@ -32,7 +32,8 @@ impl Location {
             if !path.starts_with('/') {
                 bail!("'{url}' is not an absolute file:// location");
             }
-            let prefix = ObjectPath::from_absolute_path(path).with_context(|| format!("'{url}' is not a usable path"))?;
+            let prefix =
+                ObjectPath::from_absolute_path(path).with_context(|| format!("'{url}' is not a usable path"))?;
             return Ok(Location {
                 store: Arc::new(LocalFileSystem::new()),
                 prefix,
@@ -59,7 +60,11 @@ impl Location {
                 .with_allow_http(endpoint.starts_with("http://"));
         }
         Ok(Location {
-            store: Arc::new(builder.build().with_context(|| format!("cannot reach bucket '{bucket}'"))?),
+            store: Arc::new(
+                builder
+                    .build()
+                    .with_context(|| format!("cannot reach bucket '{bucket}'"))?,
+            ),
             prefix: ObjectPath::from(key.trim_end_matches('/')),
             description: url.to_string(),
         })
@@ -98,7 +103,9 @@ impl Location {
             if relative.is_empty() || relative.iter().any(|part| part == ".." || part.is_empty()) {
                 continue;
             }
-            let target: PathBuf = relative.iter().fold(directory.to_path_buf(), |path, part| path.join(part));
+            let target: PathBuf = relative
+                .iter()
+                .fold(directory.to_path_buf(), |path, part| path.join(part));
             if let Some(parent) = target.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }
@@ -182,7 +189,10 @@ mod tests {
         assert_eq!(target.upload_from(&source).await.expect("upload"), 8);
         let back = root.path().join("back");
         assert_eq!(target.download_to(&back).await.expect("download"), 8);
-        assert_eq!(std::fs::read_to_string(back.join("nested/b.csv")).expect("file"), "3,4\n");
+        assert_eq!(
+            std::fs::read_to_string(back.join("nested/b.csv")).expect("file"),
+            "3,4\n"
+        );
         assert!(Location::parse("file://relative/path", &settings).is_err());
         assert!(Location::parse("s3://key:secret@bucket/x", &settings).is_err());
         assert!(Location::parse("ftp://host/x", &settings).is_err());

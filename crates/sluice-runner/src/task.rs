@@ -90,10 +90,7 @@ impl Task {
 
     /// The objects an attempt field refers to, in the order the fields list them.
     pub fn referenced(&self, key: &str) -> Vec<&Object> {
-        self.attempt()
-            .refs(key)
-            .filter_map(|id| self.objects.get(id))
-            .collect()
+        self.attempt().refs(key).filter_map(|id| self.objects.get(id)).collect()
     }
 
     pub fn component(&self) -> &str {
@@ -125,7 +122,10 @@ mod tests {
         });
         let task = Task::from_json(&json).expect("parses");
         assert_eq!(task.attempt().string("type"), Some("ShellCommandActivity"));
-        assert_eq!(task.attempt().strings("scriptArgument").collect::<Vec<_>>(), vec!["one", "two"]);
+        assert_eq!(
+            task.attempt().strings("scriptArgument").collect::<Vec<_>>(),
+            vec!["one", "two"]
+        );
         assert_eq!(task.referenced("input")[0].string("directoryPath"), Some("file:///x"));
         assert_eq!(task.component(), "A");
         assert!(Task::from_json(&serde_json::json!({"taskId": "T"})).is_err());

@@ -136,6 +136,12 @@ fn local_path(settings: &CheckSettings, path: &str) -> Result<String, String> {
     if climbs || !candidate.starts_with(root) {
         return Err(format!("{path} is outside the local data root"));
     }
+    // A symbolic link inside the root must not lead out of it.
+    if let (Ok(real), Ok(real_root)) = (std::fs::canonicalize(candidate), std::fs::canonicalize(root))
+        && !real.starts_with(&real_root)
+    {
+        return Err(format!("{path} is outside the local data root"));
+    }
     Ok(path.to_string())
 }
 

@@ -512,29 +512,30 @@ async fn describe_objects(
         }
         _ => Default::default(),
     };
+    // Whoever may describe objects sees expressions evaluated, but not the secrets in them.
+    let evaluation = if input.evaluate_expressions {
+        runs::Evaluation::Masked
+    } else {
+        runs::Evaluation::None
+    };
     if let Some((version, definition)) = definition_in_force(state, tx, &record).await? {
         let has_default = definition.object("Default").is_some();
         for id in &input.object_ids {
             if let Some(run) = &run {
                 if let Some(instance) = run.state.instance(id) {
-                    objects.push(runs::instance_object(
-                        run,
-                        &record.pipeline_id,
-                        instance,
-                        input.evaluate_expressions,
-                    ));
+                    objects.push(runs::instance_object(run, &record.pipeline_id, instance, evaluation));
                     continue;
                 }
                 if let Some(attempt) = run.state.attempt(id)
-                    && let Some(object) =
-                        runs::attempt_object(run, &record.pipeline_id, attempt, input.evaluate_expressions, &reports)
+                    && let Some(object) = runs::attempt_object(run, &record.pipeline_id, attempt, evaluation, &reports)
                 {
                     objects.push(object);
                     continue;
                 }
             }
             let Some(object) = definition.object(id) else { continue };
-            let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, id);
+            let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, id)
+                .map(sluice_core::expression::ComponentScope::masking_secrets);
             let mut fields: Vec<shapes::Field> = object
                 .fields
                 .iter()

@@ -100,12 +100,23 @@ fn time_text(time: NaiveDateTime) -> String {
 /// The component's fields as an instance carries them: its own, then inherited ones it does not
 /// override (reference §h.2), references pointing at the matching instances where they exist,
 /// expressions evaluated when asked.
+/// How expressions in an object's fields are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluation {
+    /// As written.
+    None,
+    /// Evaluated, `*` parameters and fields masked (DescribeObjects).
+    Masked,
+    /// Evaluated with secrets (only for the runner that holds the task).
+    Revealed,
+}
+
 fn resolved_fields(
     run: &Run,
     pipeline_id: &str,
     instance: &Instance,
     attempt: Option<&Attempt>,
-    evaluate: bool,
+    evaluation: Evaluation,
 ) -> Vec<Field> {
     let definition = &run.definition;
     let mut lineage = Vec::new();
@@ -128,10 +139,12 @@ fn resolved_fields(
     {
         lineage.push(default);
     }
-    let scope = if evaluate {
-        instance_scope(definition, pipeline_id, instance, attempt)
-    } else {
-        None
+    let scope = match evaluation {
+        Evaluation::None => None,
+        Evaluation::Masked => {
+            instance_scope(definition, pipeline_id, instance, attempt).map(ComponentScope::masking_secrets)
+        }
+        Evaluation::Revealed => instance_scope(definition, pipeline_id, instance, attempt),
     };
     let mut seen_keys: Vec<&str> = Vec::new();
     let mut fields = Vec::new();
@@ -166,8 +179,13 @@ fn resolved_fields(
     fields
 }
 
-pub fn instance_object(run: &Run, pipeline_id: &str, instance: &Instance, evaluate: bool) -> shapes::PipelineObject {
-    let mut fields = resolved_fields(run, pipeline_id, instance, None, evaluate);
+pub fn instance_object(
+    run: &Run,
+    pipeline_id: &str,
+    instance: &Instance,
+    evaluation: Evaluation,
+) -> shapes::PipelineObject {
+    let mut fields = resolved_fields(run, pipeline_id, instance, None, evaluation);
     fields.push(reference("parent", instance.component.clone()));
     fields.push(reference("@componentParent", instance.component.clone()));
     if let Some(head) = &instance.head_attempt {
@@ -206,11 +224,11 @@ pub fn attempt_object(
     run: &Run,
     pipeline_id: &str,
     attempt: &Attempt,
-    evaluate: bool,
+    evaluation: Evaluation,
     reports: &HashMap<String, Report>,
 ) -> Option<shapes::PipelineObject> {
     let instance = run.state.instance(&attempt.instance)?;
-    let mut fields = resolved_fields(run, pipeline_id, instance, Some(attempt), evaluate);
+    let mut fields = resolved_fields(run, pipeline_id, instance, Some(attempt), evaluation);
     fields.push(reference("@instanceParent", instance.id.clone()));
     fields.push(reference("@componentParent", instance.component.clone()));
     fields.push(string("@sphere", "ATTEMPT"));
@@ -552,6 +570,14 @@ pub async fn activate_pipeline(
         &pipeline_arn(principal, &record.pipeline_id),
     )?;
     let start_timestamp = input.start_timestamp.map(epoch_to_time).transpose()?;
+    let now = scheduler::now(app);
+    if let Some(start) = start_timestamp
+        && (start > now + chrono::Duration::days(366) || start.and_utc().timestamp() < 0)
+    {
+        return Err(ApiError::invalid_request(
+            "'startTimestamp' must lie between 1970 and a year from now",
+        ));
+    }
     if record.latest_version == 0 {
         return Err(ApiError::invalid_request(format!(
             "pipeline {} has no definition; put one with PutPipelineDefinition first",
@@ -623,8 +649,18 @@ pub async fn activate_pipeline(
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::pipeline_not_found(&record.pipeline_id))?;
-    let now = scheduler::now(app);
     let settings = &app.scheduler.settings;
+    let mut events = Vec::new();
+    if record.active_version.is_some_and(|active| active != version) {
+        if state.pipeline.state == runtime::PipelineState::Scheduled && !graph.on_demand {
+            return Err(ApiError::invalid_request(format!(
+                "pipeline {} is active with definition version {}; deactivate it before activating a new definition",
+                record.pipeline_id,
+                record.active_version.unwrap_or_default()
+            )));
+        }
+        events.extend(runtime::adopt_definition(&graph, &mut state, now));
+    }
     runtime::activate(
         &graph,
         &mut state,
@@ -634,7 +670,13 @@ pub async fn activate_pipeline(
         settings.planner,
     )
     .map_err(|error| ApiError::invalid_request(error.0))?;
-    let events = runtime::advance(&graph, &mut state, now, settings.planner, &HashMap::new());
+    events.extend(runtime::advance(
+        &graph,
+        &mut state,
+        now,
+        settings.planner,
+        &HashMap::new(),
+    ));
     save_run(app, tx, &record.pipeline_id, &mut state, &events).await?;
     tx.set_active_version(&record.pipeline_id, version)
         .await
@@ -751,7 +793,11 @@ pub async fn poll_for_task(
     authorize(principal, Operation::PollForTask, "*")?;
     let now = scheduler::now(app);
     let Some((pipeline_id, attempt_id)) = tx
-        .next_task(&input.worker_group, &scheduler::render_naive(now))
+        .next_task(
+            &principal.identity.account_id,
+            &input.worker_group,
+            &scheduler::render_naive(now),
+        )
         .await
         .map_err(store_error)?
     else {
@@ -773,7 +819,7 @@ pub async fn poll_for_task(
     let mut objects = BTreeMap::new();
     let reports = HashMap::new();
     if let Some(attempt) = run.state.attempt(&attempt_id)
-        && let Some(object) = attempt_object(&run, &pipeline_id, attempt, true, &reports)
+        && let Some(object) = attempt_object(&run, &pipeline_id, attempt, Evaluation::Revealed, &reports)
     {
         let referenced: Vec<String> = object
             .fields
@@ -782,14 +828,20 @@ pub async fn poll_for_task(
             .collect();
         objects.insert(object.id.clone(), object);
         if let Some(instance) = run.state.instance(&attempt.instance) {
-            objects.insert(instance.id.clone(), instance_object(&run, &pipeline_id, instance, true));
+            objects.insert(
+                instance.id.clone(),
+                instance_object(&run, &pipeline_id, instance, Evaluation::Revealed),
+            );
         }
         for id in referenced {
             if objects.contains_key(&id) {
                 continue;
             }
             if let Some(instance) = run.state.instance(&id) {
-                objects.insert(id.clone(), instance_object(&run, &pipeline_id, instance, true));
+                objects.insert(
+                    id.clone(),
+                    instance_object(&run, &pipeline_id, instance, Evaluation::Revealed),
+                );
             }
         }
     }
@@ -876,6 +928,20 @@ pub async fn set_task_status(
         .attempt_by_task(&input.task_id)
         .map(|attempt| attempt.id.clone())
         .ok_or_else(task_not_found)?;
+    let component = run
+        .state
+        .attempt_by_task(&input.task_id)
+        .map(|attempt| attempt.component.clone())
+        .unwrap_or_default();
+    let is_precondition = run
+        .graph
+        .node(&component)
+        .is_some_and(|node| node.role == runtime::NodeRole::Precondition);
+    if outcome == TaskOutcome::False && !is_precondition {
+        return Err(ApiError::invalid_request(
+            "taskStatus: FALSE is for preconditions; an activity finishes or fails",
+        ));
+    }
     let now = scheduler::now(app);
     runtime::finish_task(&mut run.state, &input.task_id, outcome, now).map_err(|_| task_not_found())?;
     if input.error_id.is_some() || input.error_message.is_some() || input.error_stack_trace.is_some() {

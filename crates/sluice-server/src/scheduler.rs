@@ -200,8 +200,20 @@ pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>
             }
         };
         for pipeline_id in due {
-            if let Err(error) = advance_pipeline(&app, &pipeline_id, now).await {
-                tracing::error!(pipeline_id, error = %error.message, "the scheduler could not advance a pipeline");
+            // Each step in its own task: a bug that panics on one pipeline must not stop the
+            // scheduler for every other.
+            let step = tokio::spawn({
+                let app = app.clone();
+                let pipeline_id = pipeline_id.clone();
+                async move { advance_pipeline(&app, &pipeline_id, now).await }
+            });
+            let failure = match step.await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.message),
+                Err(panic) => Some(format!("the planner panicked: {panic}")),
+            };
+            if let Some(message) = failure {
+                tracing::error!(pipeline_id, error = %message, "the scheduler could not advance a pipeline");
                 // Do not spin on a pipeline that cannot advance: look again in a minute.
                 let _ = postpone(&app, &pipeline_id, now + chrono::Duration::minutes(1)).await;
             }
@@ -244,11 +256,16 @@ pub async fn advance_pipeline(app: &AppState, pipeline_id: &str, now: NaiveDateT
         };
         checks::requests(&run, pipeline_id, now)
     };
-    let mut results = HashMap::new();
-    for request in requests {
-        let result = checks::perform(&app.scheduler.settings.checks, &request).await;
-        results.insert(request.instance, result);
-    }
+    // All of a pipeline's checks at once: one slow endpoint costs one timeout, not one each.
+    let settings = &app.scheduler.settings.checks;
+    let results: HashMap<String, runtime::CheckResult> = futures_util::future::join_all(
+        requests
+            .iter()
+            .map(|request| async move { (request.instance.clone(), checks::perform(settings, request).await) }),
+    )
+    .await
+    .into_iter()
+    .collect();
 
     let mut tx = app.store.begin().await.map_err(crate::handlers::store_error)?;
     let Some(record) = tx.pipeline(pipeline_id).await.map_err(crate::handlers::store_error)? else {

@@ -94,13 +94,25 @@ macro_rules! store_conformance_suite {
                 );
                 // The retry waits 10 minutes; the two other intervals are available now.
                 let (pipeline, attempt) = tx
-                    .next_task("wg", "2026-01-01T02:30:00")
+                    .next_task("000000000000", "wg", "2026-01-01T02:30:00")
                     .await
                     .expect("query")
                     .expect("a task");
                 assert_eq!(pipeline, "df-R");
                 assert_eq!(attempt, "@A_2026-01-01T01:00:00_Attempt=1");
-                assert_eq!(tx.next_task("other", "2026-01-01T02:30:00").await.expect("query"), None);
+                assert_eq!(
+                    tx.next_task("000000000000", "other", "2026-01-01T02:30:00")
+                        .await
+                        .expect("query"),
+                    None
+                );
+                assert_eq!(
+                    tx.next_task("999999999999", "wg", "2026-01-01T02:30:00")
+                        .await
+                        .expect("query"),
+                    None,
+                    "another account's runner gets nothing"
+                );
                 let retry = loaded.attempt("@A_2026-01-01T00:00:00_Attempt=2").expect("retry");
                 assert_eq!((retry.status, retry.number), (Status::WaitingForRunner, 2));
                 assert_eq!(
@@ -113,7 +125,12 @@ macro_rules! store_conformance_suite {
                 );
                 tx.delete_pipeline("df-R", "2026-01-02T00:00:00").await.expect("delete");
                 assert!(tx.runtime("df-R").await.expect("load").is_none());
-                assert_eq!(tx.next_task("wg", "2026-01-01T02:30:00").await.expect("query"), None);
+                assert_eq!(
+                    tx.next_task("000000000000", "wg", "2026-01-01T02:30:00")
+                        .await
+                        .expect("query"),
+                    None
+                );
             }
 
             #[tokio::test]

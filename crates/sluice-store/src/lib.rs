@@ -132,9 +132,9 @@ pub trait Transaction: Send {
     async fn save_runtime(&mut self, pipeline_id: &str, changes: &Changes) -> Result<()>;
     /// Live pipelines whose scheduler wake-up time has come, soonest first.
     async fn due_pipelines(&mut self, now: &str, limit: i64) -> Result<Vec<String>>;
-    /// The oldest attempt waiting in `queue` and available at `now`, of an active pipeline:
-    /// `(pipeline_id, attempt_id)`.
-    async fn next_task(&mut self, queue: &str, now: &str) -> Result<Option<(String, String)>>;
+    /// The oldest attempt waiting in `queue` and available at `now`, of an active pipeline of
+    /// the account: `(pipeline_id, attempt_id)`.
+    async fn next_task(&mut self, account_id: &str, queue: &str, now: &str) -> Result<Option<(String, String)>>;
     /// The pipeline holding a handed-out task.
     async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>>;
     /// A runner's report on an attempt, sealed by the caller.

@@ -688,8 +688,8 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_runtime::due_pipelines(&mut self.tx, now, limit).await
     }
 
-    async fn next_task(&mut self, queue: &str, now: &str) -> Result<Option<(String, String)>> {
-        crate::sqlite_runtime::next_task(&mut self.tx, queue, now).await
+    async fn next_task(&mut self, account_id: &str, queue: &str, now: &str) -> Result<Option<(String, String)>> {
+        crate::sqlite_runtime::next_task(&mut self.tx, account_id, queue, now).await
     }
 
     async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>> {

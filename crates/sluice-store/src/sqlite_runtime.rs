@@ -249,14 +249,16 @@ pub(crate) async fn due_pipelines(connection: &mut SqliteConnection, now: &str, 
 
 pub(crate) async fn next_task(
     connection: &mut SqliteConnection,
+    account_id: &str,
     queue: &str,
     now: &str,
 ) -> Result<Option<(String, String)>> {
     let row = sqlx::query(
-        "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE a.queue = ? AND a.status = 'WAITING_FOR_RUNNER' AND a.available_at <= ? AND p.state = 'SCHEDULED' AND p.deleted_at IS NULL ORDER BY a.available_at, a.attempt_id LIMIT 1",
+        "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE a.queue = ? AND a.status = 'WAITING_FOR_RUNNER' AND a.available_at <= ? AND p.state = 'SCHEDULED' AND p.deleted_at IS NULL AND p.account_id = ? ORDER BY a.available_at, a.attempt_id LIMIT 1",
     )
     .bind(queue)
     .bind(now)
+    .bind(account_id)
     .fetch_optional(&mut *connection)
     .await?;
     row.map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("attempt_id")?)))

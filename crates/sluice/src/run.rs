@@ -68,8 +68,10 @@ fn wire(definition: &PipelineDefinition) -> Value {
 }
 
 fn load(options: &RunOptions) -> anyhow::Result<PipelineDefinition> {
-    let text = std::fs::read_to_string(&options.file).with_context(|| format!("cannot read {}", options.file.display()))?;
-    let mut definition = definition_file::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", options.file.display()))?;
+    let text =
+        std::fs::read_to_string(&options.file).with_context(|| format!("cannot read {}", options.file.display()))?;
+    let mut definition =
+        definition_file::parse(&text).map_err(|error| anyhow::anyhow!("{}: {error}", options.file.display()))?;
     for param in &options.params {
         let (id, value) = param
             .split_once('=')
@@ -171,7 +173,10 @@ async fn instances(client: &Client, pipeline_id: &str) -> anyhow::Result<BTreeMa
         .collect();
     for chunk in heads.chunks(100) {
         let described = client
-            .datapipeline("DescribeObjects", &json!({ "pipelineId": pipeline_id, "objectIds": chunk }))
+            .datapipeline(
+                "DescribeObjects",
+                &json!({ "pipelineId": pipeline_id, "objectIds": chunk }),
+            )
             .await?;
         for object in described["pipelineObjects"].as_array().into_iter().flatten() {
             let message = object["fields"]
@@ -232,13 +237,19 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         }
         bail!("{} does not validate; nothing was run", options.file.display());
     }
-    let graph = Graph::build(&definition, "df-LOCAL", 5).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
-    let queues: BTreeSet<String> = graph.nodes.iter().filter_map(|node| node.queue.clone()).collect();
+    // Problems the scheduler would raise, before anything starts.
+    Graph::build(&definition, "df-LOCAL", 5).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
 
     // A private server on a private data directory, reachable only on loopback, over TLS.
     let temporary = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let data_dir = options.data_dir.clone().unwrap_or_else(|| temporary.path().join("data"));
-    let work_dir = options.work_dir.clone().unwrap_or_else(|| temporary.path().join("work"));
+    let data_dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().join("data"));
+    let work_dir = options
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().join("work"));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
     let scheduler = sluice_server::scheduler::SchedulerSettings {
@@ -318,6 +329,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // Resource queues are named after the pipeline.
+    let graph = Graph::build(&definition, &pipeline_id, 5).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+    let queues: BTreeSet<String> = graph.nodes.iter().filter_map(|node| node.queue.clone()).collect();
     let mut put = wire(&definition);
     put["pipelineId"] = json!(pipeline_id);
     client.datapipeline("PutPipelineDefinition", &put).await?;
@@ -423,7 +437,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let _ = server.await;
 
     println!();
-    println!("{:<28} {:>9} {:>9} {:>9} {:>8}", "component", "instances", "finished", "failed", "attempts");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>8}",
+        "component", "instances", "finished", "failed", "attempts"
+    );
     let mut by_component: BTreeMap<&str, (usize, usize, usize, u32)> = BTreeMap::new();
     for view in views.values() {
         let entry = by_component.entry(view.component.as_str()).or_default();
@@ -440,7 +457,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         println!(
             "  {id}: {}{}",
             view.status,
-            view.error.as_deref().map(|error| format!(" — {error}")).unwrap_or_default()
+            view.error
+                .as_deref()
+                .map(|error| format!(" — {error}"))
+                .unwrap_or_default()
         );
     }
     if interrupted {
@@ -450,7 +470,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
             .map(|(id, _)| id)
             .collect();
         if !left.is_empty() {
-            println!("not run: {}", left.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", "));
+            println!(
+                "not run: {}",
+                left.iter().map(|id| id.as_str()).collect::<Vec<_>>().join(", ")
+            );
         }
     }
     let mut locations = BTreeMap::new();

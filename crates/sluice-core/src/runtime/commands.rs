@@ -92,6 +92,14 @@ pub fn activate(
         _ => {}
     }
     if graph.on_demand {
+        let unfinished = state.instances().iter().any(|instance| !instance.status.is_terminal());
+        if state.pipeline.state != PipelineState::Scheduled && unfinished {
+            // A run stopped by deactivation resumes before another may start.
+            let pipeline = state.pipeline_mut();
+            pipeline.state = PipelineState::Scheduled;
+            pipeline.activated_at = Some(now);
+            return Ok(());
+        }
         let running: std::collections::BTreeSet<NaiveDateTime> = state
             .instances()
             .iter()
@@ -141,9 +149,58 @@ pub fn activate(
         state.component_mut(&node.id).exhausted = false;
     }
     if let Some(from) = start_timestamp {
-        planner::skip_until(graph, state, from, config.max_skipped_records);
+        planner::skip_until(graph, state, from, config.max_skipped_records).map_err(CommandError)?;
     }
     Ok(())
+}
+
+/// Activating a different definition on a pipeline that ran before: instances of objects that
+/// are gone are cancelled, and each scheduled object's cursor continues after its last
+/// instance under its (possibly new) schedule.
+pub fn adopt_definition(graph: &Graph, state: &mut State, now: NaiveDateTime) -> Vec<Event> {
+    let mut events = Vec::new();
+    let gone: Vec<String> = state
+        .instances()
+        .iter()
+        .filter(|instance| !instance.status.is_terminal() && graph.node(&instance.component).is_none())
+        .map(|instance| instance.id.clone())
+        .collect();
+    for id in gone {
+        let Some(position) = state.instance_position(&id) else {
+            continue;
+        };
+        let instance = state.instance_at_mut(position);
+        instance.status = Status::Canceled;
+        instance.actual_end = Some(now);
+        instance.reason = Some("its object is not in the activated definition".to_string());
+        if let Some(head) = instance.head_attempt.clone()
+            && let Some(attempt) = state.attempt_mut(&head)
+            && !attempt.status.is_terminal()
+        {
+            attempt.status = Status::Canceled;
+            attempt.actual_end = Some(now);
+        }
+        events.push(Event::InstanceEnded {
+            instance: id,
+            status: Status::Canceled,
+        });
+    }
+    if let Some(first_activation) = state.pipeline.first_activation {
+        for node in &graph.nodes {
+            let Some(schedule) = node.schedule else { continue };
+            let last = state
+                .instances_of(&node.id)
+                .last()
+                .map(|position| state.instance_at(*position).scheduled_start);
+            if let Some(last) = last {
+                let next = schedule.index_after(last, first_activation).unwrap_or(u32::MAX);
+                let run = state.component_mut(&node.id);
+                run.next_index = next;
+                run.exhausted = false;
+            }
+        }
+    }
+    events
 }
 
 /// DeactivatePipeline: with `cancel_active`, live instances are cancelled; without, running

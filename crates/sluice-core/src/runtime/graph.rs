@@ -15,6 +15,8 @@ use crate::values::{Period, PeriodUnit, parse_integer};
 pub const MAX_RETRIES: u32 = 5;
 /// `retryDelay` when the definition sets none: AWS's default.
 pub const DEFAULT_RETRY_DELAY_MINUTES: i64 = 10;
+/// Timeouts and delays longer than this are refused: date arithmetic must never overflow.
+pub const MAX_TIMEOUT_MINUTES: u64 = 10 * 366 * 24 * 60;
 /// `maxActiveInstances` of an on-demand pipeline when unset (reference §g.2).
 pub const DEFAULT_ONDEMAND_MAX_ACTIVE: u32 = 1;
 
@@ -48,7 +50,8 @@ pub struct Node {
     pub depends_on: Vec<String>,
     pub preconditions: Vec<String>,
     pub runs_on: Option<String>,
-    /// Where its attempts wait for a runner (activities and runner-evaluated preconditions).
+    /// Where its attempts wait for a runner (activities and runner-evaluated preconditions): the
+    /// `workerGroup`, or `runsOn:<pipelineId>/<resourceId>`.
     pub queue: Option<String>,
     pub max_active: u32,
     pub maximum_retries: u32,
@@ -127,7 +130,14 @@ impl Fields<'_> {
     fn period(&self, name: &str, problems: &mut Vec<String>) -> Option<Duration> {
         let text = self.text(name)?;
         match Period::parse(&text) {
-            Ok(period) => Some(period_duration(period)),
+            Ok(period) if period.approximate_minutes() <= MAX_TIMEOUT_MINUTES => Some(period_duration(period)),
+            Ok(_) => {
+                problems.push(format!(
+                    "{}: field '{name}': '{text}' is longer than the longest Sluice accepts, 10 years",
+                    self.object_id
+                ));
+                None
+            }
             Err(message) => {
                 problems.push(format!("{}: field '{name}': {message}", self.object_id));
                 None
@@ -234,7 +244,8 @@ impl Graph {
             let runs_on = fields.refs("runsOn").into_iter().next();
             let worker_group = fields.text("workerGroup");
             let queue = match (&runs_on, worker_group) {
-                (Some(resource), _) => Some(format!("runsOn:{resource}")),
+                // A resource's queue is its pipeline's own: runners on it serve nobody else.
+                (Some(resource), _) => Some(format!("runsOn:{pipeline_id}/{resource}")),
                 (None, Some(group)) => Some(group),
                 (None, None) => None,
             };

@@ -11,8 +11,8 @@ pub mod planner;
 pub mod state;
 
 pub use commands::{
-    CommandError, SetStatusCommand, TaskOutcome, activate, deactivate, finish_task, lease, next_task, report_progress,
-    set_status,
+    CommandError, SetStatusCommand, TaskOutcome, activate, adopt_definition, deactivate, finish_task, lease, next_task,
+    report_progress, set_status,
 };
 pub use graph::{Graph, Node, NodeRole, ServiceCheck};
 pub use planner::{CheckResult, Event, PlannerConfig, advance, due_checks, next_wake};

@@ -52,6 +52,15 @@ pub enum Event {
     TaskRequeued { attempt: String },
 }
 
+/// What a consumer waits for of one dependency.
+enum Expected {
+    Instance(usize),
+    /// The dependency's instance for that interval does not exist yet.
+    NotYet,
+    /// The dependency has no interval to wait for.
+    Nothing,
+}
+
 /// The result of a service-evaluated precondition check: met, not met, or the check failed.
 pub type CheckResult = Result<bool, String>;
 
@@ -135,15 +144,24 @@ pub(crate) fn create_on_demand_run(graph: &Graph, state: &mut State, now: NaiveD
     }
 }
 
+/// Most intervals activation with `startTimestamp` steps over for one component.
+const MAX_SKIPPED_INTERVALS: u32 = 5_000_000;
+
 /// Moves each component's cursor to the first interval starting at or after `from`, recording
 /// the intervals passed over as SKIPPED (the most recent `max_records` of them).
-pub(crate) fn skip_until(graph: &Graph, state: &mut State, from: NaiveDateTime, max_records: usize) {
+pub(crate) fn skip_until(
+    graph: &Graph,
+    state: &mut State,
+    from: NaiveDateTime,
+    max_records: usize,
+) -> Result<(), String> {
     let Some(first_activation) = state.pipeline.first_activation else {
-        return;
+        return Ok(());
     };
     for node in &graph.nodes {
         let Some(schedule) = node.schedule else { continue };
-        let mut index = state.component(&node.id).map_or(0, |run| run.next_index);
+        let start_index = state.component(&node.id).map_or(0, |run| run.next_index);
+        let mut index = start_index;
         let mut skipped = std::collections::VecDeque::new();
         while let Some(interval) = schedule.interval(index, first_activation) {
             if interval.start >= from {
@@ -153,7 +171,15 @@ pub(crate) fn skip_until(graph: &Graph, state: &mut State, from: NaiveDateTime, 
             if skipped.len() > max_records {
                 skipped.pop_front();
             }
-            index += 1;
+            index = match index.checked_add(1) {
+                Some(next) if next - start_index <= MAX_SKIPPED_INTERVALS => next,
+                _ => {
+                    return Err(format!(
+                        "startTimestamp would skip more than {MAX_SKIPPED_INTERVALS} intervals of {}",
+                        node.id
+                    ));
+                }
+            };
         }
         for interval in skipped {
             let id = instance_id(&node.id, interval.start);
@@ -165,6 +191,7 @@ pub(crate) fn skip_until(graph: &Graph, state: &mut State, from: NaiveDateTime, 
         }
         state.component_mut(&node.id).next_index = index;
     }
+    Ok(())
 }
 
 impl Planner<'_> {
@@ -174,7 +201,7 @@ impl Planner<'_> {
             self.create_due_instances();
         }
         if pipeline_state == PipelineState::Deactivating && self.state.pipeline.cancel_active {
-            self.cancel_everything("the pipeline was deactivated");
+            self.cancel_active("the pipeline was deactivated");
         }
         self.count_active();
         for _ in 0..16 {
@@ -231,9 +258,14 @@ impl Planner<'_> {
         }
     }
 
-    fn cancel_everything(&mut self, reason: &str) {
+    /// DeactivatePipeline with `cancelActive`: what runs or waits for a runner is cancelled;
+    /// what still waits on its dependencies stays, and resumes with the next activation.
+    fn cancel_active(&mut self, reason: &str) {
         for position in 0..self.state.instances().len() {
-            if !self.state.instance_at(position).status.is_terminal() {
+            if matches!(
+                self.state.instance_at(position).status,
+                Status::WaitingForRunner | Status::Running
+            ) {
                 self.end_instance(position, Status::Canceled, Some(reason.to_string()));
             }
         }
@@ -271,23 +303,32 @@ impl Planner<'_> {
     }
 
     /// The instance of `dependency` that `consumer` waits for: the one for the same interval
-    /// when both follow the same schedule (or both run on demand), otherwise the latest one that
-    /// ends no later than the consumer's interval (the rule ARCHITECTURE.md documents).
-    /// Instances of a component are in schedule order, so both are lookups, not scans.
-    fn matching(&self, dependency: &str, consumer: &Instance) -> Option<usize> {
-        let same_schedule = match (self.graph.node(dependency), self.graph.node(&consumer.component)) {
-            (Some(dependency), Some(consumer)) => dependency.schedule == consumer.schedule,
-            _ => false,
+    /// when both follow the same schedule (or both run on demand), otherwise the one for the
+    /// dependency's last interval that ends no later than the consumer's (the rule
+    /// ARCHITECTURE.md documents). `Expected::Nothing` when the dependency has no such interval.
+    fn matching(&self, dependency: &str, consumer: &Instance) -> Expected {
+        let (Some(dependency_node), Some(consumer_node)) =
+            (self.graph.node(dependency), self.graph.node(&consumer.component))
+        else {
+            return Expected::Nothing;
         };
-        if same_schedule {
-            return self
-                .state
-                .instance_position(&instance_id(dependency, consumer.scheduled_start));
+        let start = if dependency_node.schedule == consumer_node.schedule {
+            consumer.scheduled_start
+        } else {
+            let (Some(schedule), Some(first_activation)) =
+                (dependency_node.schedule, self.state.pipeline.first_activation)
+            else {
+                return Expected::Nothing;
+            };
+            match schedule.last_ending_by(consumer.scheduled_end, first_activation) {
+                Some(interval) => interval.start,
+                None => return Expected::Nothing,
+            }
+        };
+        match self.state.instance_position(&instance_id(dependency, start)) {
+            Some(position) => Expected::Instance(position),
+            None => Expected::NotYet,
         }
-        let positions = self.state.instances_of(dependency);
-        let count = positions
-            .partition_point(|position| self.state.instance_at(*position).scheduled_end <= consumer.scheduled_end);
-        count.checked_sub(1).map(|index| positions[index])
     }
 
     /// The resource instance whose interval holds the consumer's scheduled start.
@@ -321,15 +362,27 @@ impl Planner<'_> {
                 continue;
             }
             match self.matching(dependency, &instance) {
-                None => blocked = true,
-                Some(found) => {
+                Expected::NotYet => blocked = true,
+                Expected::Nothing => {}
+                Expected::Instance(found) => {
                     let found = self.state.instance_at(found);
                     if found.status.is_failure() {
                         failed.get_or_insert((found.id.clone(), found.status));
-                    } else if !found.status.is_success() {
+                    } else if !found.status.is_success() && found.status != Status::Skipped {
+                        // A skipped interval of a dependency does not hold its consumers back.
                         blocked = true;
                     }
                 }
+            }
+        }
+        // A precondition of its own that failed fails the object, cascade or not (§h.3).
+        for precondition in &node.preconditions {
+            if let Expected::Instance(found) = self.matching(precondition, &instance)
+                && self.state.instance_at(found).status == Status::Failed
+            {
+                let reason = format!("precondition {} failed", self.state.instance_at(found).id);
+                self.end_instance(position, Status::Failed, Some(reason));
+                return true;
             }
         }
         if let Some(resource) = &node.runs_on
@@ -400,7 +453,7 @@ impl Planner<'_> {
 
     fn cancel_preconditions(&mut self, consumer: &Instance, node: &Node) {
         for precondition in &node.preconditions {
-            if let Some(found) = self.matching(precondition, consumer)
+            if let Expected::Instance(found) = self.matching(precondition, consumer)
                 && !self.state.instance_at(found).status.is_terminal()
             {
                 let reason = format!("{} cascade-failed", consumer.id);
@@ -588,7 +641,7 @@ impl Planner<'_> {
                 )),
             );
             // Work still running on it fails with it.
-            let queue = format!("runsOn:{}", node.id);
+            let queue = graph_queue_of_resource(self.graph, &node.id);
             let running: Vec<String> = self
                 .state
                 .attempts()
@@ -738,6 +791,16 @@ impl Planner<'_> {
     }
 }
 
+/// The queue of the activities running on a resource (they all share it).
+fn graph_queue_of_resource(graph: &Graph, resource: &str) -> String {
+    graph
+        .nodes
+        .iter()
+        .find(|node| node.runs_on.as_deref() == Some(resource))
+        .and_then(|node| node.queue.clone())
+        .unwrap_or_default()
+}
+
 /// Records the end of an instance: component health, the `onSuccess`/`onFail` actions, an event.
 pub(crate) fn record_end(
     graph: &Graph,
@@ -828,7 +891,8 @@ pub fn next_wake(graph: &Graph, state: &State, now: NaiveDateTime, config: Plann
         }
     }
     for instance in state.instances() {
-        if instance.status.is_terminal() {
+        // Paused instances wait for RESUME, which wakes the planner itself.
+        if instance.status.is_terminal() || instance.status == Status::Paused {
             continue;
         }
         let Some(node) = graph.node(&instance.component) else {

@@ -221,7 +221,7 @@ pub struct Attempt {
     pub component: String,
     pub number: u32,
     pub status: Status,
-    /// The queue it waits in: the `workerGroup`, or `runsOn:<resource id>`.
+    /// The queue it waits in: the `workerGroup`, or `runsOn:<pipeline id>/<resource id>`.
     pub queue: String,
     /// Not handed out before this (retry delays).
     pub available_at: NaiveDateTime,
