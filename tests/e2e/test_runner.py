@@ -154,3 +154,29 @@ def test_a_killed_runner_loses_its_lease_and_another_runner_finishes(tmp_path):
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=30)
         server.stop()
+
+
+def test_poll_for_task_is_a_long_poll(tmp_path):
+    import threading
+    server = Server(tmp_path / "data", extra_args=["--poll-wait-seconds", "3"]).start()
+    try:
+        client = server.client()
+        started = time.time()
+        assert client.poll_for_task(workerGroup="nobody-serves-this").get("taskObject") is None
+        assert 2.8 < time.time() - started < 6, "an empty poll waits for the poll wait"
+        result = {}
+
+        def poll():
+            result["task"] = server.client().poll_for_task(workerGroup="long").get("taskObject")
+            result["at"] = time.time()
+
+        waiter = threading.Thread(target=poll)
+        waiter.start()
+        time.sleep(1.0)
+        queued_at = time.time()
+        define_on_demand(client, "long", obj("Quick", type="ShellCommandActivity", command="true"))
+        waiter.join(timeout=10)
+        assert result.get("task") is not None, "the waiting poll got the task"
+        assert result["at"] - queued_at < 2.0, "promptly, not at the end of the wait"
+    finally:
+        server.stop()

@@ -55,11 +55,18 @@ impl Credentials {
     }
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>;
+
+/// Idle keep-alive connections kept for reuse.
+const IDLE_CONNECTIONS: usize = 8;
+
 pub struct Client {
     endpoint: http::Uri,
     credentials: Credentials,
     tls: Option<Arc<rustls::ClientConfig>>,
     region: String,
+    /// Keep-alive connections not in use: a call takes one (or opens one) and gives it back.
+    idle: std::sync::Mutex<Vec<Sender>>,
 }
 
 impl Client {
@@ -102,6 +109,41 @@ impl Client {
             credentials,
             tls,
             region,
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An idle connection that is still open and ready for a request.
+    async fn reusable(&self) -> Option<Sender> {
+        loop {
+            let mut sender = self.idle.lock().ok()?.pop()?;
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    async fn connect(&self, host: &str, port: u16, authority: &str) -> anyhow::Result<Sender> {
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        stream.set_nodelay(true)?;
+        Ok(match &self.tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
+                let tls_stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .context("TLS handshake failed")?;
+                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls_stream)).await?;
+                tokio::spawn(connection);
+                sender
+            }
+            None => {
+                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(connection);
+                sender
+            }
         })
     }
 
@@ -164,33 +206,38 @@ impl Client {
                 signed.join(";")
             ),
         ));
-        let mut request = Request::post("/");
-        for (name, value) in &headers {
-            request = request.header(name, value);
-        }
-        let request = request.body(Full::new(bytes::Bytes::from(payload)))?;
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .with_context(|| format!("cannot connect to {authority}"))?;
-        let response = match &self.tls {
-            Some(config) => {
-                let name = rustls::pki_types::ServerName::try_from(host.clone())?;
-                let tls_stream = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, stream)
-                    .await
-                    .context("TLS handshake failed")?;
-                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls_stream)).await?;
-                tokio::spawn(connection);
-                sender.send_request(request).await?
+        let payload = bytes::Bytes::from(payload);
+        let build = || {
+            let mut request = Request::post("/");
+            for (name, value) in &headers {
+                request = request.header(name, value);
             }
+            request.body(Full::new(payload.clone()))
+        };
+        // A kept connection the server closed meanwhile fails at once: retry on a fresh one.
+        let (sender, response) = match self.reusable().await {
+            Some(mut sender) => match sender.send_request(build()?).await {
+                Ok(response) => (sender, response),
+                Err(_) => {
+                    let mut sender = self.connect(&host, port, &authority).await?;
+                    let response = sender.send_request(build()?).await?;
+                    (sender, response)
+                }
+            },
             None => {
-                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-                tokio::spawn(connection);
-                sender.send_request(request).await?
+                let mut sender = self.connect(&host, port, &authority).await?;
+                let response = sender.send_request(build()?).await?;
+                (sender, response)
             }
         };
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
+        if !sender.is_closed()
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_CONNECTIONS
+        {
+            idle.push(sender);
+        }
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             let kind = value.get("__type").and_then(|kind| kind.as_str()).unwrap_or("error");

@@ -75,7 +75,12 @@ async fn poll_group(
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let request = json!({ "workerGroup": group, "hostname": config.hostname });
-        match client.datapipeline("PollForTask", &request).await {
+        // The server holds a poll until a task comes (a long poll); shutdown does not wait for it.
+        let polled = tokio::select! {
+            polled = client.datapipeline("PollForTask", &request) => polled,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match polled {
             Ok(response) => {
                 backoff = Duration::from_millis(500);
                 match response.get("taskObject") {

@@ -227,10 +227,27 @@ async fn process(
         .map_err(|_| too_large())?;
     attempt.body = Some(body.clone());
 
-    let mut tx = state.store.begin().await.map_err(store_failure)?;
-    let principal = authenticate(state, tx.as_mut(), &parts, &body, operation, attempt).await?;
-    attempt.principal = Some(principal.clone());
-    let response = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body).await?;
+    // PollForTask is a long poll: with no task to hand out it waits (outside any transaction)
+    // until a task is queued or the wait ends, then answers as any other call.
+    let long_poll_until = (operation == Operation::PollForTask).then(|| Instant::now() + state.scheduler.settings.poll_wait);
+    let (mut tx, response) = loop {
+        let queued = state.scheduler.tasks_queued();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let mut tx = state.store.begin().await.map_err(store_failure)?;
+        let principal = authenticate(state, tx.as_mut(), &parts, &body, operation, attempt).await?;
+        attempt.principal = Some(principal.clone());
+        let response = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body).await?;
+        let remaining = long_poll_until.map(|until| until.saturating_duration_since(Instant::now()));
+        match remaining {
+            Some(remaining) if !remaining.is_zero() && response == handlers::NO_TASK => {
+                drop(tx);
+                // Tasks also become available when a retry delay passes: look again each second.
+                let _ = tokio::time::timeout(remaining.min(std::time::Duration::from_secs(1)), queued).await;
+            }
+            _ => break (tx, response),
+        }
+    };
 
     let mut call = call_record(state, context, attempt);
     call.response_body = Some(&response);

@@ -16,6 +16,8 @@ use crate::clock::render;
 use crate::runs;
 
 const LIST_PAGE_SIZE: i64 = 100;
+/// PollForTask's answer when there is no task.
+pub const NO_TASK: &str = "{}";
 const MAX_TAGS: usize = 10;
 
 pub(crate) fn store_error(error: StoreError) -> ApiError {

@@ -801,7 +801,7 @@ pub async fn poll_for_task(
         .await
         .map_err(store_error)?
     else {
-        return json(&shapes::PollForTaskOutput { task_object: None });
+        return Ok(crate::handlers::NO_TASK.to_string());
     };
     let record = live_pipeline(tx, principal, &pipeline_id).await?;
     let mut run = activated_run(app, tx, &record).await?;

@@ -36,6 +36,8 @@ pub struct SchedulerSettings {
     pub max_active_instances: u32,
     /// Where service-evaluated preconditions look.
     pub checks: CheckSettings,
+    /// How long PollForTask waits for a task before answering "none" (a long poll).
+    pub poll_wait: std::time::Duration,
 }
 
 impl Default for SchedulerSettings {
@@ -46,6 +48,7 @@ impl Default for SchedulerSettings {
             backfill_limit: Some(chrono::Duration::days(1)),
             max_active_instances: 5,
             checks: CheckSettings::default(),
+            poll_wait: std::time::Duration::from_secs(20),
         }
     }
 }
@@ -53,6 +56,11 @@ impl Default for SchedulerSettings {
 pub struct Scheduler {
     pub settings: SchedulerSettings,
     wake: Notify,
+    /// Told whenever runtime state was saved: long-polling PollForTask calls look again.
+    queued: Notify,
+    /// Active definitions by (pipeline, version), decrypted and compiled: every runtime call
+    /// needs the graph, and building it is most of a small call's cost.
+    compiled: std::sync::Mutex<HashMap<(String, i64), Compiled>>,
 }
 
 impl Scheduler {
@@ -60,6 +68,8 @@ impl Scheduler {
         Arc::new(Scheduler {
             settings,
             wake: Notify::new(),
+            queued: Notify::new(),
+            compiled: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -67,15 +77,29 @@ impl Scheduler {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// Completes at the next `task_may_be_queued` (create it before looking, to miss none).
+    pub fn tasks_queued(&self) -> tokio::sync::futures::Notified<'_> {
+        self.queued.notified()
+    }
+
+    /// Tells waiting PollForTask calls to look again.
+    pub fn task_may_be_queued(&self) {
+        self.queued.notify_waiters();
+    }
 }
 
 /// An activated pipeline: its active definition, the graph built from it, its runtime state.
 pub struct Run {
     pub version: i64,
-    pub definition: PipelineDefinition,
-    pub graph: Graph,
+    pub definition: Arc<PipelineDefinition>,
+    pub graph: Arc<Graph>,
     pub state: State,
 }
+
+/// Decrypted, parsed and compiled definitions kept between calls (versions never change).
+const COMPILED_CACHE_ENTRIES: usize = 256;
+type Compiled = (Arc<PipelineDefinition>, Arc<Graph>);
 
 /// The scheduler's "now": the server clock to the second (runtime times are stored in seconds).
 pub fn now(app: &AppState) -> NaiveDateTime {
@@ -107,8 +131,24 @@ pub async fn load_run(
             tracing::error!(pipeline_id = %record.pipeline_id, version, "the active definition is missing");
             ApiError::internal()
         })?;
-    let definition = crate::handlers::read_definition(app, tx, &record.pipeline_id, version, &stored).await?;
-    let graph = build_graph(app, &definition, &record.pipeline_id)?;
+    // (Read even when cached: a version that is gone must not run from memory.)
+    let key = (record.pipeline_id.clone(), version);
+    let cached = app.scheduler.compiled.lock().ok().and_then(|cache| cache.get(&key).cloned());
+    let (definition, graph) = match cached {
+        Some(compiled) => compiled,
+        None => {
+            let definition = crate::handlers::read_definition(app, tx, &record.pipeline_id, version, &stored).await?;
+            let graph = build_graph(app, &definition, &record.pipeline_id)?;
+            let compiled = (Arc::new(definition), Arc::new(graph));
+            if let Ok(mut cache) = app.scheduler.compiled.lock() {
+                if cache.len() >= COMPILED_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, compiled.clone());
+            }
+            compiled
+        }
+    };
     let state = tx
         .runtime(&record.pipeline_id)
         .await
@@ -136,6 +176,14 @@ pub async fn save_run(
         tx.save_runtime(pipeline_id, &changes)
             .await
             .map_err(crate::handlers::store_error)?;
+    }
+    if changes
+        .attempts
+        .iter()
+        .any(|attempt| attempt.status == runtime::Status::WaitingForRunner)
+    {
+        // Waiters start their own transaction, which waits for this one to commit.
+        app.scheduler.task_may_be_queued();
     }
     let mut records = Vec::new();
     for event in events {

@@ -108,6 +108,9 @@ enum Command {
         local_data_root: Option<PathBuf>,
         #[arg(long, default_value = "us-east-1")]
         region: String,
+        /// Objects allowed in the definition.
+        #[arg(long, default_value_t = 100)]
+        max_objects: usize,
     },
     /// A task runner: poll a Sluice server for tasks of worker groups and run them.
     /// Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
@@ -174,6 +177,10 @@ struct SchedulingOptions {
     /// Folder that file:// locations in definitions may point into (refused when not given).
     #[arg(long)]
     local_data_root: Option<PathBuf>,
+    /// Seconds PollForTask waits for a task before answering that there is none (keep it under
+    /// the clients' read timeout: boto3's is 60 s).
+    #[arg(long, default_value_t = 20)]
+    poll_wait_seconds: u64,
     /// Milliseconds between the scheduler's looks for due pipelines.
     #[arg(long, default_value_t = 1000, hide = true)]
     scheduler_tick_ms: u64,
@@ -200,6 +207,7 @@ impl SchedulingOptions {
                 region: region.to_string(),
                 local_root: self.local_data_root.clone(),
             },
+            poll_wait: std::time::Duration::from_secs(self.poll_wait_seconds.min(55)),
         }
     }
 }
@@ -395,6 +403,7 @@ fn main() -> ExitCode {
             s3_endpoint,
             local_data_root,
             region,
+            max_objects,
         } => runtime().and_then(|runtime| {
             runtime.block_on(run::run(run::RunOptions {
                 file,
@@ -406,6 +415,7 @@ fn main() -> ExitCode {
                 s3_endpoint,
                 region,
                 local_data_root,
+                max_objects,
             }))
         }),
         Command::Runner {

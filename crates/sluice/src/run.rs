@@ -28,6 +28,7 @@ pub struct RunOptions {
     pub s3_endpoint: Option<String>,
     pub region: String,
     pub local_data_root: Option<PathBuf>,
+    pub max_objects: usize,
 }
 
 /// The definition as the API takes it (PutPipelineDefinition's members).
@@ -223,7 +224,11 @@ fn describe_counts(counts: &BTreeMap<String, usize>) -> String {
 
 pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let definition = load(&options)?;
-    let report = validate(&definition, &Limits::default());
+    let limits = Limits {
+        max_objects: options.max_objects,
+        ..Limits::default()
+    };
+    let report = validate(&definition, &limits);
     for entry in &report.warnings {
         for message in &entry.messages {
             eprintln!("warning [{}] {message}", entry.id);
@@ -259,6 +264,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
             region: options.region.clone(),
             local_root: options.local_data_root.clone(),
         },
+        poll_wait: Duration::from_secs(5),
         ..Default::default()
     };
     let config = sluice_server::ServeConfig {
@@ -267,7 +273,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         tls_cert: None,
         tls_key: None,
         insecure_http: false,
-        limits: Limits::default(),
+        limits: limits.clone(),
         max_pipelines: 1000,
         region: options.region.clone(),
         audit: sluice_server::AuditConfig {
@@ -350,7 +356,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         worker_groups: queues.iter().cloned().collect(),
         hostname: "localhost".into(),
         concurrency: options.concurrency.max(1),
-        idle_poll: Duration::from_millis(100),
+        idle_poll: Duration::from_millis(10),
         progress_interval: Duration::from_secs(20),
         execution: ExecutionSettings {
             work_dir: work_dir.clone(),
@@ -416,8 +422,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         if pipeline_state == "FINISHED" || (graph.on_demand && all_ended) {
             break views;
         }
+        // Each refresh reads every instance: look less often the more there are.
+        let pause = Duration::from_millis(250 + 2 * views.len() as u64).min(Duration::from_secs(3));
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = &mut interrupt => {
                 interrupted = true;
                 eprintln!("\nsluice run: interrupted; cancelling what is still running");
