@@ -229,7 +229,8 @@ async fn process(
 
     // PollForTask is a long poll: with no task to hand out it waits (outside any transaction)
     // until a task is queued or the wait ends, then answers as any other call.
-    let long_poll_until = (operation == Operation::PollForTask).then(|| Instant::now() + state.scheduler.settings.poll_wait);
+    let long_poll_until =
+        (operation == Operation::PollForTask).then(|| Instant::now() + state.scheduler.settings.poll_wait);
     let (mut tx, response) = loop {
         let queued = state.scheduler.tasks_queued();
         tokio::pin!(queued);

@@ -133,7 +133,12 @@ pub async fn load_run(
         })?;
     // (Read even when cached: a version that is gone must not run from memory.)
     let key = (record.pipeline_id.clone(), version);
-    let cached = app.scheduler.compiled.lock().ok().and_then(|cache| cache.get(&key).cloned());
+    let cached = app
+        .scheduler
+        .compiled
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(&key).cloned());
     let (definition, graph) = match cached {
         Some(compiled) => compiled,
         None => {
