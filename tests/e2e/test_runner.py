@@ -180,3 +180,39 @@ def test_poll_for_task_is_a_long_poll(tmp_path):
         assert result["at"] - queued_at < 2.0, "promptly, not at the end of the wait"
     finally:
         server.stop()
+
+
+def test_copy_activity_between_folders_and_a_bucket_with_gzip(tmp_path, s3_server):
+    import gzip
+
+    import boto3
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("1,alpha\n2,beta\n")
+    (tmp_path / "in" / "b.csv").write_text("3,gamma\n")
+    s3 = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1",
+                      aws_access_key_id=s3_server.ACCESS_KEY, aws_secret_access_key=s3_server.SECRET_KEY)
+    s3.create_bucket(Bucket="copies")
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local"},
+        {"id": "Local", "name": "Local", "type": "S3DataNode", "directoryPath": f"file://{tmp_path}/in"},
+        {"id": "Bucket", "name": "Bucket", "type": "S3DataNode", "directoryPath": "s3://copies/gz",
+         "compression": "gzip"},
+        {"id": "Back", "name": "Back", "type": "S3DataNode", "filePath": f"file://{tmp_path}/back/all.csv"},
+        {"id": "ToBucket", "name": "ToBucket", "type": "CopyActivity", "input": {"ref": "Local"},
+         "output": {"ref": "Bucket"}},
+        {"id": "FromBucket", "name": "FromBucket", "type": "CopyActivity", "input": {"ref": "Bucket"},
+         "output": {"ref": "Back"}},
+    ]}
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(definition))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(s3_server.env)
+    result = subprocess.run([SLUICE, "run", str(path), "--s3-endpoint", s3_server.endpoint,
+                             "--log-dir", str(tmp_path / "logs")], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    stored = s3.get_object(Bucket="copies", Key="gz/a.csv")["Body"].read()
+    assert gzip.decompress(stored) == b"1,alpha\n2,beta\n", "compressed on the way in"
+    assert (tmp_path / "back" / "all.csv").read_text() == "1,alpha\n2,beta\n3,gamma\n"
+    (summary,) = (tmp_path / "logs").glob("df-*/FromBucket/*/*/stdout")
+    assert "copied 2 object(s)" in summary.read_text()

@@ -85,6 +85,10 @@ pub async fn execute(task: &Task, settings: &ExecutionSettings, cancel: watch::R
                 Err(error) => Outcome::failed("SluiceRunnerError", format!("{error:#}")),
             }
         }
+        "CopyActivity" => match run_copy(task, settings).await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::failed("SluiceCopyFailed", format!("{error:#}")),
+        },
         "Exists" => Outcome::finished(),
         other => Outcome::failed(
             "SluiceUnsupportedType",
@@ -289,6 +293,110 @@ async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, 
         if let Err(error) = result {
             tracing::warn!(attempt = %task.attempt_id, folder, error = %format!("{error:#}"), "could not publish a log");
         }
+    }
+}
+
+/// CopyActivity between object-store data nodes (`file://`, `s3://`): every object under the
+/// input copied below the output, or concatenated into the output's `filePath`; `compression:
+/// gzip` on either side compresses or decompresses on the way. SQL data nodes come later.
+async fn run_copy(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<Outcome> {
+    let (Some(input), Some(output)) = (
+        task.referenced("input").first().copied(),
+        task.referenced("output").first().copied(),
+    ) else {
+        return Ok(Outcome::failed(
+            "SluiceRunnerError",
+            "CopyActivity needs an input and an output data node",
+        ));
+    };
+    let location = |node: &crate::task::Object| {
+        node.string("directoryPath")
+            .map(|path| (path.to_string(), false))
+            .or_else(|| node.string("filePath").map(|path| (path.to_string(), true)))
+    };
+    let (Some((from, _)), Some((to, to_file))) = (location(input), location(output)) else {
+        return Ok(Outcome::failed(
+            "SluiceUnsupportedType",
+            "Sluice's task runner copies between object-store data nodes (directoryPath or filePath) only, for now",
+        ));
+    };
+    let gzip = |node: &crate::task::Object| {
+        node.string("compression")
+            .is_some_and(|value| value.eq_ignore_ascii_case("gzip"))
+    };
+    let (unzip, zip) = (gzip(input), gzip(output));
+    let folder = settings.work_dir.join(safe(&task.attempt_id));
+    let staged = folder.join("copy");
+    let result = async {
+        let read = Location::parse(&from, &settings.storage)?
+            .download_to(&staged)
+            .await
+            .with_context(|| format!("reading {from}"))?;
+        let mut files = Vec::new();
+        let mut pending = vec![staged.clone()];
+        while let Some(directory) = pending.pop() {
+            let mut entries = tokio::fs::read_dir(&directory).await?;
+            while let Some(entry) = entries.next_entry().await? {
+                if entry.file_type().await?.is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    files.push(entry.path());
+                }
+            }
+        }
+        files.sort();
+        for file in &files {
+            if unzip != zip {
+                let bytes = tokio::fs::read(file).await?;
+                let converted = tokio::task::spawn_blocking(move || recompress(&bytes, unzip)).await??;
+                tokio::fs::write(file, converted).await?;
+            }
+        }
+        let target = Location::parse(&to, &settings.storage)?;
+        let written = if to_file {
+            let mut joined = Vec::new();
+            for file in &files {
+                joined.extend(tokio::fs::read(file).await?);
+            }
+            let written = joined.len() as u64;
+            let (folder_url, name) = to.rsplit_once('/').context("the output filePath names no file")?;
+            Location::parse(folder_url, &settings.storage)?
+                .put_file(name, joined)
+                .await?;
+            written
+        } else {
+            target
+                .upload_from(&staged)
+                .await
+                .with_context(|| format!("writing {to}"))?
+        };
+        anyhow::Ok((read, written, files.len()))
+    }
+    .await;
+    if !settings.keep_work_dirs {
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+    }
+    let (read, written, count) = result?;
+    let logs = settings.log_dir.join(log_folder(task));
+    tokio::fs::create_dir_all(&logs).await?;
+    let summary = format!("copied {count} object(s) from {from} to {to}: {read} bytes read, {written} bytes written\n");
+    tokio::fs::write(logs.join("stdout"), summary).await?;
+    Ok(Outcome::finished())
+}
+
+/// Gunzips (`unzip`) or gzips a file's bytes.
+fn recompress(bytes: &[u8], unzip: bool) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    if unzip {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .context("the input is not gzip data")?;
+        Ok(out)
+    } else {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes)?;
+        Ok(encoder.finish()?)
     }
 }
 

@@ -406,26 +406,39 @@ async fn put_definition(
         // A FINISHED pipeline still takes a definition: extending its schedule and activating it
         // again is how it runs again (reference §g.3).
         let version = record.latest_version + 1;
-        let data_key = pipeline_data_key(state, tx, &record.pipeline_id).await?;
-        let body = state
-            .cipher
-            .seal_with_data_key(
-                &data_key,
-                &record.pipeline_id,
-                &crate::keys::definition_context(&record.pipeline_id, version),
-                &sluice_store::encode_definition(&definition),
-            )
-            .map_err(crypto_error)?;
-        let stored = StoredDefinition {
-            format_version: sluice_store::DEFINITION_FORMAT_SEALED,
-            body,
-            errored: report.errored(),
-        };
-        tx.put_definition(&record.pipeline_id, version, &stored, &render(state.clock.now()))
-            .await
-            .map_err(store_error)?;
+        store_definition(state, tx, &record.pipeline_id, version, &definition, report.errored()).await?;
     }
     json(&shapes::ValidationOutput::from_report(&report))
+}
+
+/// Seals a definition with the pipeline's data key and stores it as `version` (the latest plus
+/// one).
+pub(crate) async fn store_definition(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    pipeline_id: &str,
+    version: i64,
+    definition: &PipelineDefinition,
+    errored: bool,
+) -> Result<(), ApiError> {
+    let data_key = pipeline_data_key(state, tx, pipeline_id).await?;
+    let body = state
+        .cipher
+        .seal_with_data_key(
+            &data_key,
+            pipeline_id,
+            &crate::keys::definition_context(pipeline_id, version),
+            &sluice_store::encode_definition(definition),
+        )
+        .map_err(crypto_error)?;
+    let stored = StoredDefinition {
+        format_version: sluice_store::DEFINITION_FORMAT_SEALED,
+        body,
+        errored,
+    };
+    tx.put_definition(pipeline_id, version, &stored, &render(state.clock.now()))
+        .await
+        .map_err(store_error)
 }
 
 async fn get_definition(

@@ -10,7 +10,7 @@ use sluice_core::PipelineDefinition;
 use sluice_core::expression::{ComponentScope, Value};
 use sluice_core::runtime::{self, Attempt, Instance, SetStatusCommand, Status, TaskOutcome};
 use sluice_core::{FieldValue, validate};
-use sluice_store::{StoredDefinition, Transaction};
+use sluice_store::Transaction;
 use sluice_wire::shapes::{self, Field};
 use sluice_wire::{ApiError, ErrorKind, Operation, parse_body};
 
@@ -623,25 +623,7 @@ pub async fn activate_pipeline(
             )));
         }
         version += 1;
-        let data_key = pipeline_data_key(app, tx, &record.pipeline_id).await?;
-        let body = app
-            .cipher
-            .seal_with_data_key(
-                &data_key,
-                &record.pipeline_id,
-                &crate::keys::definition_context(&record.pipeline_id, version),
-                &sluice_store::encode_definition(&definition),
-            )
-            .map_err(crypto_error)?;
-        let stored = StoredDefinition {
-            format_version: sluice_store::DEFINITION_FORMAT_SEALED,
-            body,
-            errored: false,
-        };
-        let now = crate::clock::render(app.clock.now());
-        tx.put_definition(&record.pipeline_id, version, &stored, &now)
-            .await
-            .map_err(store_error)?;
+        crate::handlers::store_definition(app, tx, &record.pipeline_id, version, &definition, false).await?;
     }
     let graph = scheduler::build_graph(app, &definition, &record.pipeline_id)?;
     let mut state = tx
