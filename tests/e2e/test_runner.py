@@ -216,3 +216,55 @@ def test_copy_activity_between_folders_and_a_bucket_with_gzip(tmp_path, s3_serve
     assert (tmp_path / "back" / "all.csv").read_text() == "1,alpha\n2,beta\n3,gamma\n"
     (summary,) = (tmp_path / "logs").glob("df-*/FromBucket/*/*/stdout")
     assert "copied 2 object(s)" in summary.read_text()
+
+
+def test_sql_activity_on_postgresql_and_mariadb(tmp_path):
+    table = f"sluice_e2e_{time.time_ns()}"
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local",
+         "failureAndRerunMode": "cascade"},
+        {"id": "Pg", "name": "Pg", "type": "JdbcDatabase", "jdbcDriverClass": "org.postgresql.Driver",
+         "connectionString": "jdbc:postgresql://127.0.0.1:5432/test", "username": "postgres", "*password": "unused"},
+        {"id": "Maria", "name": "Maria", "type": "JdbcDatabase", "jdbcDriverClass": "com.mysql.jdbc.Driver",
+         "connectionString": "jdbc:mysql://127.0.0.1:3306/test", "username": "sluice_e2e",
+         "*password": "e2e-Secret/pw@1"},
+        {"id": "PgLoad", "name": "PgLoad", "type": "SqlActivity", "database": {"ref": "Pg"},
+         "script": f"CREATE TABLE {table} (id int, region text); "
+                   f"INSERT INTO {table} VALUES (1, 'north'), (2, 'south'), (3, 'north');"},
+        {"id": "MariaLoad", "name": "MariaLoad", "type": "SqlActivity", "database": {"ref": "Maria"},
+         "script": f"CREATE TABLE {table} (id int, region varchar(20)); INSERT INTO {table} VALUES (7, 'east');"},
+        {"id": "MariaArgs", "name": "MariaArgs", "type": "SqlActivity", "database": {"ref": "Maria"},
+         "script": f"INSERT INTO {table} VALUES (?, ?)", "scriptArgument": ["8", "west"],
+         "dependsOn": {"ref": "MariaLoad"}},
+        {"id": "Broken", "name": "Broken", "type": "SqlActivity", "database": {"ref": "Pg"},
+         "script": "SELECT * FROM no_such_table_sluice", "dependsOn": {"ref": "PgLoad"}},
+    ]}
+    subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "-e",
+                    "CREATE USER IF NOT EXISTS 'sluice_e2e'@'%' IDENTIFIED BY 'e2e-Secret/pw@1'; "
+                    "CREATE USER IF NOT EXISTS 'sluice_e2e'@'localhost' IDENTIFIED BY 'e2e-Secret/pw@1'; "
+                    "GRANT ALL ON test.* TO 'sluice_e2e'@'%'; GRANT ALL ON test.* TO 'sluice_e2e'@'localhost';"],
+                   check=True, capture_output=True)
+    path = tmp_path / "sql.json"
+    path.write_text(json.dumps(definition))
+    try:
+        result = sluice_run(path, "--log-dir", str(tmp_path / "logs"))
+        assert result.returncode == 1, result.stderr + result.stdout
+        assert 'relation "no_such_table_sluice" does not exist' in result.stdout
+        output = result.stdout + result.stderr
+        assert "unused" not in output and "e2e-Secret" not in output, "passwords never show"
+        for log in (tmp_path / "logs").rglob("*"):
+            if log.is_file():
+                assert "e2e-Secret" not in log.read_text()
+        rows = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-tA", "-c",
+                               f"SELECT count(*) FROM {table} WHERE region = 'north'"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        assert rows == "2"
+        rows = subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "test", "-N", "-e",
+                               f"SELECT id, region FROM {table} ORDER BY id"],
+                              capture_output=True, text=True, check=True).stdout.split("\n")
+        assert rows[:2] == ["7\teast", "8\twest"]
+    finally:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c",
+                        f"DROP TABLE IF EXISTS {table}"], capture_output=True)
+        subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "test", "-e",
+                        f"DROP TABLE IF EXISTS {table}"], capture_output=True)

@@ -89,6 +89,10 @@ pub async fn execute(task: &Task, settings: &ExecutionSettings, cancel: watch::R
             Ok(outcome) => outcome,
             Err(error) => Outcome::failed("SluiceCopyFailed", format!("{error:#}")),
         },
+        "SqlActivity" => match crate::sql::run_sql(task, settings).await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::failed("SluiceSqlFailed", format!("{error:#}")),
+        },
         "Exists" => Outcome::finished(),
         other => Outcome::failed(
             "SluiceUnsupportedType",

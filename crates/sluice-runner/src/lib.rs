@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod execute;
+pub mod sql;
 pub mod storage;
 pub mod task;
 

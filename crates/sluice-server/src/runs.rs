@@ -111,6 +111,69 @@ pub enum Evaluation {
     Revealed,
 }
 
+/// A component the task refers to that has no instances of its own (a database, a data
+/// format), with its fields (own and inherited) evaluated and revealed: the runner needs them.
+fn component_for_task(run: &Run, pipeline_id: &str, id: &str) -> Option<shapes::PipelineObject> {
+    let definition = &run.definition;
+    let object = definition.object(id)?;
+    let scope = ComponentScope::new(definition, pipeline_id, id)?;
+    let mut fields = Vec::new();
+    for (key, value) in lineage_fields(definition, id) {
+        fields.push(match value {
+            FieldValue::Ref(target) => reference(key, target.clone()),
+            FieldValue::String(text) if text.contains("#{") => string(
+                key,
+                sluice_core::expression::evaluate_template(text, &scope)
+                    .map(|parts| parts.join(","))
+                    .unwrap_or_else(|_| text.clone()),
+            ),
+            FieldValue::String(text) => string(key, text.clone()),
+        });
+    }
+    Some(shapes::PipelineObject {
+        id: object.id.clone(),
+        name: object.name.clone(),
+        fields,
+    })
+}
+
+/// An object's fields with those inherited through `parent` and `Default` it does not set
+/// itself (all values of a repeated key come from one object), `parent` left out.
+fn lineage_fields<'a>(definition: &'a PipelineDefinition, id: &str) -> Vec<(&'a str, &'a FieldValue)> {
+    let mut lineage = Vec::new();
+    let mut current = definition.object(id);
+    while let Some(object) = current {
+        if lineage
+            .iter()
+            .any(|seen: &&sluice_core::PipelineObject| seen.id == object.id)
+        {
+            break;
+        }
+        lineage.push(object);
+        current = object
+            .first("parent")
+            .and_then(FieldValue::as_ref_target)
+            .and_then(|parent| definition.object(parent));
+    }
+    if let Some(default) = definition.object("Default")
+        && !lineage.iter().any(|seen| seen.id == "Default")
+    {
+        lineage.push(default);
+    }
+    let mut seen_keys: Vec<&str> = Vec::new();
+    let mut fields = Vec::new();
+    for object in lineage {
+        let keys: Vec<&str> = object.fields.iter().map(|field| field.key.as_str()).collect();
+        for field in &object.fields {
+            if field.key != "parent" && !seen_keys.contains(&field.key.as_str()) {
+                fields.push((field.key.as_str(), &field.value));
+            }
+        }
+        seen_keys.extend(keys);
+    }
+    fields
+}
+
 fn resolved_fields(
     run: &Run,
     pipeline_id: &str,
@@ -824,6 +887,8 @@ pub async fn poll_for_task(
                     id.clone(),
                     instance_object(&run, &pipeline_id, instance, Evaluation::Revealed),
                 );
+            } else if let Some(component) = component_for_task(&run, &pipeline_id, &id) {
+                objects.insert(id.clone(), component);
             }
         }
     }

@@ -1,0 +1,182 @@
+//! SqlActivity against PostgreSQL and MySQL/MariaDB (JdbcDatabase / RdsDatabase with a JDBC
+//! URL), through sqlx: the script as it stands (several statements allowed), or one statement
+//! with `scriptArgument` values bound to its `?` placeholders.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::{Connection, Executor};
+
+use crate::execute::{ExecutionSettings, Outcome, log_folder};
+use crate::storage::Location;
+use crate::task::{Object, Task};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Percent-encodes a URL user or password.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The sqlx URL of a database object, and a description of it without credentials.
+pub fn database_url(database: &Object) -> anyhow::Result<(String, String)> {
+    let jdbc = database
+        .string("connectionString")
+        .with_context(|| format!("database {} has no connectionString", database.id))?;
+    let rest = jdbc.strip_prefix("jdbc:").unwrap_or(jdbc);
+    let (scheme, address) = if let Some(address) = rest.strip_prefix("postgresql://") {
+        ("postgres", address)
+    } else if let Some(address) = rest
+        .strip_prefix("mysql://")
+        .or_else(|| rest.strip_prefix("mariadb://"))
+    {
+        ("mysql", address)
+    } else {
+        let kind = rest.split(':').next().unwrap_or(rest);
+        bail!(
+            "database {}: '{kind}' databases are not supported yet (PostgreSQL, MySQL and MariaDB are)",
+            database.id
+        );
+    };
+    if address.contains('@') {
+        bail!(
+            "database {}: the connectionString must not carry credentials; use username and *password",
+            database.id
+        );
+    }
+    let (host_and_path, query) = address.split_once('?').unwrap_or((address, ""));
+    let (host, path) = host_and_path.split_once('/').unwrap_or((host_and_path, ""));
+    let name = database.string("databaseName").unwrap_or(path);
+    let user = database.string("username").unwrap_or("");
+    let password = database.string("*password").unwrap_or("");
+    let credentials = match (user.is_empty(), password.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("{}@", encode(user)),
+        (false, false) => format!("{}:{}@", encode(user), encode(password)),
+    };
+    let mut url = format!("{scheme}://{credentials}{host}/{name}");
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    Ok((url, format!("{scheme}://{host}/{name}")))
+}
+
+pub async fn run_sql(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<Outcome> {
+    sqlx::any::install_default_drivers();
+    let attempt = task.attempt();
+    let Some(database) = task.referenced("database").first().copied() else {
+        bail!("the SqlActivity has no database");
+    };
+    let script = match (attempt.string("script"), attempt.string("scriptUri")) {
+        (Some(script), _) => script.to_string(),
+        (None, Some(uri)) => {
+            let bytes = Location::parse(uri, &settings.storage)?
+                .read()
+                .await
+                .with_context(|| format!("cannot fetch the script {uri}"))?;
+            String::from_utf8(bytes.to_vec()).context("the script is not UTF-8 text")?
+        }
+        (None, None) => bail!("the SqlActivity has neither 'script' nor 'scriptUri'"),
+    };
+    let arguments: Vec<&str> = attempt.strings("scriptArgument").collect();
+    let (url, description) = database_url(database)?;
+    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect(&url))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no connection to {description} within {} seconds",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|error| anyhow::anyhow!("cannot connect to {description}: {}", describe(&error)))?;
+    let affected = if arguments.is_empty() {
+        connection
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(script.clone())))
+            .await
+            .map_err(|error| anyhow::anyhow!("the script failed on {description}: {}", describe(&error)))?
+            .rows_affected()
+    } else {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(script.clone()));
+        for argument in &arguments {
+            query = query.bind(argument.to_string());
+        }
+        query
+            .execute(&mut connection)
+            .await
+            .map_err(|error| anyhow::anyhow!("the statement failed on {description}: {}", describe(&error)))?
+            .rows_affected()
+    };
+    let _ = connection.close().await;
+    let logs = settings.log_dir.join(log_folder(task));
+    tokio::fs::create_dir_all(&logs).await?;
+    tokio::fs::write(
+        logs.join("stdout"),
+        format!("ran the script on {description}: {affected} row(s) affected\n"),
+    )
+    .await?;
+    Ok(Outcome {
+        status: "FINISHED",
+        error_id: None,
+        error_message: None,
+    })
+}
+
+/// A database error as the database said it, never the connection URL.
+fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(database) => database.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::FieldValue;
+
+    fn database(fields: &[(&str, &str)]) -> Object {
+        Object {
+            id: "Db".into(),
+            fields: fields
+                .iter()
+                .map(|(key, value)| (key.to_string(), FieldValue::String(value.to_string())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn jdbc_urls_become_sqlx_urls_without_leaking_the_password() {
+        let (url, description) = database_url(&database(&[
+            (
+                "connectionString",
+                "jdbc:postgresql://db.example:5432/sales?sslmode=require",
+            ),
+            ("username", "etl"),
+            ("*password", "p@ss:w/rd"),
+        ]))
+        .expect("url");
+        assert_eq!(
+            url,
+            "postgres://etl:p%40ss%3Aw%2Frd@db.example:5432/sales?sslmode=require"
+        );
+        assert_eq!(description, "postgres://db.example:5432/sales");
+        let (url, _) = database_url(&database(&[
+            ("connectionString", "jdbc:mysql://127.0.0.1:3306/x"),
+            ("username", "root"),
+            ("databaseName", "test"),
+        ]))
+        .expect("url");
+        assert_eq!(url, "mysql://root@127.0.0.1:3306/test");
+        assert!(database_url(&database(&[("connectionString", "jdbc:oracle:thin:@h:1521:x")])).is_err());
+        assert!(database_url(&database(&[("connectionString", "jdbc:mysql://u:p@h/x")])).is_err());
+    }
+}
