@@ -40,6 +40,15 @@ def test_sluice_run_copies_and_transforms_the_bundled_example(tmp_path):
     assert "TotalByRegion" in result.stdout and "data: RegionTotals → file://" in result.stdout
     stdout_logs = list((tmp_path / "logs").glob("df-*/TotalByRegion/*/*/stdout"))
     assert len(stdout_logs) == 1 and "region,orders,revenue" in stdout_logs[0].read_text()
+    pipeline_id = stdout_logs[0].parts[-5]
+    # `sluice logs` reads them back, from the runner's folder and from pipelineLogUri.
+    for source in (["--log-dir", str(tmp_path / "logs")], ["--log-uri", f"file://{out}/logs"]):
+        shown = subprocess.run([SLUICE, "logs", pipeline_id, *source], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "region,orders,revenue" in shown.stdout and "_Attempt=1 stdout <==" in shown.stdout
+    one = subprocess.run([SLUICE, "logs", pipeline_id, stdout_logs[0].parts[-3].replace("_", ":", 0),
+                          "--log-dir", str(tmp_path / "logs")], capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0 and "region,orders,revenue" in one.stdout and "orders.csv" not in one.stdout
 
 
 def test_sluice_run_reports_failures_and_exits_non_zero(tmp_path):

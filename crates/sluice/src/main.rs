@@ -143,6 +143,22 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         progress_seconds: u64,
     },
+    /// Show the stdout and stderr of a pipeline's attempts, from a runner's log folder or
+    /// from the pipeline's pipelineLogUri.
+    Logs {
+        pipeline_id: String,
+        /// Only this instance (e.g. @Greet_2026-11-28T10:00:00).
+        instance: Option<String>,
+        #[arg(long, default_value = "./sluice-logs")]
+        log_dir: PathBuf,
+        /// Read from this pipelineLogUri (file:// or s3://) instead of --log-dir.
+        #[arg(long)]
+        log_uri: Option<String>,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
     /// Validate a definition file offline, as PutPipelineDefinition would.
     Validate {
         file: PathBuf,
@@ -394,6 +410,23 @@ fn main() -> ExitCode {
         Command::Keys(command) => runtime().and_then(|runtime| runtime.block_on(keys(command))),
         Command::Audit(command) => runtime().and_then(|runtime| runtime.block_on(audit::run(command))),
         Command::Validate { file, params } => validate_file(&file, &params),
+        Command::Logs {
+            pipeline_id,
+            instance,
+            log_dir,
+            log_uri,
+            s3_endpoint,
+            region,
+        } => runtime().and_then(|runtime| {
+            runtime.block_on(run::logs(run::LogsOptions {
+                pipeline_id,
+                instance,
+                log_dir,
+                log_uri,
+                s3_endpoint,
+                region,
+            }))
+        }),
         Command::Run {
             file,
             params,

@@ -558,3 +558,91 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
     let _ = runner.await;
     Ok(ExitCode::SUCCESS)
 }
+
+pub struct LogsOptions {
+    pub pipeline_id: String,
+    pub instance: Option<String>,
+    pub log_dir: PathBuf,
+    pub log_uri: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub region: String,
+}
+
+/// `sluice logs`: the stdout and stderr of a pipeline's attempts (or one instance's), from a
+/// runner's log folder or from `pipelineLogUri`, oldest attempt first.
+pub async fn logs(options: LogsOptions) -> anyhow::Result<ExitCode> {
+    let safe = |id: &str| -> String {
+        id.chars()
+            .map(|character| {
+                if character.is_ascii_alphanumeric() || "-_.@=".contains(character) {
+                    character
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let temporary = tempfile::tempdir()?;
+    let root = match &options.log_uri {
+        Some(uri) => {
+            let location = format!("{}/{}", uri.trim_end_matches('/'), safe(&options.pipeline_id));
+            let storage = StorageSettings {
+                s3_endpoint: options.s3_endpoint.clone(),
+                region: options.region.clone(),
+            };
+            sluice_runner::storage::Location::parse(&location, &storage)?
+                .download_to(temporary.path())
+                .await
+                .with_context(|| format!("cannot read logs from {location}"))?;
+            temporary.path().to_path_buf()
+        }
+        None => options.log_dir.join(safe(&options.pipeline_id)),
+    };
+    if !root.is_dir() {
+        bail!("no logs for {} under {}", options.pipeline_id, root.display());
+    }
+    // <component>/<instance>/<attempt>/{stdout,stderr}
+    let mut attempts = Vec::new();
+    for component in std::fs::read_dir(&root)? {
+        let component = component?.path();
+        if !component.is_dir() {
+            continue;
+        }
+        for instance in std::fs::read_dir(&component)? {
+            let instance = instance?.path();
+            let name = instance
+                .file_name()
+                .map(|name| name.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if options.instance.as_deref().is_some_and(|wanted| safe(wanted) != name) || !instance.is_dir() {
+                continue;
+            }
+            for attempt in std::fs::read_dir(&instance)? {
+                attempts.push(attempt?.path());
+            }
+        }
+    }
+    attempts.sort();
+    if attempts.is_empty() {
+        bail!("no attempt logs match");
+    }
+    for attempt in attempts {
+        let name = attempt
+            .file_name()
+            .map(|name| name.to_string_lossy().to_string())
+            .unwrap_or_default();
+        for stream in ["stdout", "stderr"] {
+            let path = attempt.join(stream);
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && !text.is_empty()
+            {
+                println!("==> {name} {stream} <==");
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
