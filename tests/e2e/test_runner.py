@@ -277,3 +277,26 @@ def test_sql_activity_on_postgresql_and_mariadb(tmp_path):
                         f"DROP TABLE IF EXISTS {table}"], capture_output=True)
         subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "test", "-e",
                         f"DROP TABLE IF EXISTS {table}"], capture_output=True)
+
+
+def test_sluice_serve_runs_local_tasks_in_process(tmp_path):
+    import sqlite3
+    server = Server(tmp_path / "data", extra_args=["--worker-group", "local"]).start()
+    try:
+        client = server.client()
+        pipeline_id = define_on_demand(client, "local", obj("Hello", type="ShellCommandActivity",
+                                                           command="echo in-process"))
+        wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=30,
+                 what="the in-process runner to run the task")
+        (stdout,) = (tmp_path / "data" / "logs").glob(f"{pipeline_id}/Hello/*/*/stdout")
+        assert stdout.read_text() == "in-process\n"
+        database = sqlite3.connect(tmp_path / "data" / "sluice.db")
+        keys = [row[0] for row in database.execute("SELECT access_key_id FROM access_keys")]
+        database.close()
+        assert sum(key.startswith("AKIAINPROCESS") for key in keys) == 1, "one key minted for the runner"
+    finally:
+        server.stop()
+    database = sqlite3.connect(tmp_path / "data" / "sluice.db")
+    keys = [row[0] for row in database.execute("SELECT access_key_id FROM access_keys")]
+    database.close()
+    assert not any(key.startswith("AKIAINPROCESS") for key in keys), "the runner's key dies with the server"

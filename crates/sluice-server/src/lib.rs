@@ -55,7 +55,28 @@ pub struct ServeConfig {
     pub scheduler: scheduler::SchedulerSettings,
     /// Tests only: read "now" from this file (an RFC 3339 time) instead of the system clock.
     pub clock_file: Option<PathBuf>,
+    /// Mint credentials for a task runner in this process (see `Ready::runner`).
+    pub in_process_runner: bool,
 }
+
+/// What `serve_until` tells its caller once it listens.
+pub struct Ready {
+    pub url: String,
+    /// Credentials minted for an in-process task runner: an access key of the root identity
+    /// that exists only while this server runs (deleted at shutdown, and at the next start if
+    /// the process died), never written to disk in plaintext.
+    pub runner: Option<RunnerAccess>,
+}
+
+pub struct RunnerAccess {
+    pub access_key_id: String,
+    pub secret_access_key: sluice_crypto::Secret<String>,
+    /// The certificate to trust for `url` (the self-signed one); `None` for plain HTTP.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// Access key ids minted for in-process runners start with this.
+const IN_PROCESS_KEY_PREFIX: &str = "AKIAINPROCESS";
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -102,7 +123,8 @@ fn tls_version_name(version: Option<rustls::ProtocolVersion>) -> Option<String> 
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -131,7 +153,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 pub async fn serve_until(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()>,
-    ready: Option<tokio::sync::oneshot::Sender<String>>,
+    ready: Option<tokio::sync::oneshot::Sender<Ready>>,
 ) -> anyhow::Result<()> {
     if config.insecure_http && !config.listen.ip().is_loopback() {
         bail!(
@@ -227,18 +249,54 @@ pub async fn serve_until(
         scheduler: scheduler::Scheduler::new(config.scheduler.clone()),
     };
     let scheduler_worker = tokio::spawn(scheduler::run(state.clone(), shutdown_sender.subscribe()));
-    let router = api::router(state);
+    let router = api::router(state.clone());
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{address}");
+    // Keys minted for an earlier process's runner die with it.
+    {
+        let mut tx = state.store.begin().await?;
+        tx.delete_access_keys_with_prefix(IN_PROCESS_KEY_PREFIX).await?;
+        tx.commit().await?;
+    }
+    let runner = if config.in_process_runner && (config.tls_cert.is_none() || config.insecure_http) {
+        let (_, secret) = bootstrap::new_access_key()?;
+        let access_key_id = format!(
+            "{IN_PROCESS_KEY_PREFIX}{}",
+            bootstrap::random_upper_alphanumeric(20 - IN_PROCESS_KEY_PREFIX.len())?
+        );
+        let mut tx = state.store.begin().await?;
+        tx.insert_access_key(
+            &access_key_id,
+            &state.account_id,
+            &state.vault.seal(&keys::access_key_context(&access_key_id), &secret)?,
+            &clock::render(state.clock.now()),
+        )
+        .await?;
+        tx.commit().await?;
+        Some(RunnerAccess {
+            access_key_id,
+            secret_access_key: secret,
+            ca_bundle: (!config.insecure_http).then(|| config.data_dir.join("tls").join("cert.pem")),
+        })
+    } else {
+        if config.in_process_runner {
+            tracing::warn!(
+                "no in-process task runner with --tls-cert: start `sluice runner` with the certificate's CA"
+            );
+        }
+        None
+    };
+    let store_for_cleanup = state.store.clone();
     match ready {
         Some(ready) => {
-            let _ = ready.send(format!("{scheme}://{address}"));
+            let _ = ready.send(Ready { url, runner });
         }
         // Tests and scripts read this line to learn the port when listening on port 0.
-        None => println!("sluice: listening on {scheme}://{address}"),
+        None => println!("sluice: listening on {url}"),
     }
     tracing::info!(%address, scheme, fips = config.fips, "listening");
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -296,5 +354,10 @@ pub async fn serve_until(
     let _ = shutdown_sender.send(true);
     let _ = scheduler_worker.await;
     let _ = audit_worker.await;
+    if let Ok(mut tx) = store_for_cleanup.begin().await
+        && tx.delete_access_keys_with_prefix(IN_PROCESS_KEY_PREFIX).await.is_ok()
+    {
+        let _ = tx.commit().await;
+    }
     Ok(())
 }

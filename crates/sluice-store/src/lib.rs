@@ -55,6 +55,8 @@ pub trait Transaction: Send {
     ) -> Result<()>;
     async fn access_key(&mut self, access_key_id: &str) -> Result<Option<AccessKeyRecord>>;
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()>;
+    /// Removes every access key whose id starts with `prefix`; returns how many.
+    async fn delete_access_keys_with_prefix(&mut self, prefix: &str) -> Result<u64>;
 
     async fn find_live_pipeline(
         &mut self,

@@ -177,6 +177,15 @@ impl Transaction for SqliteTransaction {
         }))
     }
 
+    async fn delete_access_keys_with_prefix(&mut self, prefix: &str) -> Result<u64> {
+        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        Ok(sqlx::query("DELETE FROM access_keys WHERE access_key_id LIKE ?")
+            .bind(pattern)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected())
+    }
+
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()> {
         sqlx::query("UPDATE access_keys SET last_used_at = ? WHERE access_key_id = ?")
             .bind(used_at)

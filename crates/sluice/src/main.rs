@@ -73,6 +73,8 @@ enum Command {
         audit_retention_days: Option<u32>,
         #[command(flatten)]
         scheduling: SchedulingOptions,
+        #[command(flatten)]
+        runner: InProcessRunner,
     },
     /// Diagnostics.
     #[command(subcommand)]
@@ -166,6 +168,20 @@ enum Command {
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
     },
+}
+
+/// The task runner `sluice serve` runs in its own process.
+#[derive(clap::Args)]
+struct InProcessRunner {
+    /// Worker groups the in-process runner serves (repeat for several).
+    #[arg(long = "worker-group", default_value = "local")]
+    worker_groups: Vec<String>,
+    /// Run no task runner in this process (use `sluice runner` elsewhere).
+    #[arg(long)]
+    no_runner: bool,
+    /// Tasks the in-process runner runs at once.
+    #[arg(long, default_value_t = 4)]
+    runner_concurrency: usize,
 }
 
 /// How `sluice serve` schedules pipelines.
@@ -366,6 +382,7 @@ fn main() -> ExitCode {
             audit_digest_seconds,
             audit_retention_days,
             scheduling,
+            runner,
         } => {
             let limits = Limits {
                 max_objects,
@@ -398,10 +415,19 @@ fn main() -> ExitCode {
                 kek_versions: None,
                 scheduler,
                 clock_file: scheduling.clock_file.clone(),
+                in_process_runner: !runner.no_runner,
             };
             kek_from_environment()
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })
-                .and_then(|config| runtime().and_then(|runtime| runtime.block_on(sluice_server::serve(config))))
+                .and_then(|config| {
+                    runtime().and_then(|runtime| {
+                        runtime.block_on(run::serve_with_runner(
+                            config,
+                            runner.worker_groups,
+                            runner.runner_concurrency,
+                        ))
+                    })
+                })
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Doctor(DoctorCommand::Tls { url, ca_bundle }) => {

@@ -292,6 +292,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         kek_versions: None,
         scheduler,
         clock_file: None,
+        in_process_runner: true,
     };
     let server = tokio::spawn(sluice_server::serve_until(
         config,
@@ -300,25 +301,25 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         },
         Some(ready_sender),
     ));
-    let url = match ready.await {
-        Ok(url) => url.replace("127.0.0.1", "localhost"),
-        Err(_) => {
+    let (url, access) = match ready.await {
+        Ok(sluice_server::Ready {
+            url,
+            runner: Some(access),
+        }) => (url.replace("127.0.0.1", "localhost"), access),
+        _ => {
             return match server.await {
                 Ok(Err(error)) => Err(error.context("the embedded server did not start")),
                 _ => Err(anyhow::anyhow!("the embedded server did not start")),
             };
         }
     };
-    let credentials: Value = serde_json::from_slice(&std::fs::read(data_dir.join("bootstrap-credentials.json"))?)?;
     let client = Arc::new(Client::new(
         &url,
         Credentials {
-            access_key_id: credentials["AccessKeyId"].as_str().unwrap_or_default().to_string(),
-            secret_access_key: sluice_crypto::Secret::new(
-                credentials["SecretAccessKey"].as_str().unwrap_or_default().to_string(),
-            ),
+            access_key_id: access.access_key_id.clone(),
+            secret_access_key: access.secret_access_key.clone(),
         },
-        Some(&data_dir.join("tls").join("cert.pem")),
+        access.ca_bundle.as_deref(),
         options.region.clone(),
     )?);
 
@@ -645,4 +646,74 @@ pub async fn logs(options: LogsOptions) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice serve`: the server, and unless told not to, a task runner in the same process for the
+/// named worker groups, with credentials the server minted for it (never on disk).
+pub async fn serve_with_runner(
+    config: sluice_server::ServeConfig,
+    worker_groups: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let region = config.region.clone();
+    let s3_endpoint = config.scheduler.checks.s3_endpoint.clone();
+    let (ready_sender, ready) = tokio::sync::oneshot::channel();
+    let (stop_server, server_stop) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(sluice_server::serve_until(
+        config,
+        async {
+            let _ = server_stop.await;
+        },
+        Some(ready_sender),
+    ));
+    let Ok(sluice_server::Ready { url, runner }) = ready.await else {
+        return server.await?;
+    };
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("sluice: listening on {url}");
+    let (stop_runner, runner_stopped) = tokio::sync::watch::channel(false);
+    let runner_task = match runner {
+        Some(access) if !worker_groups.is_empty() => {
+            let client = Arc::new(Client::new(
+                &url.replace("127.0.0.1", "localhost"),
+                Credentials {
+                    access_key_id: access.access_key_id.clone(),
+                    secret_access_key: access.secret_access_key.clone(),
+                },
+                access.ca_bundle.as_deref(),
+                region.clone(),
+            )?);
+            tracing::info!(worker_groups = ?worker_groups, "in-process task runner");
+            let config = RunnerConfig {
+                worker_groups,
+                hostname: "localhost".into(),
+                concurrency: concurrency.max(1),
+                idle_poll: Duration::from_millis(100),
+                progress_interval: Duration::from_secs(30),
+                execution: ExecutionSettings {
+                    work_dir: data_dir.join("work"),
+                    log_dir: data_dir.join("logs"),
+                    storage: StorageSettings { s3_endpoint, region },
+                    keep_work_dirs: false,
+                },
+            };
+            Some(tokio::spawn(sluice_runner::run(client, config, runner_stopped)))
+        }
+        _ => None,
+    };
+    // On SIGINT/SIGTERM the runner finishes and reports what it holds, then the server stops.
+    tokio::select! {
+        _ = sluice_server::shutdown_signal() => {}
+        finished = &mut server => {
+            let _ = stop_runner.send(true);
+            return finished?;
+        }
+    }
+    let _ = stop_runner.send(true);
+    if let Some(runner_task) = runner_task {
+        let _ = runner_task.await;
+    }
+    let _ = stop_server.send(());
+    server.await?
 }
