@@ -59,9 +59,6 @@ def test_sluice_run_reports_failures_and_exits_non_zero(tmp_path):
          "command": "echo 'no such table: orders' >&2; exit 3"},
         {"id": "After", "name": "After", "type": "ShellCommandActivity", "command": "true",
          "dependsOn": {"ref": "Broken"}},
-        {"id": "Unsupported", "name": "Unsupported", "type": "HiveActivity", "hiveScript": "select 1",
-         "runsOn": {"ref": "Cluster"}},
-        {"id": "Cluster", "name": "Cluster", "type": "EmrCluster"},
     ]}
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(definition))
@@ -69,7 +66,16 @@ def test_sluice_run_reports_failures_and_exits_non_zero(tmp_path):
     assert result.returncode == 1, result.stderr + result.stdout
     assert "exited with status 3: no such table: orders" in result.stdout
     assert "CASCADE_FAILED" in result.stdout
-    assert "cannot run HiveActivity yet" in result.stdout
+
+    # Types Sluice cannot run are refused at activation, with the list, not at 3 a.m.
+    definition["objects"] += [
+        {"id": "Hive", "name": "Hive", "type": "HiveActivity", "hiveScript": "select 1", "runsOn": {"ref": "Cluster"}},
+        {"id": "Cluster", "name": "Cluster", "type": "EmrCluster"},
+    ]
+    path.write_text(json.dumps(definition))
+    result = sluice_run(path)
+    assert result.returncode == 2
+    assert "Hive: Sluice does not support HiveActivity yet; Cluster: Sluice does not support EmrCluster yet" in result.stderr
 
     invalid = tmp_path / "invalid.json"
     invalid.write_text(json.dumps({"objects": [{"id": "X", "type": "ShellCommandActivity"}]}))

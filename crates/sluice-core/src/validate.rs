@@ -161,6 +161,12 @@ pub fn validate(definition: &PipelineDefinition, limits: &Limits) -> ValidationR
     }
     check_depends_on_cycles(&mut context);
     check_parameters(&mut context);
+    for (id, message) in crate::runtime::support::unsupported(definition) {
+        context.warnings.push(
+            &id,
+            format!("NOT_SUPPORTED: {message}; ActivatePipeline will refuse this pipeline until it can"),
+        );
+    }
     ValidationReport {
         errors: context.errors.entries,
         warnings: context.warnings.entries,

@@ -127,6 +127,7 @@ fn field_types_enums_and_ranges() {
             error [S] INVALID_FIELD_VALUE: 'startDateTime': '2026-02-30T00:00:00' is not a datetime: no such calendar date or time
             error [S] CONFLICTING_FIELDS: only one of 'endDateTime', 'occurrences' may be set, found 'endDateTime', 'occurrences'
             error [D] INVALID_FIELD_VALUE: 'readThroughputPercent': 2.5 is outside 0.1..1
+            warning [D] NOT_SUPPORTED: Sluice does not support DynamoDBDataNode yet; ActivatePipeline will refuse this pipeline until it can
         "#]],
     );
 }

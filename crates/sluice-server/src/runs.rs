@@ -688,6 +688,17 @@ pub async fn activate_pipeline(
         version += 1;
         crate::handlers::store_definition(app, tx, &record.pipeline_id, version, &definition, false).await?;
     }
+    let unsupported = runtime::support::unsupported(&definition);
+    if !unsupported.is_empty() {
+        let list: Vec<String> = unsupported
+            .iter()
+            .map(|(id, message)| format!("{id}: {message}"))
+            .collect();
+        return Err(ApiError::invalid_request(format!(
+            "the pipeline cannot run on Sluice yet: {}",
+            list.join("; ")
+        )));
+    }
     let graph = scheduler::build_graph(app, &definition, &record.pipeline_id)?;
     let mut state = tx
         .runtime(&record.pipeline_id)

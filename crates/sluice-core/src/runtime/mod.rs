@@ -9,6 +9,7 @@ pub mod commands;
 pub mod graph;
 pub mod planner;
 pub mod state;
+pub mod support;
 
 pub use commands::{
     CommandError, SetStatusCommand, TaskOutcome, activate, adopt_definition, deactivate, finish_task, lease, next_task,
