@@ -935,6 +935,8 @@ async fn task_run(
     Ok((pipeline_id, activated_run(app, tx, &record).await?))
 }
 
+/// ReportTaskProgress touches one row: it neither loads nor plans the pipeline (the planner
+/// reads the new progress time at its next look).
 pub async fn report_task_progress(
     app: &AppState,
     tx: &mut dyn Transaction,
@@ -943,17 +945,22 @@ pub async fn report_task_progress(
 ) -> Result<String, ApiError> {
     let input: shapes::ReportTaskProgressInput = parse_body(body)?;
     input.check()?;
-    let (pipeline_id, mut run) = task_run(app, tx, principal, Operation::ReportTaskProgress, &input.task_id).await?;
-    let now = scheduler::now(app);
-    let canceled = runtime::report_progress(&mut run.state, &input.task_id, now).map_err(|_| task_not_found())?;
-    let events = runtime::advance(
-        &run.graph,
-        &mut run.state,
-        now,
-        app.scheduler.settings.planner,
-        &HashMap::new(),
-    );
-    save_run(app, tx, &pipeline_id, &mut run.state, &events).await?;
+    let now = scheduler::render_naive(scheduler::now(app));
+    let (pipeline_id, status) = tx
+        .report_task_progress(&principal.identity.account_id, &input.task_id, &now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(task_not_found)?;
+    authorize(
+        principal,
+        Operation::ReportTaskProgress,
+        &pipeline_arn(principal, &pipeline_id),
+    )?;
+    let canceled = match Status::parse(&status) {
+        Some(Status::Running) => false,
+        Some(Status::Canceled) => true,
+        _ => return Err(task_not_found()),
+    };
     json(&shapes::ReportTaskProgressOutput { canceled })
 }
 

@@ -139,6 +139,15 @@ pub trait Transaction: Send {
     async fn next_task(&mut self, account_id: &str, queue: &str, now: &str) -> Result<Option<(String, String)>>;
     /// The pipeline holding a handed-out task.
     async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>>;
+    /// ReportTaskProgress in one statement: a RUNNING attempt handed out as `task_id`, of a live
+    /// pipeline of the account, is marked acknowledged with its progress time. Returns the
+    /// pipeline and the attempt's status (`None`: no such task).
+    async fn report_task_progress(
+        &mut self,
+        account_id: &str,
+        task_id: &str,
+        now: &str,
+    ) -> Result<Option<(String, String)>>;
     /// A runner's report on an attempt, sealed by the caller.
     async fn put_attempt_report(&mut self, pipeline_id: &str, attempt_id: &str, sealed: &[u8]) -> Result<()>;
     async fn attempt_reports(&mut self, pipeline_id: &str) -> Result<Vec<(String, Vec<u8>)>>;

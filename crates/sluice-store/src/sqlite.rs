@@ -701,6 +701,15 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_runtime::next_task(&mut self.tx, account_id, queue, now).await
     }
 
+    async fn report_task_progress(
+        &mut self,
+        account_id: &str,
+        task_id: &str,
+        now: &str,
+    ) -> Result<Option<(String, String)>> {
+        crate::sqlite_runtime::report_task_progress(&mut self.tx, account_id, task_id, now).await
+    }
+
     async fn task_pipeline(&mut self, task_id: &str) -> Result<Option<String>> {
         crate::sqlite_runtime::task_pipeline(&mut self.tx, task_id).await
     }

@@ -265,6 +265,32 @@ pub(crate) async fn next_task(
         .transpose()
 }
 
+pub(crate) async fn report_task_progress(
+    connection: &mut SqliteConnection,
+    account_id: &str,
+    task_id: &str,
+    now: &str,
+) -> Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT a.pipeline_id, a.status FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE a.task_id = ? AND p.account_id = ? AND p.deleted_at IS NULL",
+    )
+    .bind(task_id)
+    .bind(account_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (pipeline_id, status): (String, String) = (row.try_get("pipeline_id")?, row.try_get("status")?);
+    if status == Status::Running.as_str() {
+        sqlx::query("UPDATE attempts SET acknowledged = 1, progress_at = ? WHERE pipeline_id = ? AND task_id = ?")
+            .bind(now)
+            .bind(&pipeline_id)
+            .bind(task_id)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(Some((pipeline_id, status)))
+}
+
 pub(crate) async fn task_pipeline(connection: &mut SqliteConnection, task_id: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar("SELECT pipeline_id FROM attempts WHERE task_id = ?")
         .bind(task_id)
