@@ -121,6 +121,20 @@ def test_a_remote_runner_runs_tasks_without_its_own_credentials(tmp_path):
         attempt = fields(client.describe_objects(pipelineId=pipeline_id, objectIds=[attempt_id])["pipelineObjects"][0])
         assert attempt["@status"] == "FINISHED" and attempt["hostname"]
 
+        # A task's secrets are masked in its logs and in the error it reports.
+        leaky = define_on_demand(client, "remote", obj(
+            "Leaky", type="ShellCommandActivity", **{"*myToken": "tok-secret-98765"},
+            command="echo token=#{*myToken}; echo 'failed with #{*myToken}' >&2; exit 4"))
+        wait_for(lambda: set(statuses(client, leaky).values()) == {"FAILED"}, timeout=30, what="the leaky task")
+        (leaky_stdout,) = (tmp_path / "logs").glob(f"{leaky}/Leaky/*/*/stdout")
+        assert leaky_stdout.read_text() == "token=HIDDEN_DUE_TO_SECURITY_REASONS\n"
+        (leaky_stderr,) = (tmp_path / "logs").glob(f"{leaky}/Leaky/*/*/stderr")
+        assert "tok-secret-98765" not in leaky_stderr.read_text()
+        leaky_attempt = client.query_objects(pipelineId=leaky, sphere="ATTEMPT")["ids"][0]
+        message = fields(client.describe_objects(pipelineId=leaky, objectIds=[leaky_attempt])["pipelineObjects"][0])[
+            "errorMessage"]
+        assert "failed with HIDDEN_DUE_TO_SECURITY_REASONS" in message and "tok-secret" not in message
+
         # Cancellation reaches the running process through ReportTaskProgress.
         slow = define_on_demand(client, "remote", obj("Slow", type="ShellCommandActivity", command="sleep 60"))
         wait_for(lambda: set(statuses(client, slow).values()) == {"RUNNING"}, timeout=30, what="the slow task running")

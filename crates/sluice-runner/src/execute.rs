@@ -76,6 +76,15 @@ pub fn log_folder(task: &Task) -> String {
 /// Runs a task to its outcome. `cancel` turns true when the service says the attempt was
 /// cancelled; the process is then killed.
 pub async fn execute(task: &Task, settings: &ExecutionSettings, cancel: watch::Receiver<bool>) -> Outcome {
+    let mut outcome = execute_unmasked(task, settings, cancel).await;
+    // Whatever the failure quotes (stderr, a database's message), the task's secrets stay out.
+    if let Some(message) = &outcome.error_message {
+        outcome.error_message = Some(mask(message, &task.secrets()));
+    }
+    outcome
+}
+
+async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: watch::Receiver<bool>) -> Outcome {
     let kind = task.attempt().string("type").unwrap_or("").to_string();
     match kind.as_str() {
         "ShellCommandActivity" | "ShellCommandPrecondition" => {
@@ -256,7 +265,7 @@ async fn run_in_folder(
             error_message: None,
         }
     } else {
-        let tail = last_lines(&stderr_path, 5).await;
+        let tail = mask(&last_lines(&stderr_path, 5).await, &task.secrets());
         let code = status.code().map_or("a signal".to_string(), |code| code.to_string());
         let mut message = format!("the command exited with status {code}");
         if !tail.is_empty() {
@@ -269,9 +278,41 @@ async fn run_in_folder(
     Ok(outcome)
 }
 
+/// What a masked secret reads as (the service's own word for it).
+pub const MASK: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+
+/// Replaces every `*` field value of the task in `text`.
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    let mut masked = text.to_string();
+    for secret in secrets {
+        if masked.contains(secret.as_str()) {
+            masked = masked.replace(secret.as_str(), MASK);
+        }
+    }
+    masked
+}
+
+/// Rewrites a log file with the task's secrets masked, before anyone reads or uploads it.
+async fn mask_file(path: &Path, secrets: &[String]) {
+    if secrets.is_empty() {
+        return;
+    }
+    if let Ok(bytes) = tokio::fs::read(path).await {
+        let text = String::from_utf8_lossy(&bytes);
+        let masked = mask(&text, secrets);
+        if masked != text {
+            let _ = tokio::fs::write(path, masked).await;
+        }
+    }
+}
+
 /// Copies the attempt's stdout and stderr to `pipelineLogUri` (AWS's layout) and to the
-/// activity's own `stdout`/`stderr` locations. A failed upload is logged, not fatal.
+/// activity's own `stdout`/`stderr` locations, with the task's secrets masked first. A failed
+/// upload is logged, not fatal.
 async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, stderr: &Path) {
+    let secrets = task.secrets();
+    mask_file(stdout, &secrets).await;
+    mask_file(stderr, &secrets).await;
     let attempt = task.attempt();
     let mut targets: Vec<(String, &Path, String)> = Vec::new();
     if let Some(root) = attempt.string("pipelineLogUri") {
@@ -417,4 +458,28 @@ async fn last_lines(path: &Path, count: usize) -> String {
         end -= 1;
     }
     tail[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_longest_first() {
+        let secrets = vec!["hunter2-long".to_string(), "hunter2".to_string()];
+        assert_eq!(
+            mask("a hunter2-long b hunter2 c", &secrets),
+            format!("a {MASK} b {MASK} c")
+        );
+        assert_eq!(mask("nothing here", &secrets), "nothing here");
+    }
+
+    #[test]
+    fn ids_become_path_safe() {
+        assert_eq!(
+            safe("@Work_2026-11-28T10:00:00_Attempt=1"),
+            "@Work_2026-11-28T10_00_00_Attempt=1"
+        );
+        assert_eq!(safe("../x"), ".._x");
+    }
 }

@@ -93,6 +93,23 @@ impl Task {
         self.attempt().refs(key).filter_map(|id| self.objects.get(id)).collect()
     }
 
+    /// Values of `*` fields anywhere in the task (passwords, tokens): what logs must not show.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .objects
+            .values()
+            .flat_map(|object| object.fields.iter())
+            .filter_map(|(key, value)| match value {
+                FieldValue::String(text) if key.starts_with('*') && text.len() >= 4 => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        // Longest first, so a secret containing another is hidden whole.
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        secrets.dedup();
+        secrets
+    }
+
     pub fn component(&self) -> &str {
         self.attempt().refs("@componentParent").next().unwrap_or("unknown")
     }

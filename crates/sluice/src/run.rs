@@ -381,6 +381,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
     let mut interrupted = false;
+    let mut said_waiting = false;
     let views = loop {
         let views = instances(&client, &pipeline_id).await?;
         let tallies = tally(&views);
@@ -422,6 +423,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         let all_ended = !views.is_empty() && views.values().all(|view| ended(&view.status));
         if pipeline_state == "FINISHED" || (graph.on_demand && all_ended) {
             break views;
+        }
+        if all_ended && !said_waiting {
+            said_waiting = true;
+            eprintln!(
+                "sluice run: every run so far has ended; the schedule continues, so this waits for the next interval (Ctrl-C to stop)"
+            );
         }
         // Each refresh reads every instance: look less often the more there are.
         let pause = Duration::from_millis(250 + 2 * views.len() as u64).min(Duration::from_secs(3));
