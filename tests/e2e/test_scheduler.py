@@ -3,6 +3,7 @@ the task protocol driven by a boto3 runner, and service-evaluated preconditions 
 server. Time comes from a clock file the tests move (`sluice serve --clock-file`)."""
 
 import datetime
+import json
 import sqlite3
 import time
 
@@ -464,3 +465,46 @@ def test_runtime_rows_live_in_the_store(clocked):
     client = server.client()
     client.delete_pipeline(pipelineId=pipeline_id)
     assert client.poll_for_task(workerGroup="wg-db").get("taskObject") is None
+
+
+def test_sns_alarm_notifications_reach_their_webhook(tmp_path):
+    import http.server
+    import threading
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["content-length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    topic = "arn:aws:sns:us-east-1:123456789012:pipeline-alerts"
+    clock = Clock(tmp_path / "clock", start_of_minute())
+    server = Server(tmp_path / "data", extra_args=[
+        "--clock-file", str(tmp_path / "clock"), "--scheduler-tick-ms", "50",
+        "--sns-webhook", f"{topic}=http://127.0.0.1:{hook.server_port}/alerts"]).start()
+    try:
+        client = server.client()
+        pipeline_id = define(client, [
+            obj("Default", workerGroup="wg-sns", scheduleType="ondemand"),
+            obj("Nightly", type="ShellCommandActivity", command="false", onFail={"ref": "Alarm"}),
+            obj("Alarm", type="SnsAlarm", topicArn=topic, role="DataPipelineDefaultRole",
+                subject="#{node.name} failed",
+                message="#{node.@pipelineId} run of #{node.@scheduledStartTime} ended #{node.@status}"),
+        ])
+        client.activate_pipeline(pipelineId=pipeline_id)
+        run_task(client, "wg-sns", "FAILED", errorMessage="exit 1")
+        wait_for(lambda: received, timeout=15, what="the webhook to be called")
+        (notification,) = received
+        assert notification["TopicArn"] == topic and notification["Type"] == "Notification"
+        assert notification["Subject"] == "Nightly failed"
+        assert notification["Message"] == f"{pipeline_id} run of {clock.text()} ended FAILED"
+    finally:
+        server.stop()
+        hook.shutdown()

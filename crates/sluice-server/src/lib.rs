@@ -13,6 +13,7 @@ mod checks;
 pub mod clock;
 mod handlers;
 pub mod keys;
+mod notify;
 mod runs;
 pub mod scheduler;
 pub mod tls;

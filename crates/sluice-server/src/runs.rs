@@ -733,7 +733,7 @@ pub async fn activate_pipeline(
         settings.planner,
         &HashMap::new(),
     ));
-    save_run(app, tx, &record.pipeline_id, &mut state, &events).await?;
+    save_run(app, tx, &record.pipeline_id, &definition, &mut state, &events).await?;
     tx.set_active_version(&record.pipeline_id, version)
         .await
         .map_err(store_error)?;
@@ -780,7 +780,7 @@ pub async fn deactivate_pipeline(
         app.scheduler.settings.planner,
         &HashMap::new(),
     );
-    save_run(app, tx, &record.pipeline_id, &mut run.state, &events).await?;
+    save_run(app, tx, &record.pipeline_id, &run.definition, &mut run.state, &events).await?;
     app.scheduler.wake();
     Ok("{}".into())
 }
@@ -824,7 +824,7 @@ pub async fn set_status(
         app.scheduler.settings.planner,
         &HashMap::new(),
     ));
-    save_run(app, tx, &record.pipeline_id, &mut run.state, &events).await?;
+    save_run(app, tx, &record.pipeline_id, &run.definition, &mut run.state, &events).await?;
     app.scheduler.wake();
     Ok("{}".into())
 }
@@ -903,7 +903,7 @@ pub async fn poll_for_task(
             }
         }
     }
-    save_run(app, tx, &pipeline_id, &mut run.state, &events).await?;
+    save_run(app, tx, &pipeline_id, &run.definition, &mut run.state, &events).await?;
     app.scheduler.wake();
     json(&shapes::PollForTaskOutput {
         task_object: Some(shapes::TaskObject {
@@ -1037,7 +1037,7 @@ pub async fn set_task_status(
         app.scheduler.settings.planner,
         &HashMap::new(),
     );
-    save_run(app, tx, &pipeline_id, &mut run.state, &events).await?;
+    save_run(app, tx, &pipeline_id, &run.definition, &mut run.state, &events).await?;
     app.scheduler.wake();
     Ok("{}".into())
 }

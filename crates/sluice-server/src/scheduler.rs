@@ -38,6 +38,8 @@ pub struct SchedulerSettings {
     pub checks: CheckSettings,
     /// How long PollForTask waits for a task before answering "none" (a long poll).
     pub poll_wait: std::time::Duration,
+    /// Where SnsAlarm notifications go: topic ARN → webhook URL (https, or http on loopback).
+    pub webhooks: HashMap<String, String>,
 }
 
 impl Default for SchedulerSettings {
@@ -49,6 +51,7 @@ impl Default for SchedulerSettings {
             max_active_instances: 5,
             checks: CheckSettings::default(),
             poll_wait: std::time::Duration::from_secs(20),
+            webhooks: HashMap::new(),
         }
     }
 }
@@ -173,6 +176,7 @@ pub async fn save_run(
     app: &AppState,
     tx: &mut dyn Transaction,
     pipeline_id: &str,
+    definition: &PipelineDefinition,
     state: &mut State,
     events: &[Event],
 ) -> Result<(), ApiError> {
@@ -200,6 +204,9 @@ pub async fn save_run(
                 trigger,
             } => {
                 tracing::info!(pipeline_id, instance, action, action_type, trigger, "action fired");
+                if action_type == "SnsAlarm" {
+                    crate::notify::enqueue(app, tx, pipeline_id, definition, state, action, instance).await?;
+                }
                 records.push(crate::audit::service_event(
                     app,
                     pipeline_id,
@@ -245,6 +252,7 @@ pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>
             _ = shutdown.changed() => return,
         }
         let now = now(&app);
+        crate::notify::deliver_due(&app, now).await;
         let due = match due_pipelines(&app, now).await {
             Ok(due) => due,
             Err(error) => {
@@ -334,7 +342,7 @@ pub async fn advance_pipeline(app: &AppState, pipeline_id: &str, now: NaiveDateT
         app.scheduler.settings.planner,
         &results,
     );
-    save_run(app, tx.as_mut(), pipeline_id, &mut run.state, &events).await?;
+    save_run(app, tx.as_mut(), pipeline_id, &run.definition, &mut run.state, &events).await?;
     tx.commit().await.map_err(crate::handlers::store_error)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, IdentityRecord,
-    NewPipeline, PipelineRecord, PipelineSummary, StoredDefinition, Tag,
+    NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, StoredDefinition, Tag,
 };
 pub use sqlite::SqliteStore;
 
@@ -151,6 +151,17 @@ pub trait Transaction: Send {
     /// A runner's report on an attempt, sealed by the caller.
     async fn put_attempt_report(&mut self, pipeline_id: &str, attempt_id: &str, sealed: &[u8]) -> Result<()>;
     async fn attempt_reports(&mut self, pipeline_id: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    async fn insert_notification(&mut self, notification: &NotificationRecord) -> Result<()>;
+    /// Undelivered notifications due at `now` with fewer than `max_attempts` tries, oldest first.
+    async fn due_notifications(&mut self, now: &str, max_attempts: i64, limit: i64) -> Result<Vec<NotificationRecord>>;
+    /// Records a delivery (`delivered_at`) or a failed try (`error`, and when to try again).
+    async fn update_notification(
+        &mut self,
+        notification_id: &str,
+        delivered_at: Option<&str>,
+        error: Option<&str>,
+        next_attempt_at: &str,
+    ) -> Result<()>;
     async fn set_active_version(&mut self, pipeline_id: &str, version: i64) -> Result<()>;
 
     async fn commit(self: Box<Self>) -> Result<()>;

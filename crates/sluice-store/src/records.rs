@@ -147,3 +147,15 @@ pub struct AuditDigestRecord {
     pub sha256: String,
     pub signature: String,
 }
+
+/// A notification in the outbox (`notifications`); `sealed` holds subject and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    pub notification_id: String,
+    pub pipeline_id: String,
+    pub topic_arn: String,
+    pub sealed: Vec<u8>,
+    pub created_at: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+}

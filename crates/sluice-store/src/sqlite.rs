@@ -11,8 +11,8 @@ use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::{
     AUDIT_GENESIS_HASH, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    IdentityRecord, NewPipeline, PipelineRecord, PipelineSummary, Result, Store, StoreError, StoredDefinition, Tag,
-    Transaction,
+    IdentityRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, Result, Store, StoreError,
+    StoredDefinition, Tag, Transaction,
 };
 
 pub struct SqliteStore {
@@ -732,6 +732,64 @@ impl Transaction for SqliteTransaction {
         rows.iter()
             .map(|row| Ok((row.try_get("attempt_id")?, row.try_get("sealed")?)))
             .collect()
+    }
+
+    async fn insert_notification(&mut self, notification: &NotificationRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO notifications (notification_id, pipeline_id, topic_arn, sealed, created_at, attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+        )
+        .bind(&notification.notification_id)
+        .bind(&notification.pipeline_id)
+        .bind(&notification.topic_arn)
+        .bind(&notification.sealed)
+        .bind(&notification.created_at)
+        .bind(&notification.next_attempt_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn due_notifications(&mut self, now: &str, max_attempts: i64, limit: i64) -> Result<Vec<NotificationRecord>> {
+        let rows = sqlx::query(
+            "SELECT notification_id, pipeline_id, topic_arn, sealed, created_at, attempts, next_attempt_at FROM notifications WHERE delivered_at IS NULL AND next_attempt_at <= ? AND attempts < ? ORDER BY next_attempt_at, created_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(NotificationRecord {
+                    notification_id: row.try_get("notification_id")?,
+                    pipeline_id: row.try_get("pipeline_id")?,
+                    topic_arn: row.try_get("topic_arn")?,
+                    sealed: row.try_get("sealed")?,
+                    created_at: row.try_get("created_at")?,
+                    attempts: row.try_get("attempts")?,
+                    next_attempt_at: row.try_get("next_attempt_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn update_notification(
+        &mut self,
+        notification_id: &str,
+        delivered_at: Option<&str>,
+        error: Option<&str>,
+        next_attempt_at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE notifications SET delivered_at = ?, last_error = ?, next_attempt_at = ?, attempts = attempts + 1 WHERE notification_id = ?",
+        )
+        .bind(delivered_at)
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(notification_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     async fn set_active_version(&mut self, pipeline_id: &str, version: i64) -> Result<()> {

@@ -302,6 +302,7 @@ pub(crate) async fn task_pipeline(connection: &mut SqliteConnection, task_id: &s
 pub(crate) async fn delete(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<()> {
     for statement in [
         "DELETE FROM attempt_reports WHERE pipeline_id = ?",
+        "DELETE FROM notifications WHERE pipeline_id = ?",
         "DELETE FROM attempts WHERE pipeline_id = ?",
         "DELETE FROM instances WHERE pipeline_id = ?",
         "DELETE FROM component_runs WHERE pipeline_id = ?",

@@ -213,6 +213,10 @@ struct SchedulingOptions {
     /// the clients' read timeout: boto3's is 60 s).
     #[arg(long, default_value_t = 20)]
     poll_wait_seconds: u64,
+    /// Where SnsAlarm notifications of a topic go: `TOPIC_ARN=URL` (https, or http on loopback;
+    /// repeat for several topics).
+    #[arg(long = "sns-webhook", value_name = "TOPIC_ARN=URL")]
+    sns_webhooks: Vec<String>,
     /// Milliseconds between the scheduler's looks for due pipelines.
     #[arg(long, default_value_t = 1000, hide = true)]
     scheduler_tick_ms: u64,
@@ -240,6 +244,14 @@ impl SchedulingOptions {
                 local_root: self.local_data_root.clone(),
             },
             poll_wait: std::time::Duration::from_secs(self.poll_wait_seconds.min(55)),
+            webhooks: self
+                .sns_webhooks
+                .iter()
+                .filter_map(|pair| {
+                    pair.split_once('=')
+                        .map(|(arn, url)| (arn.to_string(), url.to_string()))
+                })
+                .collect(),
         }
     }
 }

@@ -161,6 +161,10 @@ impl Scope for ComponentScope<'_> {
     }
 
     fn member(&self, object_id: &str, name: &str) -> Option<Value> {
+        // Runtime objects (an action's `node`) are given as `<id>.<field>` runtime entries.
+        if let Some(value) = self.runtime.get(&format!("{object_id}.{name}")) {
+            return Some(value.clone());
+        }
         let object = *self.by_id.get(object_id)?;
         // Runtime fields are not followed through references (reference §e.3), except the
         // object's own identity.

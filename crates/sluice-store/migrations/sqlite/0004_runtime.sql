@@ -70,3 +70,19 @@ CREATE TABLE attempt_reports (
     sealed BLOB NOT NULL,
     PRIMARY KEY (pipeline_id, attempt_id)
 );
+
+-- Notifications (SnsAlarm) waiting for delivery to their webhook: an outbox written in the
+-- transaction that fired them, delivered after it commits. Subject and message are sealed with
+-- the pipeline's data key.
+CREATE TABLE notifications (
+    notification_id TEXT PRIMARY KEY,
+    pipeline_id TEXT NOT NULL REFERENCES pipelines (pipeline_id),
+    topic_arn TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at TEXT,
+    last_error TEXT
+);
+CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE delivered_at IS NULL;
