@@ -139,9 +139,10 @@ def test_a_remote_runner_runs_tasks_without_its_own_credentials(tmp_path):
         slow = define_on_demand(client, "remote", obj("Slow", type="ShellCommandActivity", command="sleep 60"))
         wait_for(lambda: set(statuses(client, slow).values()) == {"RUNNING"}, timeout=30, what="the slow task running")
         instance_id = list(statuses(client, slow))[0]
+        assert list((tmp_path / "work").rglob("*Slow*")), "the attempt's folder exists while it runs"
         started = time.time()
         client.set_status(pipelineId=slow, objectIds=[instance_id], status="TRY_CANCEL")
-        wait_for(lambda: not list((tmp_path / "work").glob("*Slow*")), timeout=20,
+        wait_for(lambda: list((tmp_path / "work").rglob("*Slow*")) == [], timeout=20,
                  what="the cancelled process to be stopped and cleaned up")
         assert time.time() - started < 20
         assert statuses(client, slow)[instance_id] == "CANCELED"
@@ -301,14 +302,15 @@ def test_sql_activity_on_postgresql_and_mariadb(tmp_path):
 
 def test_sluice_serve_runs_local_tasks_in_process(tmp_path):
     import sqlite3
-    server = Server(tmp_path / "data", extra_args=["--worker-group", "local"]).start()
+    server = Server(tmp_path / "data", extra_args=["--worker-group", "local",
+                                                   "--runner-dir", str(tmp_path / "runner")]).start()
     try:
         client = server.client()
         pipeline_id = define_on_demand(client, "local", obj("Hello", type="ShellCommandActivity",
                                                            command="echo in-process"))
         wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=30,
                  what="the in-process runner to run the task")
-        (stdout,) = (tmp_path / "data" / "logs").glob(f"{pipeline_id}/Hello/*/*/stdout")
+        (stdout,) = (tmp_path / "runner" / "logs").glob(f"{pipeline_id}/Hello/*/*/stdout")
         assert stdout.read_text() == "in-process\n"
         database = sqlite3.connect(tmp_path / "data" / "sluice.db")
         keys = [row[0] for row in database.execute("SELECT access_key_id FROM access_keys")]

@@ -101,7 +101,8 @@ impl Client {
                     .with_no_client_auth();
                 Some(Arc::new(config))
             }
-            Some("http") => None,
+            Some("http") if matches!(endpoint.host(), Some("127.0.0.1" | "localhost" | "[::1]" | "::1")) => None,
+            Some("http") => bail!("plain http:// is allowed on loopback only; use https://"),
             _ => bail!("the endpoint must be an https:// (or loopback http://) URL"),
         };
         Ok(Client {

@@ -49,9 +49,11 @@ pub struct ExecutionSettings {
     pub keep_work_dirs: bool,
 }
 
-/// Path-safe form of an id (instance and attempt ids hold `@`, `:` and `=`).
-fn safe(id: &str) -> String {
-    id.chars()
+/// Path-safe form of an id (instance and attempt ids hold `@`, `:` and `=`): one path segment,
+/// never `.` or `..`.
+pub fn safe(id: &str) -> String {
+    let segment: String = id
+        .chars()
         .map(|character| {
             if character.is_ascii_alphanumeric() || "-_.@=".contains(character) {
                 character
@@ -59,7 +61,20 @@ fn safe(id: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if segment.chars().all(|character| character == '.') {
+        "_".repeat(segment.len().max(1))
+    } else {
+        segment
+    }
+}
+
+/// An attempt's private working folder: per pipeline, since attempt ids repeat across pipelines.
+fn attempt_folder(task: &Task, settings: &ExecutionSettings) -> PathBuf {
+    settings
+        .work_dir
+        .join(safe(&task.pipeline_id))
+        .join(safe(&task.attempt_id))
 }
 
 /// The attempt's log folder: `<pipelineId>/<componentId>/<instanceId>/<attemptId>/`.
@@ -132,11 +147,16 @@ async fn run_shell(
     cancel: watch::Receiver<bool>,
     precondition: bool,
 ) -> anyhow::Result<Outcome> {
-    let folder = settings.work_dir.join(safe(&task.attempt_id));
+    let folder = attempt_folder(task, settings);
     let outcome = run_in_folder(task, settings, cancel, precondition, &folder).await;
     if !settings.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&folder).await;
     }
+    // Whatever happened, the logs left behind have the task's secrets masked.
+    let logs = settings.log_dir.join(log_folder(task));
+    let secrets = task.secrets();
+    mask_file(&logs.join("stdout"), &secrets).await;
+    mask_file(&logs.join("stderr"), &secrets).await;
     outcome
 }
 
@@ -230,8 +250,11 @@ async fn run_in_folder(
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
+        // Its own process group, so cancelling stops what the shell started too.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn().context("cannot start /bin/sh")?;
+    let group = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
     let status = tokio::select! {
         status = child.wait() => status?,
         _ = async {
@@ -242,6 +265,9 @@ async fn run_in_folder(
             }
             std::future::pending::<()>().await;
         } => {
+            if let Some(group) = group {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
             let _ = child.kill().await;
             publish_logs(task, settings, &stdout_path, &stderr_path).await;
             return Ok(Outcome::failed("SluiceCanceled", "the attempt was cancelled"));
@@ -370,7 +396,7 @@ async fn run_copy(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<O
             .is_some_and(|value| value.eq_ignore_ascii_case("gzip"))
     };
     let (unzip, zip) = (gzip(input), gzip(output));
-    let folder = settings.work_dir.join(safe(&task.attempt_id));
+    let folder = attempt_folder(task, settings);
     let staged = folder.join("copy");
     let result = async {
         let read = Location::parse(&from, &settings.storage)?
@@ -481,5 +507,7 @@ mod tests {
             "@Work_2026-11-28T10_00_00_Attempt=1"
         );
         assert_eq!(safe("../x"), ".._x");
+        assert_eq!(safe(".."), "__");
+        assert_eq!(safe("."), "_");
     }
 }

@@ -36,8 +36,17 @@ pub struct RunnerConfig {
     pub execution: ExecutionSettings,
 }
 
+/// Makes this process's memory and environment (`/proc/<pid>/environ`) unreadable to the
+/// tasks it starts, which run as the same user: the runner's credentials stay with it.
+pub fn protect_process() {
+    if let Err(error) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+        tracing::warn!(%error, "could not make the runner process non-dumpable");
+    }
+}
+
 /// Runs until `shutdown` turns true; then waits for the tasks it holds.
 pub async fn run(client: Arc<Client>, config: RunnerConfig, mut shutdown: watch::Receiver<bool>) {
+    protect_process();
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let config = Arc::new(config);
     let mut pollers = Vec::new();

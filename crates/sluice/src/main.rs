@@ -24,6 +24,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 enum Command {
     /// Serve the AWS Data Pipeline API over HTTPS, with an embedded store in the data directory.
     Serve {
@@ -170,18 +171,24 @@ enum Command {
     },
 }
 
-/// The task runner `sluice serve` runs in its own process.
+/// The task runner `sluice serve` can run in its own process. Off unless a worker group is
+/// named: tasks run as the server's own user, which can read the data directory, so this is for
+/// definitions as trusted as the server's operator (run `sluice runner` under another user for
+/// the rest).
 #[derive(clap::Args)]
 struct InProcessRunner {
-    /// Worker groups the in-process runner serves (repeat for several).
-    #[arg(long = "worker-group", default_value = "local")]
+    /// Run a task runner in this process for this worker group (repeat for several).
+    #[arg(long = "worker-group")]
     worker_groups: Vec<String>,
-    /// Run no task runner in this process (use `sluice runner` elsewhere).
+    /// Run no task runner in this process, even with --worker-group.
     #[arg(long)]
     no_runner: bool,
     /// Tasks the in-process runner runs at once.
     #[arg(long, default_value_t = 4)]
     runner_concurrency: usize,
+    /// Working folders and logs of the in-process runner (kept out of the data directory).
+    #[arg(long, default_value = "./sluice-runner")]
+    runner_dir: PathBuf,
 }
 
 /// How `sluice serve` schedules pipelines.
@@ -427,7 +434,7 @@ fn main() -> ExitCode {
                 kek_versions: None,
                 scheduler,
                 clock_file: scheduling.clock_file.clone(),
-                in_process_runner: !runner.no_runner,
+                in_process_runner: !runner.no_runner && !runner.worker_groups.is_empty(),
             };
             kek_from_environment()
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })
@@ -437,6 +444,7 @@ fn main() -> ExitCode {
                             config,
                             runner.worker_groups,
                             runner.runner_concurrency,
+                            runner.runner_dir,
                         ))
                     })
                 })

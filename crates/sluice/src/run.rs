@@ -579,17 +579,7 @@ pub struct LogsOptions {
 /// `sluice logs`: the stdout and stderr of a pipeline's attempts (or one instance's), from a
 /// runner's log folder or from `pipelineLogUri`, oldest attempt first.
 pub async fn logs(options: LogsOptions) -> anyhow::Result<ExitCode> {
-    let safe = |id: &str| -> String {
-        id.chars()
-            .map(|character| {
-                if character.is_ascii_alphanumeric() || "-_.@=".contains(character) {
-                    character
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+    let safe = sluice_runner::execute::safe;
     let temporary = tempfile::tempdir()?;
     let root = match &options.log_uri {
         Some(uri) => {
@@ -661,8 +651,8 @@ pub async fn serve_with_runner(
     config: sluice_server::ServeConfig,
     worker_groups: Vec<String>,
     concurrency: usize,
+    runner_dir: PathBuf,
 ) -> anyhow::Result<()> {
-    let data_dir = config.data_dir.clone();
     let region = config.region.clone();
     let s3_endpoint = config.scheduler.checks.s3_endpoint.clone();
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
@@ -691,7 +681,7 @@ pub async fn serve_with_runner(
                 access.ca_bundle.as_deref(),
                 region.clone(),
             )?);
-            tracing::info!(worker_groups = ?worker_groups, "in-process task runner");
+            tracing::warn!(worker_groups = ?worker_groups, "in-process task runner: tasks run as this server's user, which can read the data directory; serve only definitions you trust this far");
             let config = RunnerConfig {
                 worker_groups,
                 hostname: "localhost".into(),
@@ -699,8 +689,8 @@ pub async fn serve_with_runner(
                 idle_poll: Duration::from_millis(100),
                 progress_interval: Duration::from_secs(30),
                 execution: ExecutionSettings {
-                    work_dir: data_dir.join("work"),
-                    log_dir: data_dir.join("logs"),
+                    work_dir: runner_dir.join("work"),
+                    log_dir: runner_dir.join("logs"),
                     storage: StorageSettings { s3_endpoint, region },
                     keep_work_dirs: false,
                 },
