@@ -182,26 +182,6 @@ fn resolved_fields(
     evaluation: Evaluation,
 ) -> Vec<Field> {
     let definition = &run.definition;
-    let mut lineage = Vec::new();
-    let mut current = definition.object(&instance.component);
-    while let Some(object) = current {
-        if lineage
-            .iter()
-            .any(|seen: &&sluice_core::PipelineObject| seen.id == object.id)
-        {
-            break;
-        }
-        lineage.push(object);
-        current = object
-            .first("parent")
-            .and_then(FieldValue::as_ref_target)
-            .and_then(|parent| definition.object(parent));
-    }
-    if let Some(default) = definition.object("Default")
-        && !lineage.iter().any(|seen| seen.id == "Default")
-    {
-        lineage.push(default);
-    }
     let scope = match evaluation {
         Evaluation::None => None,
         Evaluation::Masked => {
@@ -209,37 +189,28 @@ fn resolved_fields(
         }
         Evaluation::Revealed => instance_scope(definition, pipeline_id, instance, attempt),
     };
-    let mut seen_keys: Vec<&str> = Vec::new();
-    let mut fields = Vec::new();
-    for object in lineage {
-        let keys: Vec<&str> = object.fields.iter().map(|field| field.key.as_str()).collect();
-        for field in &object.fields {
-            if field.key == "parent" || seen_keys.contains(&field.key.as_str()) {
-                continue;
+    lineage_fields(definition, &instance.component)
+        .into_iter()
+        .map(|(key, value)| match value {
+            FieldValue::Ref(target) => {
+                let matching = runtime::instance_id(target, instance.scheduled_start);
+                if run.state.has_instance(&matching) {
+                    reference(key, matching)
+                } else {
+                    reference(key, target.clone())
+                }
             }
-            fields.push(match &field.value {
-                FieldValue::Ref(target) => {
-                    let matching = runtime::instance_id(target, instance.scheduled_start);
-                    if run.state.has_instance(&matching) {
-                        reference(&field.key, matching)
-                    } else {
-                        reference(&field.key, target.clone())
-                    }
-                }
-                FieldValue::String(text) => {
-                    let value = match &scope {
-                        Some(scope) if text.contains("#{") => sluice_core::expression::evaluate_template(text, scope)
-                            .map(|parts| parts.join(","))
-                            .unwrap_or_else(|_| text.clone()),
-                        _ => text.clone(),
-                    };
-                    string(&field.key, value)
-                }
-            });
-        }
-        seen_keys.extend(keys);
-    }
-    fields
+            FieldValue::String(text) => {
+                let value = match &scope {
+                    Some(scope) if text.contains("#{") => sluice_core::expression::evaluate_template(text, scope)
+                        .map(|parts| parts.join(","))
+                        .unwrap_or_else(|_| text.clone()),
+                    _ => text.clone(),
+                };
+                string(key, value)
+            }
+        })
+        .collect()
 }
 
 pub fn instance_object(
