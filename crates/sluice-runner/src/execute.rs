@@ -323,12 +323,35 @@ async fn mask_file(path: &Path, secrets: &[String]) {
     if secrets.is_empty() {
         return;
     }
-    if let Ok(bytes) = tokio::fs::read(path).await {
-        let text = String::from_utf8_lossy(&bytes);
-        let masked = mask(&text, secrets);
-        if masked != text {
-            let _ = tokio::fs::write(path, masked).await;
+    let path = path.to_path_buf();
+    let secrets = secrets.to_vec();
+    let _ = tokio::task::spawn_blocking(move || mask_file_blocking(&path, &secrets)).await;
+}
+
+/// Line by line, so a large log is never whole in memory.
+fn mask_file_blocking(path: &Path, secrets: &[String]) -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    let contains = |line: &[u8], secret: &str| line.windows(secret.len()).any(|window| window == secret.as_bytes());
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let masked_path = path.with_extension("masked");
+    let mut writer = std::io::BufWriter::new(std::fs::File::create(&masked_path)?);
+    let mut line = Vec::new();
+    let mut changed = false;
+    while reader.read_until(b'\n', &mut line)? > 0 {
+        if secrets.iter().any(|secret| contains(&line, secret)) {
+            changed = true;
+            writer.write_all(mask(&String::from_utf8_lossy(&line), secrets).as_bytes())?;
+        } else {
+            writer.write_all(&line)?;
         }
+        line.clear();
+    }
+    writer.flush()?;
+    drop(writer);
+    if changed {
+        std::fs::rename(&masked_path, path)
+    } else {
+        std::fs::remove_file(&masked_path)
     }
 }
 
@@ -355,10 +378,10 @@ async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, 
     }
     for (folder, path, name) in targets {
         let result = async {
-            let bytes = tokio::fs::read(path).await?;
             Location::parse(&folder, &settings.storage)?
-                .put_file(&name, bytes)
+                .put_file(&name, path)
                 .await
+                .map(|_| ())
         }
         .await;
         if let Err(error) = result {
@@ -418,23 +441,25 @@ async fn run_copy(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<O
         files.sort();
         for file in &files {
             if unzip != zip {
-                let bytes = tokio::fs::read(file).await?;
-                let converted = tokio::task::spawn_blocking(move || recompress(&bytes, unzip)).await??;
-                tokio::fs::write(file, converted).await?;
+                let file = file.clone();
+                tokio::task::spawn_blocking(move || recompress(&file, unzip)).await??;
             }
         }
         let target = Location::parse(&to, &settings.storage)?;
         let written = if to_file {
-            let mut joined = Vec::new();
+            // Concatenated on disk, file by file, then uploaded (in parts when large).
+            let joined = folder.join("joined");
+            let mut output = tokio::fs::File::create(&joined).await?;
             for file in &files {
-                joined.extend(tokio::fs::read(file).await?);
+                let mut input = tokio::fs::File::open(file).await?;
+                tokio::io::copy(&mut input, &mut output).await?;
             }
-            let written = joined.len() as u64;
+            output.sync_all().await?;
+            drop(output);
             let (folder_url, name) = to.rsplit_once('/').context("the output filePath names no file")?;
             Location::parse(folder_url, &settings.storage)?
-                .put_file(name, joined)
-                .await?;
-            written
+                .put_file(name, &joined)
+                .await?
         } else {
             target
                 .upload_from(&staged)
@@ -455,20 +480,24 @@ async fn run_copy(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<O
     Ok(Outcome::finished())
 }
 
-/// Gunzips (`unzip`) or gzips a file's bytes.
-fn recompress(bytes: &[u8], unzip: bool) -> anyhow::Result<Vec<u8>> {
-    use std::io::{Read, Write};
+/// Gunzips (`unzip`) or gzips a file in place, streaming through a temporary file.
+fn recompress(path: &Path, unzip: bool) -> anyhow::Result<()> {
+    let temporary = path.with_extension("recompressed");
+    let mut input = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut output = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
     if unzip {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
+        std::io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut output)
             .context("the input is not gzip data")?;
-        Ok(out)
     } else {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(bytes)?;
-        Ok(encoder.finish()?)
+        let mut encoder = flate2::write::GzEncoder::new(output, flate2::Compression::default());
+        std::io::copy(&mut input, &mut encoder)?;
+        output = encoder.finish()?;
     }
+    use std::io::Write;
+    output.flush()?;
+    drop(output);
+    std::fs::rename(&temporary, path)?;
+    Ok(())
 }
 
 fn shell_quote(text: &str) -> String {
@@ -476,7 +505,17 @@ fn shell_quote(text: &str) -> String {
 }
 
 async fn last_lines(path: &Path, count: usize) -> String {
-    let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    // Only the end of the file is read.
+    let mut tail = Vec::new();
+    if let Ok(mut file) = tokio::fs::File::open(path).await {
+        let length = file.metadata().await.map(|metadata| metadata.len()).unwrap_or(0);
+        let _ = file
+            .seek(std::io::SeekFrom::Start(length.saturating_sub(64 * 1024)))
+            .await;
+        let _ = file.read_to_end(&mut tail).await;
+    }
+    let text = String::from_utf8_lossy(&tail).to_string();
     let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(count)..].join(" | ");
     let mut end = tail.len().min(1024);

@@ -6,11 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Files up to this size go up in one request; larger ones in parts, never whole in memory.
+const SINGLE_PUT_BYTES: u64 = 8 * 1024 * 1024;
+/// A script fetched with `scriptUri` is read whole: it must be a script, not data.
+const MAX_READ_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct StorageSettings {
@@ -83,16 +89,11 @@ impl Location {
         let mut copied = 0;
         if objects.is_empty() {
             // A single object (filePath) rather than a folder.
-            let bytes = self
-                .store
-                .get(&self.prefix)
+            let name = self.prefix.filename().unwrap_or("data").to_string();
+            return self
+                .stream_to_file(&self.prefix, &directory.join(name))
                 .await
-                .with_context(|| format!("{} does not exist", self.description))?
-                .bytes()
-                .await?;
-            let name = self.prefix.filename().unwrap_or("data");
-            tokio::fs::write(directory.join(name), &bytes).await?;
-            return Ok(bytes.len() as u64);
+                .with_context(|| format!("{} does not exist", self.description));
         }
         for object in objects {
             let relative: Vec<_> = object
@@ -109,17 +110,49 @@ impl Location {
             if let Some(parent) = target.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }
-            let bytes = self
-                .store
-                .get(&object.location)
+            copied += self
+                .stream_to_file(&object.location, &target)
                 .await
-                .with_context(|| format!("cannot read {}", object.location))?
-                .bytes()
-                .await?;
-            copied += bytes.len() as u64;
-            tokio::fs::write(&target, &bytes).await?;
+                .with_context(|| format!("cannot read {}", object.location))?;
         }
         Ok(copied)
+    }
+
+    /// Copies one object to a file chunk by chunk.
+    async fn stream_to_file(&self, location: &ObjectPath, target: &Path) -> anyhow::Result<u64> {
+        let mut stream = self.store.get(location).await?.into_stream();
+        let mut file = tokio::fs::File::create(target).await?;
+        let mut written = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(written)
+    }
+
+    /// Uploads one file: small ones in one request, large ones in parts.
+    async fn upload_file(&self, key: &ObjectPath, source: &Path) -> anyhow::Result<u64> {
+        let size = tokio::fs::metadata(source).await?.len();
+        if size <= SINGLE_PUT_BYTES {
+            let bytes = tokio::fs::read(source).await?;
+            self.store.put(key, PutPayload::from(bytes)).await?;
+            return Ok(size);
+        }
+        let mut writer = WriteMultipart::new(self.store.put_multipart(key).await?);
+        let mut file = tokio::fs::File::open(source).await?;
+        let mut buffer = vec![0; 1024 * 1024];
+        loop {
+            let read = file.read(&mut buffer).await?;
+            if read == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await?;
+            writer.write(&buffer[..read]);
+        }
+        writer.finish().await?;
+        Ok(size)
     }
 
     /// Uploads every file under `directory` below the location. Returns the bytes written.
@@ -139,10 +172,8 @@ impl Location {
                         .components()
                         .map(|component| component.as_os_str().to_string_lossy().to_string())
                         .fold(self.prefix.clone(), |key, part| key.clone().join(part));
-                    let bytes = tokio::fs::read(&path).await?;
-                    written += bytes.len() as u64;
-                    self.store
-                        .put(&key, PutPayload::from(bytes))
+                    written += self
+                        .upload_file(&key, &path)
                         .await
                         .with_context(|| format!("cannot write {key} to {}", self.description))?;
                 }
@@ -151,25 +182,25 @@ impl Location {
         Ok(written)
     }
 
-    /// Writes one object named `name` below the location.
-    pub async fn put_file(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+    /// Uploads a local file as the object named `name` below the location.
+    pub async fn put_file(&self, name: &str, source: &Path) -> anyhow::Result<u64> {
         let key = self.prefix.clone().join(name);
-        self.store
-            .put(&key, PutPayload::from(bytes))
+        self.upload_file(&key, source)
             .await
-            .with_context(|| format!("cannot write {name} to {}", self.description))?;
-        Ok(())
+            .with_context(|| format!("cannot write {name} to {}", self.description))
     }
 
-    /// Reads the location as one object.
+    /// Reads the location as one object (a script: at most 16 MiB).
     pub async fn read(&self) -> anyhow::Result<bytes::Bytes> {
-        Ok(self
+        let result = self
             .store
             .get(&self.prefix)
             .await
-            .with_context(|| format!("cannot read {}", self.description))?
-            .bytes()
-            .await?)
+            .with_context(|| format!("cannot read {}", self.description))?;
+        if result.meta.size > MAX_READ_BYTES as u64 {
+            anyhow::bail!("{} is larger than {} MiB", self.description, MAX_READ_BYTES >> 20);
+        }
+        Ok(result.bytes().await?)
     }
 }
 
@@ -193,6 +224,16 @@ mod tests {
             std::fs::read_to_string(back.join("nested/b.csv")).expect("file"),
             "3,4\n"
         );
+        // Larger than one request: uploaded in parts, downloaded chunk by chunk.
+        let big = root.path().join("big");
+        std::fs::create_dir_all(&big).expect("folder");
+        let content: Vec<u8> = (0..9 * 1024 * 1024 + 7).map(|index| (index % 251) as u8).collect();
+        std::fs::write(big.join("large.bin"), &content).expect("file");
+        let large = Location::parse(&format!("file://{}/large", root.path().display()), &settings).expect("location");
+        assert_eq!(large.upload_from(&big).await.expect("upload"), content.len() as u64);
+        let again = root.path().join("again");
+        large.download_to(&again).await.expect("download");
+        assert_eq!(std::fs::read(again.join("large.bin")).expect("file"), content);
         assert!(Location::parse("file://relative/path", &settings).is_err());
         assert!(Location::parse("s3://key:secret@bucket/x", &settings).is_err());
         assert!(Location::parse("ftp://host/x", &settings).is_err());
