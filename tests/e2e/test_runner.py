@@ -83,10 +83,19 @@ def test_sluice_run_reports_failures_and_exits_non_zero(tmp_path):
     assert result.returncode == 2 and "does not validate" in result.stderr
 
 
-def runner_process(server, tmp_path, group, *extra):
+def runner_process(server, tmp_path, group, *extra, profile=False):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=server.access_key_id, AWS_SECRET_ACCESS_KEY=server.secret_access_key,
-               SLUICE_LOG="info")
+    env.update(SLUICE_LOG="info")
+    if profile:
+        # Credentials the way AWS tools also take them: a profile of a shared credentials file.
+        credentials = tmp_path / "aws-credentials"
+        credentials.write_text(f"[default]\naws_access_key_id = AKIAWRONGWRONGWRONG\n"
+                               f"aws_secret_access_key = wrong\n\n[sluice-runner]\n"
+                               f"aws_access_key_id = {server.access_key_id}\n"
+                               f"aws_secret_access_key = {server.secret_access_key}\n")
+        env.update(AWS_SHARED_CREDENTIALS_FILE=str(credentials), AWS_PROFILE="sluice-runner")
+    else:
+        env.update(AWS_ACCESS_KEY_ID=server.access_key_id, AWS_SECRET_ACCESS_KEY=server.secret_access_key)
     log = open(tmp_path / f"runner-{group}-{time.time_ns()}.log", "wb")
     return subprocess.Popen(
         [SLUICE, "runner", "--endpoint", server.url, "--worker-group", group, "--ca-bundle", server.cert,
@@ -174,7 +183,7 @@ def test_a_killed_runner_loses_its_lease_and_another_runner_finishes(tmp_path):
         wait_for(lambda: len(client.query_objects(pipelineId=pipeline_id, sphere="ATTEMPT")["ids"]) == 2,
                  what="the lease to expire and a retry to be queued")
         clock.advance(minutes=1)
-        second = runner_process(server, tmp_path, "fragile", "--progress-seconds", "1")
+        second = runner_process(server, tmp_path, "fragile", "--progress-seconds", "1", profile=True)
         wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=30,
                  what="the second runner to finish the retry")
         assert marker.read_text().count("x") == 2

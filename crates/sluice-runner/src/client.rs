@@ -38,20 +38,76 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// As AWS tools take them: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, else the profile
+    /// `AWS_PROFILE` (or `default`) of the shared credentials file
+    /// (`AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/credentials`).
     #[allow(
         clippy::disallowed_methods,
         reason = "a runner takes credentials from the environment, as AWS tools do"
     )]
     pub fn from_environment() -> anyhow::Result<Credentials> {
-        let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").context("AWS_ACCESS_KEY_ID is not set")?;
-        let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").context("AWS_SECRET_ACCESS_KEY is not set")?;
         if std::env::var("AWS_SESSION_TOKEN").is_ok() {
             bail!("session credentials (AWS_SESSION_TOKEN) are not supported yet");
         }
-        Ok(Credentials {
-            access_key_id,
-            secret_access_key: Secret::new(secret_access_key),
-        })
+        if let (Ok(access_key_id), Ok(secret)) = (
+            std::env::var("AWS_ACCESS_KEY_ID"),
+            std::env::var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            return Ok(Credentials {
+                access_key_id,
+                secret_access_key: Secret::new(secret),
+            });
+        }
+        let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
+        let path = match std::env::var("AWS_SHARED_CREDENTIALS_FILE") {
+            Ok(path) => std::path::PathBuf::from(path),
+            Err(_) => std::path::PathBuf::from(std::env::var("HOME").context(
+                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials",
+            )?)
+            .join(".aws")
+            .join("credentials"),
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no credentials: AWS_ACCESS_KEY_ID is not set and {} cannot be read",
+                path.display()
+            )
+        })?;
+        Credentials::from_profile(&text, &profile).with_context(|| format!("profile '{profile}' in {}", path.display()))
+    }
+
+    /// A profile of a shared credentials file (INI: `[name]`, then `key = value` lines).
+    pub fn from_profile(text: &str, profile: &str) -> anyhow::Result<Credentials> {
+        let mut in_profile = false;
+        let (mut access_key_id, mut secret) = (None, None);
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+                in_profile = name.trim() == profile;
+                continue;
+            }
+            if !in_profile {
+                continue;
+            }
+            if let Some((key, value)) = line.split_once('=') {
+                match key.trim() {
+                    "aws_access_key_id" => access_key_id = Some(value.trim().to_string()),
+                    "aws_secret_access_key" => secret = Some(value.trim().to_string()),
+                    "aws_session_token" => bail!("session credentials are not supported yet"),
+                    _ => {}
+                }
+            }
+        }
+        match (access_key_id, secret) {
+            (Some(access_key_id), Some(secret)) => Ok(Credentials {
+                access_key_id,
+                secret_access_key: Secret::new(secret),
+            }),
+            _ => bail!("has no aws_access_key_id and aws_secret_access_key"),
+        }
     }
 }
 
@@ -251,5 +307,26 @@ impl Client {
             .into());
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_read_from_a_credentials_file() {
+        let text = "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = d\n\n# comment\n[runner]\naws_access_key_id=AKIARUNNER\naws_secret_access_key=s3cret\n";
+        let runner = Credentials::from_profile(text, "runner").expect("profile");
+        assert_eq!(runner.access_key_id, "AKIARUNNER");
+        assert_eq!(runner.secret_access_key.expose_secret(), "s3cret");
+        assert_eq!(
+            Credentials::from_profile(text, "default")
+                .expect("default")
+                .access_key_id,
+            "AKIADEFAULT"
+        );
+        assert!(Credentials::from_profile(text, "missing").is_err());
+        assert!(Credentials::from_profile("[x]\naws_session_token = t\n", "x").is_err());
     }
 }
