@@ -331,3 +331,30 @@ def test_sluice_serve_runs_local_tasks_in_process(tmp_path):
     keys = [row[0] for row in database.execute("SELECT access_key_id FROM access_keys")]
     database.close()
     assert not any(key.startswith("AKIAINPROCESS") for key in keys), "the runner's key dies with the server"
+
+
+def test_sluice_run_interrupted_cancels_and_says_what_was_left(tmp_path):
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local"},
+        {"id": "Long", "name": "Long", "type": "ShellCommandActivity", "command": f"touch {tmp_path}/started; sleep 60"},
+        {"id": "After", "name": "After", "type": "ShellCommandActivity", "command": "true",
+         "dependsOn": {"ref": "Long"}},
+    ]}
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(definition))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen([SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(lambda: (tmp_path / "started").exists(), timeout=30, what="the long task to start")
+        started = time.time()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert time.time() - started < 20, "the running task was stopped, not waited for"
+    assert "interrupted" in stderr
+    assert "not run: @After_" in stdout
+    assert "@Long_" in stdout and "CANCELED" in stdout

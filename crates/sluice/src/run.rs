@@ -358,7 +358,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         hostname: "localhost".into(),
         concurrency: options.concurrency.max(1),
         idle_poll: Duration::from_millis(10),
-        progress_interval: Duration::from_secs(20),
+        // Often, so that Ctrl-C (which cancels through the service) stops running tasks at once;
+        // a progress report is a one-row update.
+        progress_interval: Duration::from_secs(1),
         execution: ExecutionSettings {
             work_dir: work_dir.clone(),
             log_dir: options.log_dir.clone(),
