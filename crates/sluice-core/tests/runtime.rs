@@ -921,3 +921,32 @@ fn a_new_definition_after_deactivation_continues_each_schedule() {
             .all(|instance| instance.status == runtime::Status::Canceled)
     );
 }
+
+#[test]
+fn a_resource_timing_out_fails_only_the_work_of_its_own_interval() {
+    let mut sim = Sim::new(
+        r#"{"id": "Default", "schedule": {"ref": "Hourly"}},
+        {"id": "Hourly", "type": "Schedule", "period": "1 hour", "startDateTime": "2026-11-28T12:00:00"},
+        {"id": "Box", "type": "Ec2Resource", "terminateAfter": "90 minutes"},
+        {"id": "Work", "type": "ShellCommandActivity", "command": "sleep 9999", "runsOn": {"ref": "Box"}}"#,
+    );
+    sim.config.lease = Duration::hours(10);
+    sim.activate(None).expect("activates");
+    let first = sim.poll("runsOn:df-TEST/Box").expect("the noon run");
+    sim.at("2026-11-28T13:00:00");
+    let second = sim.poll("runsOn:df-TEST/Box").expect("the one o'clock run");
+    sim.at("2026-11-28T13:30:00");
+    let status = |sim: &Sim, id: &str| sim.state.instance(id).map(|instance| instance.status);
+    assert_eq!(
+        status(&sim, "@Box_2026-11-28T12:00:00"),
+        Some(runtime::Status::TimedOut)
+    );
+    assert_eq!(status(&sim, "@Work_2026-11-28T12:00:00"), Some(runtime::Status::Failed));
+    assert_eq!(
+        status(&sim, "@Work_2026-11-28T13:00:00"),
+        Some(runtime::Status::Running),
+        "the next interval's work runs on its own resource instance"
+    );
+    assert!(runtime::report_progress(&mut sim.state, &second, sim.now).is_ok());
+    assert!(runtime::report_progress(&mut sim.state, &first, sim.now).is_err());
+}

@@ -640,13 +640,19 @@ impl Planner<'_> {
                     describe_duration(limit)
                 )),
             );
-            // Work still running on it fails with it.
+            // Work still running on it (not on its other intervals' instances) fails with it.
             let queue = graph_queue_of_resource(self.graph, &node.id);
             let running: Vec<String> = self
                 .state
                 .attempts()
                 .iter()
                 .filter(|attempt| attempt.queue == queue && attempt.status == Status::Running)
+                .filter(|attempt| {
+                    self.state
+                        .instance(&attempt.instance)
+                        .and_then(|consumer| self.resource_for(&node.id, consumer))
+                        == Some(position)
+                })
                 .map(|attempt| attempt.id.clone())
                 .collect();
             for attempt in running {
