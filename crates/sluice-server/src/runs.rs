@@ -831,16 +831,50 @@ pub async fn poll_for_task(
         return Ok(crate::handlers::NO_TASK.to_string());
     };
     let record = live_pipeline(tx, principal, &pipeline_id).await?;
-    let mut run = activated_run(app, tx, &record).await?;
+    // Leasing touches a few rows: the attempt, its instance and the instances it refers to are
+    // read, not the whole pipeline, and nothing else needs planning.
+    let Some((version, (definition, graph))) = scheduler::load_compiled(app, tx, &record).await? else {
+        return Err(ApiError::internal());
+    };
+    let instance_id = attempt_id
+        .rsplit_once("_Attempt=")
+        .map_or(attempt_id.clone(), |(instance, _)| instance.to_string());
+    let head = tx
+        .runtime_part(
+            &pipeline_id,
+            std::slice::from_ref(&instance_id),
+            std::slice::from_ref(&attempt_id),
+        )
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::internal)?;
+    let mut wanted = vec![instance_id.clone()];
+    if let Some(instance) = head.instance(&instance_id) {
+        wanted.extend(
+            lineage_fields(&definition, &instance.component)
+                .into_iter()
+                .filter_map(|(_, value)| value.as_ref_target())
+                .map(|target| runtime::instance_id(target, instance.scheduled_start)),
+        );
+    }
+    let state = tx
+        .runtime_part(&pipeline_id, &wanted, std::slice::from_ref(&attempt_id))
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::internal)?;
+    let mut run = Run {
+        version,
+        definition,
+        graph,
+        state,
+    };
     let task_id = crate::bootstrap::random_upper_alphanumeric(40).map_err(|_| ApiError::internal())?;
     runtime::lease(&mut run.state, &attempt_id, &task_id, input.hostname.as_deref(), now);
-    let events = runtime::advance(
-        &run.graph,
-        &mut run.state,
-        now,
-        app.scheduler.settings.planner,
-        &HashMap::new(),
-    );
+    // The scheduler must look again if the runner does not acknowledge in time.
+    let deadline = now + app.scheduler.settings.planner.ack_timeout;
+    if run.state.pipeline.wake_at.is_none_or(|wake| wake > deadline) {
+        run.state.pipeline_mut().wake_at = Some(deadline);
+    }
     // The runner gets the attempt, its instance and the instances it refers to, evaluated:
     // this is where `*` fields are revealed, to the task that needs them.
     let mut objects = BTreeMap::new();
@@ -874,8 +908,8 @@ pub async fn poll_for_task(
             }
         }
     }
-    save_run(app, tx, &pipeline_id, &run.definition, &mut run.state, &events).await?;
-    app.scheduler.wake();
+    let changes = run.state.take_changes();
+    tx.save_runtime(&pipeline_id, &changes).await.map_err(store_error)?;
     json(&shapes::PollForTaskOutput {
         task_object: Some(shapes::TaskObject {
             task_id,

@@ -102,7 +102,7 @@ pub struct Run {
 
 /// Decrypted, parsed and compiled definitions kept between calls (versions never change).
 const COMPILED_CACHE_ENTRIES: usize = 256;
-type Compiled = (Arc<PipelineDefinition>, Arc<Graph>);
+pub type Compiled = (Arc<PipelineDefinition>, Arc<Graph>);
 
 /// The scheduler's "now": the server clock to the second (runtime times are stored in seconds).
 pub fn now(app: &AppState) -> NaiveDateTime {
@@ -117,12 +117,13 @@ pub fn build_graph(app: &AppState, definition: &PipelineDefinition, pipeline_id:
     })
 }
 
-/// The run of an activated pipeline; `None` if it was never activated.
-pub async fn load_run(
+/// The active definition and its graph, compiled once per version; `None` if the pipeline was
+/// never activated.
+pub async fn load_compiled(
     app: &AppState,
     tx: &mut dyn Transaction,
     record: &PipelineRecord,
-) -> Result<Option<Run>, ApiError> {
+) -> Result<Option<(i64, Compiled)>, ApiError> {
     let Some(version) = record.active_version else {
         return Ok(None);
     };
@@ -134,7 +135,6 @@ pub async fn load_run(
             tracing::error!(pipeline_id = %record.pipeline_id, version, "the active definition is missing");
             ApiError::internal()
         })?;
-    // (Read even when cached: a version that is gone must not run from memory.)
     let key = (record.pipeline_id.clone(), version);
     let cached = app
         .scheduler
@@ -142,20 +142,29 @@ pub async fn load_run(
         .lock()
         .ok()
         .and_then(|cache| cache.get(&key).cloned());
-    let (definition, graph) = match cached {
-        Some(compiled) => compiled,
-        None => {
-            let definition = crate::handlers::read_definition(app, tx, &record.pipeline_id, version, &stored).await?;
-            let graph = build_graph(app, &definition, &record.pipeline_id)?;
-            let compiled = (Arc::new(definition), Arc::new(graph));
-            if let Ok(mut cache) = app.scheduler.compiled.lock() {
-                if cache.len() >= COMPILED_CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(key, compiled.clone());
-            }
-            compiled
+    if let Some(compiled) = cached {
+        return Ok(Some((version, compiled)));
+    }
+    let definition = crate::handlers::read_definition(app, tx, &record.pipeline_id, version, &stored).await?;
+    let graph = build_graph(app, &definition, &record.pipeline_id)?;
+    let compiled = (Arc::new(definition), Arc::new(graph));
+    if let Ok(mut cache) = app.scheduler.compiled.lock() {
+        if cache.len() >= COMPILED_CACHE_ENTRIES {
+            cache.clear();
         }
+        cache.insert(key, compiled.clone());
+    }
+    Ok(Some((version, compiled)))
+}
+
+/// The run of an activated pipeline; `None` if it was never activated.
+pub async fn load_run(
+    app: &AppState,
+    tx: &mut dyn Transaction,
+    record: &PipelineRecord,
+) -> Result<Option<Run>, ApiError> {
+    let Some((version, (definition, graph))) = load_compiled(app, tx, record).await? else {
+        return Ok(None);
     };
     let state = tx
         .runtime(&record.pipeline_id)

@@ -128,6 +128,14 @@ pub trait Transaction: Send {
     /// The runtime state of a pipeline (instances, attempts, cursors), `None` if there is no
     /// such pipeline.
     async fn runtime(&mut self, pipeline_id: &str) -> Result<Option<State>>;
+    /// Part of the runtime state: the pipeline's facts and the named instances and attempts
+    /// that exist (no component runs), for calls that touch a few rows. `None`: no such pipeline.
+    async fn runtime_part(
+        &mut self,
+        pipeline_id: &str,
+        instance_ids: &[String],
+        attempt_ids: &[String],
+    ) -> Result<Option<State>>;
     /// The component cursors and health of a pipeline, without its instances.
     async fn component_runs(&mut self, pipeline_id: &str) -> Result<Vec<ComponentRun>>;
     /// Writes what the planner or a command changed.

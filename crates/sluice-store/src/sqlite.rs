@@ -685,6 +685,15 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_runtime::load(&mut self.tx, pipeline_id).await
     }
 
+    async fn runtime_part(
+        &mut self,
+        pipeline_id: &str,
+        instance_ids: &[String],
+        attempt_ids: &[String],
+    ) -> Result<Option<State>> {
+        crate::sqlite_runtime::load_part(&mut self.tx, pipeline_id, instance_ids, attempt_ids).await
+    }
+
     async fn component_runs(&mut self, pipeline_id: &str) -> Result<Vec<ComponentRun>> {
         crate::sqlite_runtime::component_runs(&mut self.tx, pipeline_id).await
     }

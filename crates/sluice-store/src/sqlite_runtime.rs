@@ -48,6 +48,113 @@ fn count(row: &SqliteRow, column: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
 }
 
+const INSTANCE_COLUMNS: &str = "instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason";
+const ATTEMPT_COLUMNS: &str = "attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason";
+
+fn pipeline_from_row(row: &SqliteRow) -> Result<PipelineRun> {
+    let state_text: String = row.try_get("state")?;
+    Ok(PipelineRun {
+        state: PipelineState::parse(&state_text).ok_or_else(|| corrupt("pipeline state", &state_text))?,
+        first_activation: optional_time(row, "first_activation_at")?,
+        activated_at: optional_time(row, "activated_at")?,
+        cancel_active: row.try_get("cancel_active")?,
+        wake_at: optional_time(row, "wake_at")?,
+    })
+}
+
+fn instance_from_row(row: &SqliteRow) -> Result<Instance> {
+    Ok(Instance {
+        id: row.try_get("instance_id")?,
+        component: row.try_get("component_id")?,
+        scheduled_start: time(row, "scheduled_start")?,
+        scheduled_end: time(row, "scheduled_end")?,
+        status: status(row)?,
+        attempt_count: count(row, "attempt_count")?,
+        tries_left: count(row, "tries_left")?,
+        actual_start: optional_time(row, "actual_start")?,
+        actual_end: optional_time(row, "actual_end")?,
+        head_attempt: row.try_get("head_attempt")?,
+        created_at: time(row, "created_at")?,
+        late_fired: row.try_get("late_fired")?,
+        rerun: row.try_get("rerun")?,
+        next_check_at: optional_time(row, "next_check_at")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> Result<Attempt> {
+    let outcome: Option<String> = row.try_get("outcome")?;
+    Ok(Attempt {
+        id: row.try_get("attempt_id")?,
+        instance: row.try_get("instance_id")?,
+        component: row.try_get("component_id")?,
+        number: count(row, "number")?,
+        status: status(row)?,
+        queue: row.try_get("queue")?,
+        available_at: time(row, "available_at")?,
+        task_id: row.try_get("task_id")?,
+        leased_at: optional_time(row, "leased_at")?,
+        acknowledged: row.try_get("acknowledged")?,
+        progress_at: optional_time(row, "progress_at")?,
+        actual_start: optional_time(row, "actual_start")?,
+        actual_end: optional_time(row, "actual_end")?,
+        hostname: row.try_get("hostname")?,
+        outcome: outcome
+            .map(|value| TaskOutcome::parse(&value).ok_or_else(|| corrupt("task outcome", &value)))
+            .transpose()?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+/// Part of a pipeline's runtime state: the pipeline's facts, the named instances and attempts
+/// (those that exist), no component runs. For calls that touch a few rows.
+pub(crate) async fn load_part(
+    connection: &mut SqliteConnection,
+    pipeline_id: &str,
+    instance_ids: &[String],
+    attempt_ids: &[String],
+) -> Result<Option<State>> {
+    let Some(row) = sqlx::query(
+        "SELECT state, first_activation_at, activated_at, cancel_active, wake_at FROM pipelines WHERE pipeline_id = ? AND deleted_at IS NULL",
+    )
+    .bind(pipeline_id)
+    .fetch_optional(&mut *connection)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let pipeline = pipeline_from_row(&row)?;
+    let mut instances = Vec::new();
+    if !instance_ids.is_empty() {
+        let mut builder =
+            sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE pipeline_id = "));
+        builder.push_bind(pipeline_id.to_string()).push(" AND instance_id IN (");
+        let mut separated = builder.separated(", ");
+        for id in instance_ids {
+            separated.push_bind(id.clone());
+        }
+        builder.push(")");
+        for row in builder.build().fetch_all(&mut *connection).await? {
+            instances.push(instance_from_row(&row)?);
+        }
+    }
+    let mut attempts = Vec::new();
+    if !attempt_ids.is_empty() {
+        let mut builder =
+            sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE pipeline_id = "));
+        builder.push_bind(pipeline_id.to_string()).push(" AND attempt_id IN (");
+        let mut separated = builder.separated(", ");
+        for id in attempt_ids {
+            separated.push_bind(id.clone());
+        }
+        builder.push(")");
+        for row in builder.build().fetch_all(&mut *connection).await? {
+            attempts.push(attempt_from_row(&row)?);
+        }
+    }
+    Ok(Some(State::new(pipeline, Vec::new(), instances, attempts)))
+}
+
 pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<Option<State>> {
     let Some(row) = sqlx::query(
         "SELECT state, first_activation_at, activated_at, cancel_active, wake_at FROM pipelines WHERE pipeline_id = ? AND deleted_at IS NULL",
@@ -58,14 +165,7 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
     else {
         return Ok(None);
     };
-    let state_text: String = row.try_get("state")?;
-    let pipeline = PipelineRun {
-        state: PipelineState::parse(&state_text).ok_or_else(|| corrupt("pipeline state", &state_text))?,
-        first_activation: optional_time(&row, "first_activation_at")?,
-        activated_at: optional_time(&row, "activated_at")?,
-        cancel_active: row.try_get("cancel_active")?,
-        wake_at: optional_time(&row, "wake_at")?,
-    };
+    let pipeline = pipeline_from_row(&row)?;
 
     let components = component_runs(&mut *connection, pipeline_id).await?;
 
@@ -75,26 +175,7 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
     .bind(pipeline_id)
     .fetch_all(&mut *connection)
     .await?;
-    let mut instances = Vec::with_capacity(rows.len());
-    for row in &rows {
-        instances.push(Instance {
-            id: row.try_get("instance_id")?,
-            component: row.try_get("component_id")?,
-            scheduled_start: time(row, "scheduled_start")?,
-            scheduled_end: time(row, "scheduled_end")?,
-            status: status(row)?,
-            attempt_count: count(row, "attempt_count")?,
-            tries_left: count(row, "tries_left")?,
-            actual_start: optional_time(row, "actual_start")?,
-            actual_end: optional_time(row, "actual_end")?,
-            head_attempt: row.try_get("head_attempt")?,
-            created_at: time(row, "created_at")?,
-            late_fired: row.try_get("late_fired")?,
-            rerun: row.try_get("rerun")?,
-            next_check_at: optional_time(row, "next_check_at")?,
-            reason: row.try_get("reason")?,
-        });
-    }
+    let instances = rows.iter().map(instance_from_row).collect::<Result<Vec<_>>>()?;
 
     let rows = sqlx::query(
         "SELECT attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason FROM attempts WHERE pipeline_id = ? ORDER BY instance_id, number",
@@ -102,30 +183,7 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
     .bind(pipeline_id)
     .fetch_all(&mut *connection)
     .await?;
-    let mut attempts = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let outcome: Option<String> = row.try_get("outcome")?;
-        attempts.push(Attempt {
-            id: row.try_get("attempt_id")?,
-            instance: row.try_get("instance_id")?,
-            component: row.try_get("component_id")?,
-            number: count(row, "number")?,
-            status: status(row)?,
-            queue: row.try_get("queue")?,
-            available_at: time(row, "available_at")?,
-            task_id: row.try_get("task_id")?,
-            leased_at: optional_time(row, "leased_at")?,
-            acknowledged: row.try_get("acknowledged")?,
-            progress_at: optional_time(row, "progress_at")?,
-            actual_start: optional_time(row, "actual_start")?,
-            actual_end: optional_time(row, "actual_end")?,
-            hostname: row.try_get("hostname")?,
-            outcome: outcome
-                .map(|value| TaskOutcome::parse(&value).ok_or_else(|| corrupt("task outcome", &value)))
-                .transpose()?,
-            reason: row.try_get("reason")?,
-        });
-    }
+    let attempts = rows.iter().map(attempt_from_row).collect::<Result<Vec<_>>>()?;
     Ok(Some(State::new(pipeline, components, instances, attempts)))
 }
 
