@@ -486,12 +486,16 @@ async fn definition_in_force(
     state: &AppState,
     tx: &mut dyn Transaction,
     record: &PipelineRecord,
-) -> Result<Option<(i64, PipelineDefinition)>, ApiError> {
-    let version = record.active_version.unwrap_or(record.latest_version);
+) -> Result<Option<(i64, std::sync::Arc<PipelineDefinition>)>, ApiError> {
+    // The active version is compiled and cached by the scheduler: no second read and decrypt.
+    if let Some((version, (definition, _))) = crate::scheduler::load_compiled(state, tx, record).await? {
+        return Ok(Some((version, definition)));
+    }
+    let version = record.latest_version;
     match tx.definition(&record.pipeline_id, version).await.map_err(store_error)? {
         Some(stored) if version > 0 => Ok(Some((
             version,
-            read_definition(state, tx, &record.pipeline_id, version, &stored).await?,
+            std::sync::Arc::new(read_definition(state, tx, &record.pipeline_id, version, &stored).await?),
         ))),
         _ => Ok(None),
     }

@@ -213,6 +213,30 @@ fn resolved_fields(
         .collect()
 }
 
+/// The system fields instances and attempts share.
+fn push_system_fields(
+    fields: &mut Vec<Field>,
+    sphere: &str,
+    pipeline_id: &str,
+    version: i64,
+    instance: &Instance,
+    status: Status,
+    (actual_start, actual_end): (Option<NaiveDateTime>, Option<NaiveDateTime>),
+) {
+    fields.push(string("@sphere", sphere));
+    fields.push(string("@pipelineId", pipeline_id));
+    fields.push(string("@version", version.to_string()));
+    fields.push(string("@status", status.as_str()));
+    fields.push(string("@scheduledStartTime", time_text(instance.scheduled_start)));
+    fields.push(string("@scheduledEndTime", time_text(instance.scheduled_end)));
+    if let Some(start) = actual_start {
+        fields.push(string("@actualStartTime", time_text(start)));
+    }
+    if let Some(end) = actual_end {
+        fields.push(string("@actualEndTime", time_text(end)));
+    }
+}
+
 pub fn instance_object(
     run: &Run,
     pipeline_id: &str,
@@ -225,18 +249,15 @@ pub fn instance_object(
     if let Some(head) = &instance.head_attempt {
         fields.push(reference("@headAttempt", head.clone()));
     }
-    fields.push(string("@sphere", "INSTANCE"));
-    fields.push(string("@pipelineId", pipeline_id));
-    fields.push(string("@version", run.version.to_string()));
-    fields.push(string("@status", instance.status.as_str()));
-    fields.push(string("@scheduledStartTime", time_text(instance.scheduled_start)));
-    fields.push(string("@scheduledEndTime", time_text(instance.scheduled_end)));
-    if let Some(start) = instance.actual_start {
-        fields.push(string("@actualStartTime", time_text(start)));
-    }
-    if let Some(end) = instance.actual_end {
-        fields.push(string("@actualEndTime", time_text(end)));
-    }
+    push_system_fields(
+        &mut fields,
+        "INSTANCE",
+        pipeline_id,
+        run.version,
+        instance,
+        instance.status,
+        (instance.actual_start, instance.actual_end),
+    );
     fields.push(string("@attemptCount", instance.attempt_count.to_string()));
     fields.push(string("@triesLeft", instance.tries_left.to_string()));
     if let Some(reason) = &instance.reason {
@@ -265,18 +286,15 @@ pub fn attempt_object(
     let mut fields = resolved_fields(run, pipeline_id, instance, Some(attempt), evaluation);
     fields.push(reference("@instanceParent", instance.id.clone()));
     fields.push(reference("@componentParent", instance.component.clone()));
-    fields.push(string("@sphere", "ATTEMPT"));
-    fields.push(string("@pipelineId", pipeline_id));
-    fields.push(string("@version", run.version.to_string()));
-    fields.push(string("@status", attempt.status.as_str()));
-    fields.push(string("@scheduledStartTime", time_text(instance.scheduled_start)));
-    fields.push(string("@scheduledEndTime", time_text(instance.scheduled_end)));
-    if let Some(start) = attempt.actual_start {
-        fields.push(string("@actualStartTime", time_text(start)));
-    }
-    if let Some(end) = attempt.actual_end {
-        fields.push(string("@actualEndTime", time_text(end)));
-    }
+    push_system_fields(
+        &mut fields,
+        "ATTEMPT",
+        pipeline_id,
+        run.version,
+        instance,
+        attempt.status,
+        (attempt.actual_start, attempt.actual_end),
+    );
     if let Some(hostname) = &attempt.hostname {
         fields.push(string("hostname", hostname.clone()));
     }

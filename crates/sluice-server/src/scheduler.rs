@@ -127,14 +127,8 @@ pub async fn load_compiled(
     let Some(version) = record.active_version else {
         return Ok(None);
     };
-    let stored = tx
-        .definition(&record.pipeline_id, version)
-        .await
-        .map_err(crate::handlers::store_error)?
-        .ok_or_else(|| {
-            tracing::error!(pipeline_id = %record.pipeline_id, version, "the active definition is missing");
-            ApiError::internal()
-        })?;
+    // Versions never change and callers hold a live pipeline's record: a cached compilation
+    // needs no read of the (sealed, possibly large) definition.
     let key = (record.pipeline_id.clone(), version);
     let cached = app
         .scheduler
@@ -145,6 +139,14 @@ pub async fn load_compiled(
     if let Some(compiled) = cached {
         return Ok(Some((version, compiled)));
     }
+    let stored = tx
+        .definition(&record.pipeline_id, version)
+        .await
+        .map_err(crate::handlers::store_error)?
+        .ok_or_else(|| {
+            tracing::error!(pipeline_id = %record.pipeline_id, version, "the active definition is missing");
+            ApiError::internal()
+        })?;
     let definition = crate::handlers::read_definition(app, tx, &record.pipeline_id, version, &stored).await?;
     let graph = build_graph(app, &definition, &record.pipeline_id)?;
     let compiled = (Arc::new(definition), Arc::new(graph));

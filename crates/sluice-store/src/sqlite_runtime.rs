@@ -106,6 +106,30 @@ fn attempt_from_row(row: &SqliteRow) -> Result<Attempt> {
     })
 }
 
+/// The rows of `table` of a pipeline whose `id_column` is one of `ids` (static names only).
+async fn rows_by_id(
+    connection: &mut SqliteConnection,
+    columns: &'static str,
+    table: &'static str,
+    id_column: &'static str,
+    pipeline_id: &str,
+    ids: &[String],
+) -> Result<Vec<SqliteRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM {table} WHERE pipeline_id = "));
+    builder
+        .push_bind(pipeline_id.to_string())
+        .push(format!(" AND {id_column} IN ("));
+    let mut separated = builder.separated(", ");
+    for id in ids {
+        separated.push_bind(id.clone());
+    }
+    builder.push(")");
+    Ok(builder.build().fetch_all(&mut *connection).await?)
+}
+
 /// Part of a pipeline's runtime state: the pipeline's facts, the named instances and attempts
 /// (those that exist), no component runs. For calls that touch a few rows.
 pub(crate) async fn load_part(
@@ -124,34 +148,30 @@ pub(crate) async fn load_part(
         return Ok(None);
     };
     let pipeline = pipeline_from_row(&row)?;
-    let mut instances = Vec::new();
-    if !instance_ids.is_empty() {
-        let mut builder =
-            sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE pipeline_id = "));
-        builder.push_bind(pipeline_id.to_string()).push(" AND instance_id IN (");
-        let mut separated = builder.separated(", ");
-        for id in instance_ids {
-            separated.push_bind(id.clone());
-        }
-        builder.push(")");
-        for row in builder.build().fetch_all(&mut *connection).await? {
-            instances.push(instance_from_row(&row)?);
-        }
-    }
-    let mut attempts = Vec::new();
-    if !attempt_ids.is_empty() {
-        let mut builder =
-            sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE pipeline_id = "));
-        builder.push_bind(pipeline_id.to_string()).push(" AND attempt_id IN (");
-        let mut separated = builder.separated(", ");
-        for id in attempt_ids {
-            separated.push_bind(id.clone());
-        }
-        builder.push(")");
-        for row in builder.build().fetch_all(&mut *connection).await? {
-            attempts.push(attempt_from_row(&row)?);
-        }
-    }
+    let instances = rows_by_id(
+        connection,
+        INSTANCE_COLUMNS,
+        "instances",
+        "instance_id",
+        pipeline_id,
+        instance_ids,
+    )
+    .await?
+    .iter()
+    .map(instance_from_row)
+    .collect::<Result<Vec<_>>>()?;
+    let attempts = rows_by_id(
+        connection,
+        ATTEMPT_COLUMNS,
+        "attempts",
+        "attempt_id",
+        pipeline_id,
+        attempt_ids,
+    )
+    .await?
+    .iter()
+    .map(attempt_from_row)
+    .collect::<Result<Vec<_>>>()?;
     Ok(Some(State::new(pipeline, Vec::new(), instances, attempts)))
 }
 
