@@ -98,6 +98,44 @@ fn failed(status: &str) -> bool {
     matches!(status, "FAILED" | "CASCADE_FAILED" | "CANCELED" | "TIMEDOUT")
 }
 
+/// Components whose instances wait on dependencies that failed (or are themselves stuck).
+fn stuck_components<'a>(
+    graph: &'a sluice_core::runtime::Graph,
+    views: &BTreeMap<String, InstanceView>,
+) -> BTreeSet<&'a str> {
+    let status_of = |component: &str| -> (bool, bool) {
+        let mut waiting = false;
+        let mut failures = false;
+        for view in views.values().filter(|view| view.component == component) {
+            waiting |= view.status == "WAITING_ON_DEPENDENCIES";
+            failures |= failed(&view.status);
+        }
+        (waiting, failures)
+    };
+    let mut stuck: BTreeSet<&str> = BTreeSet::new();
+    loop {
+        let before = stuck.len();
+        for node in &graph.nodes {
+            if stuck.contains(node.id.as_str()) || !status_of(&node.id).0 {
+                continue;
+            }
+            let blocked = node
+                .inputs
+                .iter()
+                .chain(&node.depends_on)
+                .chain(&node.producers)
+                .chain(&node.preconditions)
+                .any(|dependency| stuck.contains(dependency.as_str()) || status_of(dependency).1);
+            if blocked {
+                stuck.insert(node.id.as_str());
+            }
+        }
+        if stuck.len() == before {
+            return stuck;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct InstanceView {
     component: String,
@@ -384,6 +422,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     tokio::pin!(interrupt);
     let mut interrupted = false;
     let mut said_waiting = false;
+    let mut not_run: Vec<String> = Vec::new();
     let views = loop {
         let views = instances(&client, &pipeline_id).await?;
         let tallies = tally(&views);
@@ -424,6 +463,22 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
             .to_string();
         let all_ended = !views.is_empty() && views.values().all(|view| ended(&view.status));
         if pipeline_state == "FINISHED" || (graph.on_demand && all_ended) {
+            break views;
+        }
+        // An on-demand run whose remaining work waits on failed work (without cascade) would
+        // wait for ever: it is over.
+        let stuck = stuck_components(&graph, &views);
+        if graph.on_demand
+            && !stuck.is_empty()
+            && views
+                .values()
+                .all(|view| ended(&view.status) || stuck.contains(view.component.as_str()))
+        {
+            eprintln!(
+                "sluice run: {} wait on failed work and will not run (failureAndRerunMode: cascade fails them instead)",
+                stuck.iter().copied().collect::<Vec<_>>().join(", ")
+            );
+            not_run = stuck.iter().map(|component| component.to_string()).collect();
             break views;
         }
         if all_ended && !said_waiting {
@@ -480,6 +535,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
                 .map(|error| format!(" — {error}"))
                 .unwrap_or_default()
         );
+    }
+    if !not_run.is_empty() {
+        println!("not run (waiting on failed work): {}", not_run.join(", "));
     }
     if interrupted {
         let left: Vec<&String> = views

@@ -661,8 +661,30 @@ impl Planner<'_> {
             return true;
         }
         // Done once nothing that runs on it in its interval can still need it.
+        // Done once nothing that runs on it in its interval can still need it: every consumer
+        // instance inside the interval has ended and no consumer has an instance left to
+        // create inside it (its schedule is exhausted or its next interval starts later).
         let interval_over = resource.scheduled_end <= now || resource.scheduled_start == resource.scheduled_end;
-        let mut needed = !interval_over;
+        let more_to_come = |consumer: &str| -> bool {
+            let Some(run) = self.state.component(consumer) else {
+                return true;
+            };
+            if run.exhausted {
+                return false;
+            }
+            let (Some(schedule), Some(first_activation)) = (
+                self.graph.node(consumer).and_then(|node| node.schedule.as_ref()),
+                self.state.pipeline.first_activation,
+            ) else {
+                return true;
+            };
+            schedule
+                .interval(run.next_index, first_activation)
+                .is_some_and(|next| next.start < resource.scheduled_end)
+        };
+        let mut needed = !interval_over
+            && (node.schedule_type == ScheduleType::OnDemand
+                || node.consumers.iter().any(|consumer| more_to_come(consumer)));
         for consumer in &node.consumers {
             let positions = self.state.instances_of(consumer);
             let first = positions.partition_point(|position| {
