@@ -34,7 +34,7 @@ class Server:
         if "--poll-wait-seconds" not in self.extra_args:
             self.extra_args += ["--poll-wait-seconds", "0"]
         # No in-process runner (its polls would be in every audit count) unless a test asks.
-        if "--worker-group" not in self.extra_args:
+        if "--worker-group" not in self.extra_args and "--run-resources" not in self.extra_args:
             self.extra_args += ["--no-runner"]
         self.process = None
         self.url = None

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT, SLUICE, Server, unique
-from test_scheduler import Clock, fields, obj, start_of_minute, statuses, wait_for
+from test_scheduler import Clock, fields, instances, obj, start_of_minute, statuses, wait_for
 
 
 def sluice_run(definition_path, *args, timeout=120):
@@ -331,6 +331,40 @@ def test_sluice_serve_runs_local_tasks_in_process(tmp_path):
     keys = [row[0] for row in database.execute("SELECT access_key_id FROM access_keys")]
     database.close()
     assert not any(key.startswith("AKIAINPROCESS") for key in keys), "the runner's key dies with the server"
+
+
+def by_component(client, pipeline_id):
+    return {fields(item)["@componentParent"]: fields(item)["@status"] for item in instances(client, pipeline_id)}
+
+
+def test_sluice_serve_run_resources_stands_in_for_every_pipelines_ec2_resource(tmp_path):
+    server = Server(tmp_path / "data", extra_args=["--run-resources", "--runner-dir", str(tmp_path / "runner")]).start()
+    try:
+        client = server.client()
+        pipelines = []
+        for name in ("first", "second"):
+            pipeline_id = client.create_pipeline(name=name, uniqueId=unique())["pipelineId"]
+            result = client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+                obj("Default", scheduleType="ondemand"),
+                obj("Machine", type="Ec2Resource", terminateAfter="1 Hour", role="DataPipelineDefaultRole",
+                    resourceRole="DataPipelineDefaultResourceRole"),
+                obj("Work", type="ShellCommandActivity", command=f"echo on {name}", runsOn={"ref": "Machine"}),
+                obj("Elsewhere", type="ShellCommandActivity", command="echo never", workerGroup="remote-only")])
+            assert not result["errored"], result
+            client.activate_pipeline(pipelineId=pipeline_id)
+            pipelines.append(pipeline_id)
+        for pipeline_id in pipelines:
+            wait_for(lambda: by_component(client, pipeline_id).get("Work") == "FINISHED", timeout=30,
+                     what="the in-process runner to run the resource's work")
+        (first,) = (tmp_path / "runner" / "logs").glob(f"{pipelines[0]}/Work/*/*/stdout")
+        assert first.read_text() == "on first\n"
+        time.sleep(1)
+        # A worker group it was not given stays for a runner that polls it.
+        assert all(by_component(client, pipeline_id).get("Elsewhere") == "WAITING_FOR_RUNNER" for pipeline_id in pipelines)
+        wait_for(lambda: by_component(client, pipelines[0]).get("Machine") == "FINISHED", timeout=30,
+                 what="the resource to end once its work has")
+    finally:
+        server.stop()
 
 
 def test_sluice_run_interrupted_cancels_and_says_what_was_left(tmp_path):

@@ -331,14 +331,25 @@ pub(crate) async fn next_task(
     queue: &str,
     now: &str,
 ) -> Result<Option<(String, String)>> {
-    let row = sqlx::query(
-        "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE a.queue = ? AND a.status = 'WAITING_FOR_RUNNER' AND a.available_at <= ? AND p.state = 'SCHEDULED' AND p.deleted_at IS NULL AND p.account_id = ? ORDER BY a.available_at, a.attempt_id LIMIT 1",
-    )
-    .bind(queue)
-    .bind(now)
-    .bind(account_id)
-    .fetch_optional(&mut *connection)
-    .await?;
+    // One queue, or (for a runner standing in for every resource) every resource queue: a
+    // range over the queue names, so the index still applies.
+    let condition = if queue == sluice_core::runtime::ANY_RESOURCE_QUEUE {
+        "a.queue >= 'runsOn:' AND a.queue < 'runsOn;'"
+    } else {
+        "a.queue = ?"
+    };
+    let statement = format!(
+        "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE {condition} AND a.status = 'WAITING_FOR_RUNNER' AND a.available_at <= ? AND p.state = 'SCHEDULED' AND p.deleted_at IS NULL AND p.account_id = ? ORDER BY a.available_at, a.attempt_id LIMIT 1"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+    if queue != sluice_core::runtime::ANY_RESOURCE_QUEUE {
+        query = query.bind(queue);
+    }
+    let row = query
+        .bind(now)
+        .bind(account_id)
+        .fetch_optional(&mut *connection)
+        .await?;
     row.map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("attempt_id")?)))
         .transpose()
 }

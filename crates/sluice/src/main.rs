@@ -172,15 +172,19 @@ enum Command {
 }
 
 /// The task runner `sluice serve` can run in its own process. Off unless a worker group is
-/// named: tasks run as the server's own user, which can read the data directory, so this is for
-/// definitions as trusted as the server's operator (run `sluice runner` under another user for
-/// the rest).
+/// named or --run-resources is given: tasks run as the server's own user, which can read the
+/// data directory, so this is for definitions as trusted as the server's operator (run `sluice
+/// runner` under another user for the rest).
 #[derive(clap::Args)]
 struct InProcessRunner {
     /// Run a task runner in this process for this worker group (repeat for several).
     #[arg(long = "worker-group")]
     worker_groups: Vec<String>,
-    /// Run no task runner in this process, even with --worker-group.
+    /// Also run, in this process, the work of every pipeline's resources (`runsOn` an
+    /// Ec2Resource or EmrCluster): this machine stands in for them.
+    #[arg(long)]
+    run_resources: bool,
+    /// Run no task runner in this process, even with --worker-group or --run-resources.
     #[arg(long)]
     no_runner: bool,
     /// Tasks the in-process runner runs at once.
@@ -434,15 +438,19 @@ fn main() -> ExitCode {
                 kek_versions: None,
                 scheduler,
                 clock_file: scheduling.clock_file.clone(),
-                in_process_runner: !runner.no_runner && !runner.worker_groups.is_empty(),
+                in_process_runner: !runner.no_runner && (!runner.worker_groups.is_empty() || runner.run_resources),
             };
             kek_from_environment()
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })
                 .and_then(|config| {
                     runtime().and_then(|runtime| {
+                        let mut queues = runner.worker_groups;
+                        if runner.run_resources {
+                            queues.push(sluice_core::runtime::ANY_RESOURCE_QUEUE.to_string());
+                        }
                         runtime.block_on(run::serve_with_runner(
                             config,
-                            runner.worker_groups,
+                            queues,
                             runner.runner_concurrency,
                             runner.runner_dir,
                         ))

@@ -20,6 +20,12 @@ pub const MAX_TIMEOUT_MINUTES: u64 = 10 * 366 * 24 * 60;
 /// `maxActiveInstances` of an on-demand pipeline when unset (reference §g.2).
 pub const DEFAULT_ONDEMAND_MAX_ACTIVE: u32 = 1;
 
+/// Queues of work that runs on a resource (`runsOn`) are named `runsOn:<pipelineId>/<resourceId>`.
+pub const RESOURCE_QUEUE_PREFIX: &str = "runsOn:";
+/// A worker group that polls every resource queue of its account: a runner standing in for every
+/// pipeline's Ec2Resource (what `sluice serve --run-resources` polls).
+pub const ANY_RESOURCE_QUEUE: &str = "runsOn:*";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeRole {
     Activity,
@@ -245,7 +251,7 @@ impl Graph {
             let worker_group = fields.text("workerGroup");
             let queue = match (&runs_on, worker_group) {
                 // A resource's queue is its pipeline's own: runners on it serve nobody else.
-                (Some(resource), _) => Some(format!("runsOn:{pipeline_id}/{resource}")),
+                (Some(resource), _) => Some(format!("{RESOURCE_QUEUE_PREFIX}{pipeline_id}/{resource}")),
                 (None, Some(group)) => Some(group),
                 (None, None) => None,
             };

@@ -15,7 +15,7 @@ pub use commands::{
     CommandError, SetStatusCommand, TaskOutcome, activate, adopt_definition, deactivate, finish_task, lease, next_task,
     report_progress, set_status,
 };
-pub use graph::{Graph, Node, NodeRole, ServiceCheck};
+pub use graph::{ANY_RESOURCE_QUEUE, Graph, Node, NodeRole, RESOURCE_QUEUE_PREFIX, ServiceCheck};
 pub use planner::{CheckResult, Event, PlannerConfig, advance, due_checks, next_wake};
 pub use state::{Attempt, Changes, ComponentRun, Health, Instance, PipelineRun, PipelineState, State, Status};
 
