@@ -268,6 +268,7 @@ fn literal_secrets_are_flagged() {
         ),
         expect![[r#"
             warning [Db] LITERAL_SECRET: '*password' holds a literal value; pass it as a '*my...' parameter so it is masked and kept out of the definition
+            warning [Db] NOT_SUPPORTED: Sluice connects to PostgreSQL, Redshift (over PostgreSQL's protocol), MySQL and MariaDB; 'jdbc:x' is none of them; ActivatePipeline will refuse this pipeline until it can
         "#]],
     );
 }

@@ -21,7 +21,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn finished() -> Outcome {
+    pub(crate) fn finished() -> Outcome {
         Outcome {
             status: "FINISHED",
             error_id: None,
@@ -70,7 +70,7 @@ pub fn safe(id: &str) -> String {
 }
 
 /// An attempt's private working folder: per pipeline, since attempt ids repeat across pipelines.
-fn attempt_folder(task: &Task, settings: &ExecutionSettings) -> PathBuf {
+pub(crate) fn attempt_folder(task: &Task, settings: &ExecutionSettings) -> PathBuf {
     settings
         .work_dir
         .join(safe(&task.pipeline_id))
@@ -109,7 +109,11 @@ async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: wat
                 Err(error) => Outcome::failed("SluiceRunnerError", format!("{error:#}")),
             }
         }
-        "CopyActivity" => match run_copy(task, settings).await {
+        "CopyActivity" => match crate::copy::run_copy(task, settings).await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::failed("SluiceCopyFailed", format!("{error:#}")),
+        },
+        "RedshiftCopyActivity" => match crate::copy::run_redshift_copy(task, settings).await {
             Ok(outcome) => outcome,
             Err(error) => Outcome::failed("SluiceCopyFailed", format!("{error:#}")),
         },
@@ -390,114 +394,25 @@ async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, 
     }
 }
 
-/// CopyActivity between object-store data nodes (`file://`, `s3://`): every object under the
-/// input copied below the output, or concatenated into the output's `filePath`; `compression:
-/// gzip` on either side compresses or decompresses on the way. SQL data nodes come later.
-async fn run_copy(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<Outcome> {
-    let (Some(input), Some(output)) = (
-        task.referenced("input").first().copied(),
-        task.referenced("output").first().copied(),
-    ) else {
-        return Ok(Outcome::failed(
-            "SluiceRunnerError",
-            "CopyActivity needs an input and an output data node",
-        ));
+/// The logs of an activity that runs no process (copies, SQL): its summary as stdout or its
+/// failure as stderr, kept in the attempt's log folder and published like a command's.
+pub(crate) async fn record_outcome_logs(task: &Task, settings: &ExecutionSettings, result: &anyhow::Result<String>) {
+    let logs = settings.log_dir.join(log_folder(task));
+    let (stdout, stderr) = (logs.join("stdout"), logs.join("stderr"));
+    let (out, err) = match result {
+        Ok(summary) => (format!("{summary}\n"), String::new()),
+        Err(error) => (String::new(), format!("{error:#}\n")),
     };
-    let location = |node: &crate::task::Object| {
-        node.string("directoryPath")
-            .map(|path| (path.to_string(), false))
-            .or_else(|| node.string("filePath").map(|path| (path.to_string(), true)))
-    };
-    let (Some((from, _)), Some((to, to_file))) = (location(input), location(output)) else {
-        return Ok(Outcome::failed(
-            "SluiceUnsupportedType",
-            "Sluice's task runner copies between object-store data nodes (directoryPath or filePath) only, for now",
-        ));
-    };
-    let gzip = |node: &crate::task::Object| {
-        node.string("compression")
-            .is_some_and(|value| value.eq_ignore_ascii_case("gzip"))
-    };
-    let (unzip, zip) = (gzip(input), gzip(output));
-    let folder = attempt_folder(task, settings);
-    let staged = folder.join("copy");
-    let result = async {
-        let read = Location::parse(&from, &settings.storage)?
-            .download_to(&staged)
-            .await
-            .with_context(|| format!("reading {from}"))?;
-        let mut files = Vec::new();
-        let mut pending = vec![staged.clone()];
-        while let Some(directory) = pending.pop() {
-            let mut entries = tokio::fs::read_dir(&directory).await?;
-            while let Some(entry) = entries.next_entry().await? {
-                if entry.file_type().await?.is_dir() {
-                    pending.push(entry.path());
-                } else {
-                    files.push(entry.path());
-                }
-            }
-        }
-        files.sort();
-        for file in &files {
-            if unzip != zip {
-                let file = file.clone();
-                tokio::task::spawn_blocking(move || recompress(&file, unzip)).await??;
-            }
-        }
-        let target = Location::parse(&to, &settings.storage)?;
-        let written = if to_file {
-            // Concatenated on disk, file by file, then uploaded (in parts when large).
-            let joined = folder.join("joined");
-            let mut output = tokio::fs::File::create(&joined).await?;
-            for file in &files {
-                let mut input = tokio::fs::File::open(file).await?;
-                tokio::io::copy(&mut input, &mut output).await?;
-            }
-            output.sync_all().await?;
-            drop(output);
-            let (folder_url, name) = to.rsplit_once('/').context("the output filePath names no file")?;
-            Location::parse(folder_url, &settings.storage)?
-                .put_file(name, &joined)
-                .await?
-        } else {
-            target
-                .upload_from(&staged)
-                .await
-                .with_context(|| format!("writing {to}"))?
-        };
-        anyhow::Ok((read, written, files.len()))
+    let written = async {
+        tokio::fs::create_dir_all(&logs).await?;
+        tokio::fs::write(&stdout, out).await?;
+        tokio::fs::write(&stderr, err).await
     }
     .await;
-    if !settings.keep_work_dirs {
-        let _ = tokio::fs::remove_dir_all(&folder).await;
+    match written {
+        Ok(()) => publish_logs(task, settings, &stdout, &stderr).await,
+        Err(error) => tracing::warn!(attempt = %task.attempt_id, %error, "could not write the attempt's logs"),
     }
-    let (read, written, count) = result?;
-    let logs = settings.log_dir.join(log_folder(task));
-    tokio::fs::create_dir_all(&logs).await?;
-    let summary = format!("copied {count} object(s) from {from} to {to}: {read} bytes read, {written} bytes written\n");
-    tokio::fs::write(logs.join("stdout"), summary).await?;
-    Ok(Outcome::finished())
-}
-
-/// Gunzips (`unzip`) or gzips a file in place, streaming through a temporary file.
-fn recompress(path: &Path, unzip: bool) -> anyhow::Result<()> {
-    let temporary = path.with_extension("recompressed");
-    let mut input = std::io::BufReader::new(std::fs::File::open(path)?);
-    let mut output = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
-    if unzip {
-        std::io::copy(&mut flate2::read::MultiGzDecoder::new(input), &mut output)
-            .context("the input is not gzip data")?;
-    } else {
-        let mut encoder = flate2::write::GzEncoder::new(output, flate2::Compression::default());
-        std::io::copy(&mut input, &mut encoder)?;
-        output = encoder.finish()?;
-    }
-    use std::io::Write;
-    output.flush()?;
-    drop(output);
-    std::fs::rename(&temporary, path)?;
-    Ok(())
 }
 
 fn shell_quote(text: &str) -> String {

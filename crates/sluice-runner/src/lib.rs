@@ -7,9 +7,12 @@
 //! never the runner's own (its credentials stay with it).
 
 pub mod client;
+pub mod copy;
 pub mod execute;
+pub mod format;
 pub mod sql;
 pub mod storage;
+pub mod tables;
 pub mod task;
 
 use std::sync::Arc;

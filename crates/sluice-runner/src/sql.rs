@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use sqlx::{Connection, Executor};
 
-use crate::execute::{ExecutionSettings, Outcome, log_folder};
+use crate::execute::{ExecutionSettings, Outcome, record_outcome_logs};
 use crate::storage::Location;
 use crate::task::{Object, Task};
 
@@ -32,7 +32,11 @@ pub fn database_url(database: &Object) -> anyhow::Result<(String, String)> {
         .string("connectionString")
         .with_context(|| format!("database {} has no connectionString", database.id))?;
     let rest = jdbc.strip_prefix("jdbc:").unwrap_or(jdbc);
-    let (scheme, address) = if let Some(address) = rest.strip_prefix("postgresql://") {
+    // Redshift speaks PostgreSQL's protocol.
+    let (scheme, address) = if let Some(address) = rest
+        .strip_prefix("postgresql://")
+        .or_else(|| rest.strip_prefix("redshift://"))
+    {
         ("postgres", address)
     } else if let Some(address) = rest
         .strip_prefix("mysql://")
@@ -42,7 +46,7 @@ pub fn database_url(database: &Object) -> anyhow::Result<(String, String)> {
     } else {
         let kind = rest.split(':').next().unwrap_or(rest);
         bail!(
-            "database {}: '{kind}' databases are not supported yet (PostgreSQL, MySQL and MariaDB are)",
+            "database {}: '{kind}' databases are not supported yet (PostgreSQL, Redshift, MySQL and MariaDB are)",
             database.id
         );
     };
@@ -71,6 +75,12 @@ pub fn database_url(database: &Object) -> anyhow::Result<(String, String)> {
 }
 
 pub async fn run_sql(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<Outcome> {
+    let result = run_script(task, settings).await;
+    record_outcome_logs(task, settings, &result).await;
+    result.map(|_| Outcome::finished())
+}
+
+async fn run_script(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<String> {
     sqlx::any::install_default_drivers();
     let attempt = task.attempt();
     let Some(database) = task.referenced("database").first().copied() else {
@@ -116,22 +126,11 @@ pub async fn run_sql(task: &Task, settings: &ExecutionSettings) -> anyhow::Resul
             .rows_affected()
     };
     let _ = connection.close().await;
-    let logs = settings.log_dir.join(log_folder(task));
-    tokio::fs::create_dir_all(&logs).await?;
-    tokio::fs::write(
-        logs.join("stdout"),
-        format!("ran the script on {description}: {affected} row(s) affected\n"),
-    )
-    .await?;
-    Ok(Outcome {
-        status: "FINISHED",
-        error_id: None,
-        error_message: None,
-    })
+    Ok(format!("ran the script on {description}: {affected} row(s) affected"))
 }
 
 /// A database error as the database said it, never the connection URL.
-fn describe(error: &sqlx::Error) -> String {
+pub fn describe(error: &sqlx::Error) -> String {
     match error {
         sqlx::Error::Database(database) => database.message().to_string(),
         other => other.to_string(),

@@ -1,5 +1,6 @@
-//! Data nodes and logs live in object stores: `file://` folders and `s3://` buckets (AWS or any
-//! S3-compatible server), through `object_store`, so staging and log upload work the same way
+//! Data nodes and logs live in object stores: `file://` folders, `s3://` buckets (AWS or any
+//! S3-compatible server), `gs://` Google Cloud Storage buckets and `az://` Azure Blob Storage
+//! containers, through `object_store`, so staging, copies and log upload work the same way
 //! everywhere.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
@@ -46,13 +49,47 @@ impl Location {
                 description: url.to_string(),
             });
         }
+        if let Some((scheme, rest)) = url
+            .strip_prefix("gs://")
+            .map(|rest| ("gs", rest))
+            .or_else(|| url.strip_prefix("az://").map(|rest| ("az", rest)))
+        {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() || bucket.contains('@') {
+                bail!("'{url}' must name a bucket or container and carry no credentials");
+            }
+            // Credentials and accounts come from the environment, as Google's and Azure's
+            // tools take them (GOOGLE_APPLICATION_CREDENTIALS; AZURE_STORAGE_ACCOUNT_NAME with
+            // AZURE_STORAGE_ACCOUNT_KEY or a client secret).
+            let store: Arc<dyn ObjectStore> = if scheme == "gs" {
+                Arc::new(
+                    GoogleCloudStorageBuilder::from_env()
+                        .with_bucket_name(bucket)
+                        .build()
+                        .with_context(|| format!("cannot reach bucket '{bucket}'"))?,
+                )
+            } else {
+                Arc::new(
+                    MicrosoftAzureBuilder::from_env()
+                        .with_container_name(bucket)
+                        .build()
+                        .with_context(|| format!("cannot reach container '{bucket}'"))?,
+                )
+            };
+            return Ok(Location {
+                store,
+                prefix: ObjectPath::from(key.trim_end_matches('/')),
+                description: url.to_string(),
+            });
+        }
         let Some(rest) = url.strip_prefix("s3://") else {
-            bail!("'{url}' is neither an s3:// nor a file:// location");
+            bail!("'{url}' is not an s3://, gs://, az:// or file:// location");
         };
-        if rest.contains('@') {
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        // Credentials would sit before the bucket (`s3://key:secret@bucket`); keys may hold `@`.
+        if bucket.contains('@') {
             bail!("the location must not carry credentials");
         }
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             bail!("'{url}' names no bucket");
         }
@@ -236,6 +273,7 @@ mod tests {
         assert_eq!(std::fs::read(again.join("large.bin")).expect("file"), content);
         assert!(Location::parse("file://relative/path", &settings).is_err());
         assert!(Location::parse("s3://key:secret@bucket/x", &settings).is_err());
+        assert!(Location::parse("s3://bucket/logs/@Copy_1/@Copy_1_Attempt=1", &settings).is_ok());
         assert!(Location::parse("ftp://host/x", &settings).is_err());
     }
 }

@@ -30,6 +30,11 @@ impl Object {
         self.strings(key).next()
     }
 
+    /// The object's name in the definition: its component's id for an instance.
+    pub fn component_id(&self) -> &str {
+        self.refs("@componentParent").next().unwrap_or(&self.id)
+    }
+
     pub fn refs<'a, 'k>(&'a self, key: &'k str) -> impl Iterator<Item = &'a str> + use<'a, 'k> {
         self.fields.iter().filter_map(move |(name, value)| match value {
             FieldValue::Ref(target) if name == key => Some(target.as_str()),

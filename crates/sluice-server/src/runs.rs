@@ -912,18 +912,33 @@ pub async fn poll_for_task(
                 instance_object(&run, &pipeline_id, instance, Evaluation::Revealed),
             );
         }
-        for id in referenced {
-            if objects.contains_key(&id) {
-                continue;
-            }
-            if let Some(instance) = run.state.instance(&id) {
-                objects.insert(
-                    id.clone(),
-                    instance_object(&run, &pipeline_id, instance, Evaluation::Revealed),
+        // Then what those objects need to be used: a data node's data format and database.
+        let mut pending: Vec<String> = referenced;
+        let mut depth = 0;
+        while !pending.is_empty() && depth < 3 {
+            let mut next = Vec::new();
+            for id in pending {
+                if objects.contains_key(&id) {
+                    continue;
+                }
+                let object = if let Some(instance) = run.state.instance(&id) {
+                    instance_object(&run, &pipeline_id, instance, Evaluation::Revealed)
+                } else if let Some(component) = component_for_task(&run, &pipeline_id, &id) {
+                    component
+                } else {
+                    continue;
+                };
+                next.extend(
+                    object
+                        .fields
+                        .iter()
+                        .filter(|field| matches!(field.key.as_str(), "dataFormat" | "database"))
+                        .filter_map(|field| field.ref_value.clone()),
                 );
-            } else if let Some(component) = component_for_task(&run, &pipeline_id, &id) {
-                objects.insert(id.clone(), component);
+                objects.insert(id, object);
             }
+            pending = next;
+            depth += 1;
         }
     }
     let changes = run.state.take_changes();

@@ -4,13 +4,20 @@
 
 use crate::model::{FieldValue, PipelineDefinition, PipelineObject};
 
-const ACTIVITIES: &[&str] = &["ShellCommandActivity", "CopyActivity", "SqlActivity"];
+const ACTIVITIES: &[&str] = &[
+    "ShellCommandActivity",
+    "CopyActivity",
+    "SqlActivity",
+    "RedshiftCopyActivity",
+];
+/// What CopyActivity reads and writes.
+const COPY_NODES: &[&str] = &["S3DataNode", "SqlDataNode", "MySqlDataNode", "RedshiftDataNode"];
+/// The databases the runner speaks to, by JDBC URL prefix.
+const JDBC_PREFIXES: &[&str] = &["jdbc:postgresql:", "jdbc:redshift:", "jdbc:mysql:", "jdbc:mariadb:"];
 const PRECONDITIONS: &[&str] = &["ShellCommandPrecondition", "Exists", "S3KeyExists", "S3PrefixNotEmpty"];
 const UNSUPPORTED: &[&str] = &[
     "EmrCluster",
     "DynamoDBDataNode",
-    "RedshiftDataNode",
-    "RedshiftDatabase",
     "DynamoDBDataFormat",
     "DynamoDBExportDataFormat",
 ];
@@ -60,13 +67,36 @@ pub fn unsupported(definition: &PipelineDefinition) -> Vec<(String, String)> {
                         .object(node)
                         .and_then(|node| type_of(definition, node))
                         .unwrap_or("");
-                    if node_type != "S3DataNode" {
+                    if !COPY_NODES.contains(&node_type) && !UNSUPPORTED.contains(&node_type) {
                         problems.push((
                             object.id.clone(),
-                            format!("Sluice's CopyActivity copies between S3DataNodes only, for now; its {key} {node} is a {node_type}"),
+                            format!("Sluice's CopyActivity copies between S3DataNode, SqlDataNode, MySqlDataNode and RedshiftDataNode; its {key} {node} is a {node_type}"),
                         ));
                     }
                 }
+            }
+        }
+        if matches!(
+            kind,
+            "JdbcDatabase" | "RdsDatabase" | "RedshiftDatabase" | "MySqlDataNode"
+        ) {
+            match object.first("connectionString").and_then(FieldValue::as_string) {
+                // Known once parameters are: the runner says so if it is not a database it speaks.
+                Some(url) if url.contains("#{") => {}
+                Some(url) if JDBC_PREFIXES.iter().any(|prefix| url.starts_with(prefix)) => {}
+                Some(url) => problems.push((
+                    object.id.clone(),
+                    format!(
+                        "Sluice connects to PostgreSQL, Redshift (over PostgreSQL's protocol), MySQL and MariaDB; '{}' is none of them",
+                        // Only the driver: the rest may carry a host or credentials.
+                        url.splitn(3, ':').take(2).collect::<Vec<_>>().join(":")
+                    ),
+                )),
+                None if kind == "MySqlDataNode" => {}
+                None => problems.push((
+                    object.id.clone(),
+                    format!("Sluice connects to databases by connectionString, which this {kind} does not set"),
+                )),
             }
         }
     }
