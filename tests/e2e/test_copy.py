@@ -274,3 +274,37 @@ def test_aws_samples_rds_to_s3_and_tsv_to_redshift_run_unchanged(tmp_path, s3_se
     finally:
         mariadb(f"DROP TABLE IF EXISTS {table}")
         psql("DROP SCHEMA IF EXISTS schemaNameInRedshift CASCADE")
+
+
+def test_database_connections_take_tls_as_the_connection_string_asks(tmp_path):
+    table = f"tls_e2e_{time.time_ns()}"
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local",
+         "maximumRetries": "0"},
+        {"id": "PgTls", "name": "PgTls", "type": "JdbcDatabase", "jdbcDriverClass": "org.postgresql.Driver",
+         "connectionString": "jdbc:postgresql://127.0.0.1:5432/test?ssl=true&tcpKeepAlive=true",
+         "username": "postgres", "*password": "unused"},
+        {"id": "PgVerified", "name": "PgVerified", "type": "JdbcDatabase", "jdbcDriverClass": "org.postgresql.Driver",
+         "connectionString": "jdbc:postgresql://127.0.0.1:5432/test", "jdbcProperties": "sslmode=verify-full",
+         "username": "postgres", "*password": "unused"},
+        {"id": "MariaTls", "name": "MariaTls", "type": "JdbcDatabase", "jdbcDriverClass": "com.mysql.jdbc.Driver",
+         "connectionString": "jdbc:mysql://127.0.0.1:3306/test?useSSL=true", "username": "root", "*password": "x"},
+        {"id": "Record", "name": "Record", "type": "SqlActivity", "database": {"ref": "PgTls"},
+         "script": f"CREATE TABLE {table} AS SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"},
+        {"id": "Unverified", "name": "Unverified", "type": "SqlActivity", "database": {"ref": "PgVerified"},
+         "script": "SELECT 1"},
+        {"id": "NoTls", "name": "NoTls", "type": "SqlActivity", "database": {"ref": "MariaTls"}, "script": "SELECT 1"},
+    ]}
+    try:
+        result = run(tmp_path, definition)
+        assert result.returncode == 1, result.stderr + result.stdout
+        # Debian's PostgreSQL serves TLS with a self-signed certificate: taken when required,
+        # refused when it must be verified; MariaDB here has no TLS, so requiring it fails.
+        assert psql(f"SELECT ssl || ' ' || version FROM {table}") in ("true TLSv1.3", "true TLSv1.2")
+        failures = {line.split(":")[0].strip().split("_")[0].lstrip("@"): line for line in result.stdout.split("\n")
+                    if ": FAILED" in line}
+        assert set(failures) == {"Unverified", "NoTls"}, result.stdout
+        assert "cannot connect to postgres://127.0.0.1:5432/test" in failures["Unverified"]
+        assert "cannot connect to mysql://127.0.0.1:3306/test" in failures["NoTls"]
+    finally:
+        psql(f"DROP TABLE IF EXISTS {table}")

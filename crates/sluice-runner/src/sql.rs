@@ -66,12 +66,78 @@ pub fn database_url(database: &Object) -> anyhow::Result<(String, String)> {
         (false, true) => format!("{}@", encode(user)),
         (false, false) => format!("{}:{}@", encode(user), encode(password)),
     };
-    let mut url = format!("{scheme}://{credentials}{host}/{name}");
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(query);
-    }
+    let query = connection_parameters(scheme, host, query, database.strings("jdbcProperties"))
+        .with_context(|| format!("database {}", database.id))?;
+    let url = format!("{scheme}://{credentials}{host}/{name}?{query}");
     Ok((url, format!("{scheme}://{host}/{name}")))
+}
+
+/// The connection parameters sqlx takes, from the JDBC URL's query and `jdbcProperties`:
+/// TLS settings under either driver's names (PostgreSQL's `sslmode`/`ssl`, MySQL Connector/J's
+/// `sslMode`/`useSSL`/`requireSSL`), CA and client certificates; other JDBC tuning is dropped.
+/// Without a TLS setting, a database off this machine is reached over TLS (`require`), one on
+/// loopback as it allows (`prefer`). Credentials in parameters are refused.
+fn connection_parameters<'a>(
+    scheme: &str,
+    host: &str,
+    query: &'a str,
+    properties: impl Iterator<Item = &'a str>,
+) -> anyhow::Result<String> {
+    let postgres = scheme == "postgres";
+    let mut tls: Option<String> = None;
+    let mut kept: Vec<String> = Vec::new();
+    let pairs = query
+        .split('&')
+        .chain(properties.flat_map(|property| property.split(['&', ';'])))
+        .filter(|pair| !pair.trim().is_empty());
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (key.trim(), value.trim());
+        let truthy = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes");
+        match key {
+            "user" | "password" | "username" => {
+                bail!("the connectionString must not carry credentials; use username and *password")
+            }
+            "sslmode" | "ssl-mode" | "sslMode" => tls = Some(value.to_string()),
+            "ssl" | "useSSL" | "requireSSL" if truthy => tls = Some("require".into()),
+            "ssl" | "useSSL" if !truthy => tls = Some("disable".into()),
+            "sslrootcert" | "sslcert" | "sslkey" if postgres => kept.push(format!("{key}={value}")),
+            "ssl-ca" | "ssl-cert" | "ssl-key" if !postgres => kept.push(format!("{key}={value}")),
+            "serverSslCert" | "trustCertificateKeyStoreUrl" if !postgres => {
+                kept.push(format!("ssl-ca={}", value.trim_start_matches("file:")));
+            }
+            "application_name" if postgres => kept.push(format!("{key}={value}")),
+            "charset" | "timezone" if !postgres => kept.push(format!("{key}={value}")),
+            _ => {}
+        }
+    }
+    let loopback = {
+        let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|character| character.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        matches!(name, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+    };
+    let mode = tls.unwrap_or_else(|| if loopback { "prefer" } else { "require" }.into());
+    let mode = match (postgres, mode.to_ascii_lowercase().replace('_', "-").as_str()) {
+        (true, "disable" | "disabled") => "disable",
+        (true, "allow") => "allow",
+        (true, "prefer" | "preferred") => "prefer",
+        (true, "require" | "required") => "require",
+        (true, "verify-ca") => "verify-ca",
+        (true, "verify-full" | "verify-identity") => "verify-full",
+        (false, "disable" | "disabled") => "DISABLED",
+        (false, "prefer" | "preferred" | "allow") => "PREFERRED",
+        (false, "require" | "required") => "REQUIRED",
+        (false, "verify-ca") => "VERIFY_CA",
+        (false, "verify-full" | "verify-identity") => "VERIFY_IDENTITY",
+        (_, other) => bail!("'{other}' is not a TLS mode (disable, prefer, require, verify-ca, verify-full)"),
+    };
+    kept.insert(0, format!("{}={mode}", if postgres { "sslmode" } else { "ssl-mode" }));
+    Ok(kept.join("&"))
 }
 
 pub async fn run_sql(task: &Task, settings: &ExecutionSettings) -> anyhow::Result<Outcome> {
@@ -167,6 +233,28 @@ mod tests {
             url,
             "postgres://etl:p%40ss%3Aw%2Frd@db.example:5432/sales?sslmode=require"
         );
+        // Off this machine TLS is required unless the connection says otherwise; JDBC's own
+        // spellings are understood; credentials in parameters are refused.
+        let url_of =
+            |connection: &str| database_url(&database(&[("connectionString", connection)])).map(|(url, _)| url);
+        assert_eq!(
+            url_of("jdbc:postgresql://db.example/x?tcpKeepAlive=true").expect("url"),
+            "postgres://db.example/x?sslmode=require"
+        );
+        assert_eq!(
+            url_of("jdbc:postgresql://localhost:5432/x").expect("url"),
+            "postgres://localhost:5432/x?sslmode=prefer"
+        );
+        assert_eq!(
+            url_of("jdbc:mysql://db.example:3306/x?useSSL=false").expect("url"),
+            "mysql://db.example:3306/x?ssl-mode=DISABLED"
+        );
+        assert_eq!(
+            url_of("jdbc:mysql://db.example/x?sslMode=VERIFY_IDENTITY&serverSslCert=file:/ca.pem").expect("url"),
+            "mysql://db.example/x?ssl-mode=VERIFY_IDENTITY&ssl-ca=/ca.pem"
+        );
+        assert!(url_of("jdbc:postgresql://db.example/x?password=hunter2").is_err());
+        assert!(url_of("jdbc:postgresql://db.example/x?sslmode=sometimes").is_err());
         assert_eq!(description, "postgres://db.example:5432/sales");
         let (url, _) = database_url(&database(&[
             ("connectionString", "jdbc:mysql://127.0.0.1:3306/x"),
@@ -174,7 +262,7 @@ mod tests {
             ("databaseName", "test"),
         ]))
         .expect("url");
-        assert_eq!(url, "mysql://root@127.0.0.1:3306/test");
+        assert_eq!(url, "mysql://root@127.0.0.1:3306/test?ssl-mode=PREFERRED");
         assert!(database_url(&database(&[("connectionString", "jdbc:oracle:thin:@h:1521:x")])).is_err());
         assert!(database_url(&database(&[("connectionString", "jdbc:mysql://u:p@h/x")])).is_err());
     }
