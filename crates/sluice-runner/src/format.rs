@@ -312,8 +312,19 @@ fn read_record(
         };
         if escapes % 2 == 0 {
             buffer.pop();
+            // CRLF line ends, unless the CR is escaped (part of the value).
             if terminator == b'\n' && buffer.last() == Some(&b'\r') {
-                buffer.pop();
+                let escapes = match escape {
+                    Some(escape) => buffer[..buffer.len() - 1]
+                        .iter()
+                        .rev()
+                        .take_while(|byte| **byte == escape)
+                        .count(),
+                    None => 0,
+                };
+                if escapes % 2 == 0 {
+                    buffer.pop();
+                }
             }
             return Ok(true);
         }
@@ -513,8 +524,11 @@ impl<W: Write> RecordWriter<W> {
                         line.extend_from_slice(NULL_MARKER.as_bytes());
                         continue;
                     };
-                    for byte in field.bytes() {
-                        if byte == *separator || byte == *terminator || Some(byte) == *escape {
+                    let last = index + 1 == record.len();
+                    for (position, byte) in field.bytes().enumerate() {
+                        // A CR ending the record would read back as part of a CRLF line end.
+                        let final_cr = *terminator == b'\n' && byte == b'\r' && last && position + 1 == field.len();
+                        if byte == *separator || byte == *terminator || Some(byte) == *escape || final_cr {
                             let Some(escape) = escape else {
                                 bail!(
                                     "record {number}: a value holds the column or record separator and the data format has no escapeChar"
