@@ -103,7 +103,7 @@ class Server:
         return json.loads(result.stdout) if result.stdout.strip() else None
 
     def raw(self, target, body, *, sign=True, headers=None, access_key_id=None, secret=None, amz_date=None,
-            signed_headers=None, method="POST", content_length=None, send_body=True):
+            signed_headers=None, method="POST", content_length=None, send_body=True, service="datapipeline"):
         """Sends one request with full control over what is signed; returns (status, headers, json)."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -120,7 +120,7 @@ class Server:
             names = signed_headers or sorted(all_headers)
             all_headers["authorization"] = sigv4_authorization(
                 method, "/", names, all_headers, body, access_key_id or self.access_key_id,
-                secret or self.secret_access_key, now)
+                secret or self.secret_access_key, now, service=service)
         else:
             all_headers.update(headers or {})
         context = ssl.create_default_context(cafile=self.cert)
@@ -143,6 +143,13 @@ class Server:
         except ValueError:
             parsed = payload
         return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
+
+
+    def iam(self, operation, body=None, *, access_key_id=None, secret=None):
+        """One call of Sluice's identity API (`SluiceIAM.<Op>`, signed for `iam`): (status, json)."""
+        status, _, parsed = self.raw(f"SluiceIAM.{operation}", body or {}, access_key_id=access_key_id,
+                                     secret=secret, service="iam")
+        return status, parsed
 
 
 def sigv4_authorization(method, path, signed_names, headers, body, access_key_id, secret, amz_date,

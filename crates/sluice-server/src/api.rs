@@ -57,6 +57,15 @@ pub struct ConnectionInfo {
 pub struct Principal {
     pub identity: IdentityRecord,
     pub access_key_id: String,
+    /// The policies attached to the identity, parsed (none for the root identity).
+    pub policies: Vec<sluice_policy::Policy>,
+    /// The identity's tags (`aws:PrincipalTag/<key>`).
+    pub tags: Vec<(String, String)>,
+    pub source_ip: Option<String>,
+    /// The request came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
+    /// When the request was authenticated, RFC 3339 (`aws:CurrentTime`).
+    pub request_time: String,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -236,7 +245,7 @@ async fn process(
         tokio::pin!(queued);
         queued.as_mut().enable();
         let mut tx = state.store.begin().await.map_err(store_failure)?;
-        let principal = authenticate(state, tx.as_mut(), &parts, &body, operation, attempt).await?;
+        let principal = authenticate(state, tx.as_mut(), &parts, &body, operation, attempt, context).await?;
         attempt.principal = Some(principal.clone());
         let response = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body).await?;
         let remaining = long_poll_until.map(|until| until.saturating_duration_since(Instant::now()));
@@ -283,6 +292,7 @@ async fn authenticate(
     body: &[u8],
     operation: Operation,
     attempt: &mut Attempt,
+    context: &RequestContext,
 ) -> Result<Principal, ApiError> {
     let auth_error = |error: sigv4::SigV4Error| {
         let kind = match error.aws_error_type() {
@@ -399,8 +409,47 @@ async fn authenticate(
         .await
         .map_err(store_failure)
         .map_err(fail)?;
+    let (policies, tags) = if key.identity.kind == "Root" {
+        (Vec::new(), Vec::new())
+    } else {
+        identity_policies(tx, &key.identity).await.map_err(store_failure)?
+    };
     Ok(Principal {
         identity: key.identity,
         access_key_id: key.access_key_id,
+        policies,
+        tags,
+        source_ip: context.source_ip.clone(),
+        secure_transport: context.tls_version.is_some(),
+        request_time: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
+}
+
+/// The policies attached to a user (shipped ones by ARN, the account's from the store) and its
+/// tags. A stored policy was parsed when it was created; one that no longer parses counts as
+/// absent (it can only deny less) and is logged.
+async fn identity_policies(
+    tx: &mut dyn Transaction,
+    identity: &IdentityRecord,
+) -> sluice_store::Result<(Vec<sluice_policy::Policy>, Vec<(String, String)>)> {
+    let tags = tx
+        .user(&identity.account_id, &identity.name)
+        .await?
+        .map(|user| user.tags)
+        .unwrap_or_default();
+    let mut policies = Vec::new();
+    for arn in tx.attached_policies(&identity.identity_id).await? {
+        let document = match authz::managed_policy(&arn) {
+            Some((_, document)) => document.to_string(),
+            None => match tx.policy(&arn).await? {
+                Some(policy) => policy.document,
+                None => continue,
+            },
+        };
+        match sluice_policy::parse(&document) {
+            Ok(policy) => policies.push(policy),
+            Err(error) => tracing::error!(policy = %arn, %error, "an attached policy does not parse; ignored"),
+        }
+    }
+    Ok((policies, tags))
 }

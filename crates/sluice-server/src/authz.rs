@@ -1,8 +1,10 @@
 //! The single authorization point. Every operation maps to its IAM action in one exhaustive
-//! `match` (no catch-all arm), so a new operation cannot compile without a decision here.
-//! Identities and policies arrive with [iam]; today the root identity may do everything and any
-//! other identity nothing.
+//! `match` (no catch-all arm), so a new operation cannot compile without a decision here; the
+//! decision is AWS's policy evaluation (`sluice-policy`) over the policies attached to the
+//! caller: an explicit Deny beats an Allow, which beats the implicit deny. The root identity may
+//! do everything.
 
+use sluice_policy::{Decision, Policy, RequestContext};
 use sluice_wire::{ApiError, ErrorKind, Operation};
 
 use crate::api::Principal;
@@ -30,19 +32,215 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::SetTaskStatus => "datapipeline:SetTaskStatus",
         Operation::ValidatePipelineDefinition => "datapipeline:ValidatePipelineDefinition",
         Operation::LookupEvents => "cloudtrail:LookupEvents",
+        Operation::CreateUser => "iam:CreateUser",
+        Operation::GetUser => "iam:GetUser",
+        Operation::ListUsers => "iam:ListUsers",
+        Operation::DeleteUser => "iam:DeleteUser",
+        Operation::CreateAccessKey => "iam:CreateAccessKey",
+        Operation::ListAccessKeys => "iam:ListAccessKeys",
+        Operation::UpdateAccessKey => "iam:UpdateAccessKey",
+        Operation::DeleteAccessKey => "iam:DeleteAccessKey",
+        Operation::CreatePolicy => "iam:CreatePolicy",
+        Operation::GetPolicy => "iam:GetPolicy",
+        Operation::ListPolicies => "iam:ListPolicies",
+        Operation::DeletePolicy => "iam:DeletePolicy",
+        Operation::AttachUserPolicy => "iam:AttachUserPolicy",
+        Operation::DetachUserPolicy => "iam:DetachUserPolicy",
+        Operation::ListAttachedUserPolicies => "iam:ListAttachedUserPolicies",
     }
 }
 
+/// The policies Sluice ships, attachable by these ARNs (`ListPolicies` with scope `AWS`).
+pub const MANAGED_POLICIES: &[(&str, &str)] = &[
+    (
+        "AdministratorAccess",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"Everything","Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    ),
+    (
+        "SluiceReadOnlyAccess",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadPipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression"],"Resource":"*"}]}"#,
+    ),
+    (
+        "SluicePipelineOperator",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline"],"Resource":"*"}]}"#,
+    ),
+    (
+        "SluiceTaskRunner",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"PollOwnWorkerGroup","Effect":"Allow","Action":"datapipeline:PollForTask","Resource":"*","Condition":{"StringEquals":{"datapipeline:workerGroup":"${aws:PrincipalTag/workerGroup}"}}},{"Sid":"ReportTasks","Effect":"Allow","Action":["datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat"],"Resource":"*"}]}"#,
+    ),
+];
+
+/// The ARN of a policy Sluice ships.
+pub fn managed_policy_arn(name: &str) -> String {
+    format!("arn:aws:iam::aws:policy/{name}")
+}
+
+/// A shipped policy by ARN: its name and document.
+pub fn managed_policy(arn: &str) -> Option<(&'static str, &'static str)> {
+    let name = arn.strip_prefix("arn:aws:iam::aws:policy/")?;
+    MANAGED_POLICIES
+        .iter()
+        .copied()
+        .find(|(candidate, _)| *candidate == name)
+}
+
+/// Context keys of the request beyond the caller's own (a pipeline's tags and creator, the worker
+/// group polled, the tags a request sets).
+pub type Extra<'a> = &'a [(String, Vec<String>)];
+
+/// The request as policies see it.
+pub fn request_context(principal: &Principal, operation: Operation, resource: &str, extra: Extra) -> RequestContext {
+    let identity = &principal.identity;
+    let mut context = RequestContext::new(action(operation), resource)
+        .with("aws:username", identity.name.clone())
+        .with("aws:userid", identity.identity_id.clone())
+        .with("aws:PrincipalArn", identity.arn.clone())
+        .with("aws:PrincipalAccount", identity.account_id.clone())
+        .with(
+            "aws:PrincipalType",
+            if identity.kind == "Root" { "Account" } else { "User" },
+        )
+        .with(
+            "aws:SecureTransport",
+            if principal.secure_transport { "true" } else { "false" },
+        )
+        .with("aws:CurrentTime", principal.request_time.clone())
+        .with(
+            "aws:EpochTime",
+            chrono::DateTime::parse_from_rfc3339(&principal.request_time)
+                .map(|time| time.timestamp().to_string())
+                .unwrap_or_default(),
+        );
+    if let Some(source_ip) = &principal.source_ip {
+        context = context.with("aws:SourceIp", source_ip.clone());
+    }
+    for (key, value) in &principal.tags {
+        context = context.with(&format!("aws:PrincipalTag/{key}"), value.clone());
+    }
+    for (key, values) in extra {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        context = context.with_values(key, &values);
+    }
+    context
+}
+
 pub fn authorize(principal: &Principal, operation: Operation, resource: &str) -> Result<(), ApiError> {
-    let action = action(operation);
+    authorize_with(principal, operation, resource, &[])
+}
+
+/// Authorizes a call with extra context keys. The denial names the action and the resource,
+/// and says whether a Deny statement or the absence of an Allow decided it.
+pub fn authorize_with(
+    principal: &Principal,
+    operation: Operation,
+    resource: &str,
+    extra: Extra,
+) -> Result<(), ApiError> {
     if principal.identity.kind == "Root" {
         return Ok(());
     }
+    let context = request_context(principal, operation, resource, extra);
+    let why = match evaluate(&principal.policies, &context) {
+        Decision::Allow { .. } => return Ok(()),
+        Decision::ExplicitDeny { .. } => "with an explicit deny in an identity-based policy".to_string(),
+        Decision::ImplicitDeny => format!("because no identity-based policy allows the {} action", context.action),
+    };
     Err(ApiError::new(
         ErrorKind::AccessDeniedException,
         format!(
-            "User: {} is not authorized to perform: {action} on resource: {resource}",
-            principal.identity.arn
+            "User: {} is not authorized to perform: {} on resource: {resource} {why}",
+            principal.identity.arn, context.action
         ),
     ))
+}
+
+/// Whether a call would be allowed (for filtering what list operations show).
+pub fn allows(principal: &Principal, operation: Operation, resource: &str, extra: Extra) -> bool {
+    authorize_with(principal, operation, resource, extra).is_ok()
+}
+
+fn evaluate(policies: &[Policy], context: &RequestContext) -> Decision {
+    sluice_policy::evaluate(policies, context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_store::IdentityRecord;
+
+    fn user(policies: &[&str], tags: &[(&str, &str)]) -> Principal {
+        Principal {
+            identity: IdentityRecord {
+                identity_id: "AIDAEXAMPLE".into(),
+                account_id: "123456789012".into(),
+                kind: "IAMUser".into(),
+                name: "runner".into(),
+                arn: "arn:aws:iam::123456789012:user/runner".into(),
+            },
+            access_key_id: "AKIAEXAMPLE".into(),
+            policies: policies
+                .iter()
+                .map(|name| {
+                    sluice_policy::parse(managed_policy(&managed_policy_arn(name)).expect("shipped").1).expect("parses")
+                })
+                .collect(),
+            tags: tags
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+            source_ip: Some("127.0.0.1".into()),
+            secure_transport: true,
+            request_time: "2026-11-28T12:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn every_shipped_policy_parses_and_means_what_it_says() {
+        for (name, document) in MANAGED_POLICIES {
+            assert!(sluice_policy::parse(document).is_ok(), "{name}");
+        }
+        let pipeline = "arn:aws:datapipeline:local:123456789012:pipeline/df-1";
+        let reader = user(&["SluiceReadOnlyAccess"], &[]);
+        assert!(authorize(&reader, Operation::DescribePipelines, pipeline).is_ok());
+        assert!(authorize(&reader, Operation::GetPipelineDefinition, pipeline).is_ok());
+        for write in [
+            Operation::PutPipelineDefinition,
+            Operation::ActivatePipeline,
+            Operation::PollForTask,
+        ] {
+            assert!(authorize(&reader, write, pipeline).is_err(), "{write:?}");
+        }
+        let operator = user(&["SluicePipelineOperator"], &[]);
+        assert!(authorize(&operator, Operation::ActivatePipeline, pipeline).is_ok());
+        assert!(authorize(&operator, Operation::PollForTask, "*").is_err());
+        assert!(authorize(&operator, Operation::CreateUser, "*").is_err());
+        let runner = user(&["SluiceTaskRunner"], &[("workerGroup", "etl")]);
+        let group = |name: &str| vec![("datapipeline:workerGroup".to_string(), vec![name.to_string()])];
+        assert!(authorize_with(&runner, Operation::PollForTask, "*", &group("etl")).is_ok());
+        assert!(authorize_with(&runner, Operation::PollForTask, "*", &group("other")).is_err());
+        // Without the tag the variable resolves to nothing and nothing matches.
+        let untagged = user(&["SluiceTaskRunner"], &[]);
+        assert!(authorize_with(&untagged, Operation::PollForTask, "*", &group("")).is_err());
+        let admin = user(&["AdministratorAccess"], &[]);
+        assert!(authorize(&admin, Operation::DeleteUser, "arn:aws:iam::123456789012:user/x").is_ok());
+        let error = authorize(&user(&[], &[]), Operation::ListPipelines, "*").expect_err("denied");
+        assert_eq!(error.kind, ErrorKind::AccessDeniedException);
+        assert_eq!(
+            error.message,
+            "User: arn:aws:iam::123456789012:user/runner is not authorized to perform: datapipeline:ListPipelines on resource: * because no identity-based policy allows the datapipeline:ListPipelines action"
+        );
+    }
+
+    #[test]
+    fn every_operation_has_an_action_in_its_service() {
+        for operation in Operation::ALL {
+            let action = action(operation);
+            let prefix = match operation.signing_service() {
+                "datapipeline" => "datapipeline:",
+                "cloudtrail" => "cloudtrail:",
+                _ => "iam:",
+            };
+            assert_eq!(action, format!("{prefix}{}", operation.name()));
+        }
+    }
 }

@@ -84,6 +84,28 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|_| ApiError::internal())
 }
 
+/// Authorizes a call on one pipeline, with the pipeline's context keys for policies:
+/// `datapipeline:PipelineCreator` (the creator's user id) and `datapipeline:Tag/<key>`.
+pub(crate) async fn authorize_pipeline(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    operation: Operation,
+    pipeline_id: &str,
+) -> Result<(), ApiError> {
+    let resource = pipeline_arn(principal, pipeline_id);
+    if principal.identity.kind == "Root" {
+        return authorize(principal, operation, &resource);
+    }
+    let mut extra: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(record) = tx.pipeline(pipeline_id).await.map_err(store_error)? {
+        extra.push(("datapipeline:PipelineCreator".into(), vec![record.creator_identity_id]));
+    }
+    for tag in tx.tags(pipeline_id).await.map_err(store_error)? {
+        extra.push((format!("datapipeline:Tag/{}", tag.key), vec![tag.value]));
+    }
+    crate::authz::authorize_with(principal, operation, &resource, &extra)
+}
+
 pub(crate) fn pipeline_arn(principal: &Principal, pipeline_id: &str) -> String {
     format!(
         "arn:aws:datapipeline:local:{}:pipeline/{pipeline_id}",
@@ -119,6 +141,23 @@ pub async fn dispatch(
         Operation::ReportTaskProgress => runs::report_task_progress(state, tx, principal, body).await,
         Operation::SetTaskStatus => runs::set_task_status(state, tx, principal, body).await,
         Operation::ReportTaskRunnerHeartbeat => runs::report_task_runner_heartbeat(principal, body).await,
+        Operation::CreateUser => crate::iam::create_user(state, tx, principal, body).await,
+        Operation::GetUser => crate::iam::get_user(tx, principal, body).await,
+        Operation::ListUsers => crate::iam::list_users(tx, principal).await,
+        Operation::DeleteUser => crate::iam::delete_user(tx, principal, body).await,
+        Operation::CreateAccessKey => crate::iam::create_access_key(state, tx, principal, body).await,
+        Operation::ListAccessKeys => crate::iam::list_access_keys(tx, principal, body).await,
+        Operation::UpdateAccessKey | Operation::DeleteAccessKey => {
+            crate::iam::change_access_key(tx, principal, operation, body).await
+        }
+        Operation::CreatePolicy => crate::iam::create_policy(state, tx, principal, body).await,
+        Operation::GetPolicy => crate::iam::get_policy(tx, principal, body).await,
+        Operation::ListPolicies => crate::iam::list_policies(tx, principal, body).await,
+        Operation::DeletePolicy => crate::iam::delete_policy(tx, principal, body).await,
+        Operation::AttachUserPolicy | Operation::DetachUserPolicy => {
+            crate::iam::attach_or_detach(tx, principal, operation, body).await
+        }
+        Operation::ListAttachedUserPolicies => crate::iam::list_attached_user_policies(tx, principal, body).await,
     }
 }
 
@@ -256,11 +295,7 @@ async fn delete_pipeline(
             sluice_wire::ErrorKind::PipelineDeletedException => ApiError::pipeline_not_found(&input.pipeline_id),
             _ => error,
         })?;
-    authorize(
-        principal,
-        Operation::DeletePipeline,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::DeletePipeline, &record.pipeline_id).await?;
     tx.delete_pipeline(&record.pipeline_id, &render(state.clock.now()))
         .await
         .map_err(store_error)?;
@@ -273,11 +308,7 @@ async fn describe_pipelines(tx: &mut dyn Transaction, principal: &Principal, bod
     let mut descriptions = Vec::with_capacity(input.pipeline_ids.len());
     for pipeline_id in &input.pipeline_ids {
         let record = live_pipeline(tx, principal, pipeline_id).await?;
-        authorize(
-            principal,
-            Operation::DescribePipelines,
-            &pipeline_arn(principal, pipeline_id),
-        )?;
+        authorize_pipeline(tx, principal, Operation::DescribePipelines, pipeline_id).await?;
         let tags = tx.tags(pipeline_id).await.map_err(store_error)?;
         let components = tx.component_runs(pipeline_id).await.map_err(store_error)?;
         let mut description = describe(&record, &tags);
@@ -393,7 +424,7 @@ async fn put_definition(
     let input: shapes::PutPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(principal, operation, &pipeline_arn(principal, &record.pipeline_id))?;
+    authorize_pipeline(tx, principal, operation, &record.pipeline_id).await?;
     let definition = input.to_definition()?;
     let report = validate(&definition, &state.limits);
     if operation == Operation::PutPipelineDefinition {
@@ -450,11 +481,7 @@ async fn get_definition(
     let input: shapes::GetPipelineDefinitionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::GetPipelineDefinition,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::GetPipelineDefinition, &record.pipeline_id).await?;
     let version = match input.version.as_deref() {
         None | Some("") | Some("latest") => Some(record.latest_version),
         Some("active") => record.active_version,
@@ -518,11 +545,7 @@ async fn describe_objects(
         ));
     }
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::DescribeObjects,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::DescribeObjects, &record.pipeline_id).await?;
     let mut objects = Vec::new();
     let run = crate::scheduler::load_run(state, tx, &record).await?;
     let reports = match &run {
@@ -684,11 +707,7 @@ async fn query_objects(
             .ok_or_else(|| ApiError::invalid_request("'marker' is not a marker this service returned"))?,
     };
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::QueryObjects,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::QueryObjects, &record.pipeline_id).await?;
     let selectors = input.query.map(|query| query.selectors).unwrap_or_default();
     let mut ids = Vec::new();
     if sphere != "COMPONENT" {
@@ -734,11 +753,7 @@ async fn evaluate_expression(
     let input: shapes::EvaluateExpressionInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::EvaluateExpression,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::EvaluateExpression, &record.pipeline_id).await?;
     let Some((_, definition)) = definition_in_force(state, tx, &record).await? else {
         return Err(ApiError::invalid_request(format!(
             "pipeline {} has no definition yet",
@@ -781,11 +796,7 @@ async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) 
     input.check()?;
     check_unique_tag_keys(&input.tags)?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::AddTags,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::AddTags, &record.pipeline_id).await?;
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     for tag in input.tags {
         match tags.iter_mut().find(|existing| existing.key == tag.key) {
@@ -810,11 +821,7 @@ async fn remove_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8
     let input: shapes::RemoveTagsInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::RemoveTags,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::RemoveTags, &record.pipeline_id).await?;
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     tags.retain(|tag| !input.tag_keys.contains(&tag.key));
     tx.replace_tags(&record.pipeline_id, &tags).await.map_err(store_error)?;

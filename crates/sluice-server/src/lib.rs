@@ -12,6 +12,7 @@ pub mod bootstrap;
 mod checks;
 pub mod clock;
 mod handlers;
+mod iam;
 pub mod keys;
 mod notify;
 mod runs;
@@ -77,7 +78,7 @@ pub struct RunnerAccess {
 }
 
 /// Access key ids minted for in-process runners start with this.
-const IN_PROCESS_KEY_PREFIX: &str = "AKIAINPROCESS";
+pub(crate) const IN_PROCESS_KEY_PREFIX: &str = "AKIAINPROCESS";
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {

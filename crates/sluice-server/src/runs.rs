@@ -16,7 +16,7 @@ use sluice_wire::{ApiError, ErrorKind, Operation, parse_body};
 
 use crate::api::{AppState, Principal, authorize};
 use crate::handlers::{
-    crypto_error, json, live_pipeline, pipeline_arn, pipeline_data_key, read_definition, store_error,
+    authorize_pipeline, crypto_error, json, live_pipeline, pipeline_data_key, read_definition, store_error,
 };
 use crate::scheduler::{self, Run, load_run, save_run};
 
@@ -616,11 +616,7 @@ pub async fn activate_pipeline(
     let input: shapes::ActivatePipelineInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::ActivatePipeline,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::ActivatePipeline, &record.pipeline_id).await?;
     let start_timestamp = input.start_timestamp.map(epoch_to_time).transpose()?;
     let now = scheduler::now(app);
     if let Some(start) = start_timestamp
@@ -753,11 +749,7 @@ pub async fn deactivate_pipeline(
     let input: shapes::DeactivatePipelineInput = parse_body(body)?;
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::DeactivatePipeline,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::DeactivatePipeline, &record.pipeline_id).await?;
     let mut run = activated_run(app, tx, &record).await?;
     runtime::deactivate(&mut run.state, input.cancel_active.unwrap_or(true))
         .map_err(|error| ApiError::invalid_request(error.0))?;
@@ -789,11 +781,7 @@ pub async fn set_status(
         ))
     })?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize(
-        principal,
-        Operation::SetStatus,
-        &pipeline_arn(principal, &record.pipeline_id),
-    )?;
+    authorize_pipeline(tx, principal, Operation::SetStatus, &record.pipeline_id).await?;
     let mut run = activated_run(app, tx, &record).await?;
     let now = scheduler::now(app);
     let definition = run.definition.clone();
@@ -835,7 +823,12 @@ pub async fn poll_for_task(
 ) -> Result<String, ApiError> {
     let input: shapes::PollForTaskInput = parse_body(body)?;
     input.check()?;
-    authorize(principal, Operation::PollForTask, "*")?;
+    crate::authz::authorize_with(
+        principal,
+        Operation::PollForTask,
+        "*",
+        &[("datapipeline:workerGroup".into(), vec![input.worker_group.clone()])],
+    )?;
     let now = scheduler::now(app);
     let Some((pipeline_id, attempt_id)) = tx
         .next_task(
@@ -954,6 +947,15 @@ pub async fn poll_for_task(
 }
 
 /// The pipeline and run holding a task, after authorizing the call against the pipeline.
+/// A task that is not known: a caller who may not report on tasks at all learns nothing more
+/// than that (AccessDenied), anyone else hears it is not known.
+fn unknown_task(principal: &Principal, operation: Operation) -> ApiError {
+    match authorize(principal, operation, "*") {
+        Err(denied) => denied,
+        Ok(()) => task_not_found(),
+    }
+}
+
 async fn task_run(
     app: &AppState,
     tx: &mut dyn Transaction,
@@ -965,11 +967,11 @@ async fn task_run(
         .task_pipeline(task_id)
         .await
         .map_err(store_error)?
-        .ok_or_else(task_not_found)?;
+        .ok_or_else(|| unknown_task(principal, operation))?;
     let record = live_pipeline(tx, principal, &pipeline_id)
         .await
-        .map_err(|_| task_not_found())?;
-    authorize(principal, operation, &pipeline_arn(principal, &pipeline_id))?;
+        .map_err(|_| unknown_task(principal, operation))?;
+    authorize_pipeline(tx, principal, operation, &pipeline_id).await?;
     Ok((pipeline_id, activated_run(app, tx, &record).await?))
 }
 
@@ -988,12 +990,8 @@ pub async fn report_task_progress(
         .report_task_progress(&principal.identity.account_id, &input.task_id, &now)
         .await
         .map_err(store_error)?
-        .ok_or_else(task_not_found)?;
-    authorize(
-        principal,
-        Operation::ReportTaskProgress,
-        &pipeline_arn(principal, &pipeline_id),
-    )?;
+        .ok_or_else(|| unknown_task(principal, Operation::ReportTaskProgress))?;
+    authorize_pipeline(tx, principal, Operation::ReportTaskProgress, &pipeline_id).await?;
     let canceled = match Status::parse(&status) {
         Some(Status::Running) => false,
         Some(Status::Canceled) => true,

@@ -134,6 +134,65 @@ macro_rules! store_conformance_suite {
             }
 
             #[tokio::test]
+            async fn users_keys_policies_and_attachments() {
+                use $crate::{PolicyRecord, UserRecord};
+                let store = store_with_root().await;
+                let mut tx = store.begin().await.expect("begin");
+                let alice = UserRecord {
+                    identity: IdentityRecord {
+                        identity_id: "AIDAALICE".into(),
+                        account_id: "000000000000".into(),
+                        kind: "IAMUser".into(),
+                        name: "alice".into(),
+                        arn: "arn:aws:iam::000000000000:user/team/alice".into(),
+                    },
+                    path: "/team/".into(),
+                    tags: vec![("workerGroup".into(), "etl".into())],
+                    created_at: "2026-01-01T00:00:00".into(),
+                };
+                tx.insert_user(&alice).await.expect("user");
+                // A second user of the same name in the account is refused by the store itself.
+                assert!(tx.insert_user(&UserRecord { identity: IdentityRecord { identity_id: "AIDAOTHER".into(), ..alice.identity.clone() }, ..alice.clone() }).await.is_err());
+                tx.commit().await.expect("commit");
+                let mut tx = store.begin().await.expect("begin");
+                assert_eq!(tx.user("000000000000", "alice").await.expect("read"), Some(alice.clone()));
+                assert_eq!(tx.users("000000000000").await.expect("list"), vec![alice.clone()]);
+                assert!(tx.user("000000000000", "root").await.expect("read").is_none(), "root is no IAM user");
+                tx.insert_access_key("AKIAALICE1", "AIDAALICE", b"sealed", "2026-01-02T00:00:00").await.expect("key");
+                let keys = tx.access_keys_of("AIDAALICE").await.expect("keys");
+                assert_eq!((keys.len(), keys[0].status.as_str()), (1, "Active"));
+                assert!(tx.set_access_key_status("AKIAALICE1", "Inactive").await.expect("update"));
+                assert_eq!(tx.access_key("AKIAALICE1").await.expect("read").expect("key").status, "Inactive");
+                let policy = PolicyRecord {
+                    policy_arn: "arn:aws:iam::000000000000:policy/readers".into(),
+                    account_id: "000000000000".into(),
+                    policy_name: "readers".into(),
+                    policy_id: "ANPAREADERS".into(),
+                    path: "/".into(),
+                    document: "{}".into(),
+                    description: None,
+                    created_at: "2026-01-01T00:00:00".into(),
+                };
+                tx.insert_policy(&policy).await.expect("policy");
+                tx.attach_policy("AIDAALICE", &policy.policy_arn).await.expect("attach");
+                tx.attach_policy("AIDAALICE", &policy.policy_arn).await.expect("attach twice is one attachment");
+                tx.attach_policy("AIDAALICE", "arn:aws:iam::aws:policy/AdministratorAccess").await.expect("attach");
+                assert_eq!(tx.attachment_count(&policy.policy_arn).await.expect("count"), 1);
+                assert_eq!(tx.attached_policies("AIDAALICE").await.expect("attached").len(), 2);
+                assert_eq!(tx.policies("000000000000").await.expect("policies"), vec![policy.clone()]);
+                assert!(tx.detach_policy("AIDAALICE", &policy.policy_arn).await.expect("detach"));
+                assert!(!tx.detach_policy("AIDAALICE", &policy.policy_arn).await.expect("detach again"));
+                tx.delete_policy(&policy.policy_arn).await.expect("delete");
+                assert!(tx.policy(&policy.policy_arn).await.expect("read").is_none());
+                assert!(tx.delete_access_key("AKIAALICE1").await.expect("delete key"));
+                assert!(tx.detach_policy("AIDAALICE", "arn:aws:iam::aws:policy/AdministratorAccess").await.expect("detach"));
+                tx.delete_identity("AIDAALICE").await.expect("delete user");
+                tx.delete_identity("root").await.expect("a no-op for the root");
+                assert!(tx.user("000000000000", "alice").await.expect("read").is_none());
+                assert_eq!(tx.root_account_id().await.expect("root"), Some("000000000000".into()));
+            }
+
+            #[tokio::test]
             async fn a_transaction_dropped_without_commit_leaves_nothing() {
                 let store = store_with_root().await;
                 let mut tx = store.begin().await.expect("begin");

@@ -10,14 +10,16 @@ mod records;
 
 pub use records::{DEFINITION_FORMAT_PLAINTEXT, DEFINITION_FORMAT_SEALED, decode_definition, encode_definition};
 mod sqlite;
+mod sqlite_iam;
 mod sqlite_runtime;
 
 use async_trait::async_trait;
 use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
-    AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord, IdentityRecord,
-    NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, StoredDefinition, Tag,
+    AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
+    IdentityRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord, StoredDefinition,
+    Tag, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -57,6 +59,24 @@ pub trait Transaction: Send {
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()>;
     /// Removes every access key whose id starts with `prefix`; returns how many.
     async fn delete_access_keys_with_prefix(&mut self, prefix: &str) -> Result<u64>;
+
+    // ---- IAM users, keys, policies
+    async fn insert_user(&mut self, user: &UserRecord) -> Result<()>;
+    async fn user(&mut self, account_id: &str, name: &str) -> Result<Option<UserRecord>>;
+    async fn users(&mut self, account_id: &str) -> Result<Vec<UserRecord>>;
+    /// Removes a user's identity (never the root's); its keys and attachments must be gone.
+    async fn delete_identity(&mut self, identity_id: &str) -> Result<()>;
+    async fn access_keys_of(&mut self, identity_id: &str) -> Result<Vec<AccessKeyMetadata>>;
+    async fn set_access_key_status(&mut self, access_key_id: &str, status: &str) -> Result<bool>;
+    async fn delete_access_key(&mut self, access_key_id: &str) -> Result<bool>;
+    async fn insert_policy(&mut self, policy: &PolicyRecord) -> Result<()>;
+    async fn policy(&mut self, policy_arn: &str) -> Result<Option<PolicyRecord>>;
+    async fn policies(&mut self, account_id: &str) -> Result<Vec<PolicyRecord>>;
+    async fn delete_policy(&mut self, policy_arn: &str) -> Result<()>;
+    async fn attach_policy(&mut self, identity_id: &str, policy_arn: &str) -> Result<()>;
+    async fn detach_policy(&mut self, identity_id: &str, policy_arn: &str) -> Result<bool>;
+    async fn attached_policies(&mut self, identity_id: &str) -> Result<Vec<String>>;
+    async fn attachment_count(&mut self, policy_arn: &str) -> Result<i64>;
 
     async fn find_live_pipeline(
         &mut self,

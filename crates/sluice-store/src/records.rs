@@ -159,3 +159,34 @@ pub struct NotificationRecord {
     pub attempts: i64,
     pub next_attempt_at: String,
 }
+
+/// An IAM user: its identity, path, tags and creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub identity: IdentityRecord,
+    pub path: String,
+    pub tags: Vec<(String, String)>,
+    pub created_at: String,
+}
+
+/// An access key without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyMetadata {
+    pub access_key_id: String,
+    pub status: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// A customer-managed policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub policy_arn: String,
+    pub account_id: String,
+    pub policy_name: String,
+    pub policy_id: String,
+    pub path: String,
+    pub document: String,
+    pub description: Option<String>,
+    pub created_at: String,
+}

@@ -10,9 +10,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::{
-    AUDIT_GENESIS_HASH, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    IdentityRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, Result, Store, StoreError,
-    StoredDefinition, Tag, Transaction,
+    AUDIT_GENESIS_HASH, AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord,
+    AuditQuery, AuditRecord, IdentityRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary,
+    PolicyRecord, Result, Store, StoreError, StoredDefinition, Tag, Transaction, UserRecord,
 };
 
 pub struct SqliteStore {
@@ -184,6 +184,66 @@ impl Transaction for SqliteTransaction {
             .execute(&mut *self.tx)
             .await?
             .rows_affected())
+    }
+
+    async fn insert_user(&mut self, user: &UserRecord) -> Result<()> {
+        crate::sqlite_iam::insert_user(&mut self.tx, user).await
+    }
+
+    async fn user(&mut self, account_id: &str, name: &str) -> Result<Option<UserRecord>> {
+        crate::sqlite_iam::user(&mut self.tx, account_id, name).await
+    }
+
+    async fn users(&mut self, account_id: &str) -> Result<Vec<UserRecord>> {
+        crate::sqlite_iam::users(&mut self.tx, account_id).await
+    }
+
+    async fn delete_identity(&mut self, identity_id: &str) -> Result<()> {
+        crate::sqlite_iam::delete_identity(&mut self.tx, identity_id).await
+    }
+
+    async fn access_keys_of(&mut self, identity_id: &str) -> Result<Vec<AccessKeyMetadata>> {
+        crate::sqlite_iam::access_keys_of(&mut self.tx, identity_id).await
+    }
+
+    async fn set_access_key_status(&mut self, access_key_id: &str, status: &str) -> Result<bool> {
+        crate::sqlite_iam::set_access_key_status(&mut self.tx, access_key_id, status).await
+    }
+
+    async fn delete_access_key(&mut self, access_key_id: &str) -> Result<bool> {
+        crate::sqlite_iam::delete_access_key(&mut self.tx, access_key_id).await
+    }
+
+    async fn insert_policy(&mut self, policy: &PolicyRecord) -> Result<()> {
+        crate::sqlite_iam::insert_policy(&mut self.tx, policy).await
+    }
+
+    async fn policy(&mut self, policy_arn: &str) -> Result<Option<PolicyRecord>> {
+        crate::sqlite_iam::policy_by_arn(&mut self.tx, policy_arn).await
+    }
+
+    async fn policies(&mut self, account_id: &str) -> Result<Vec<PolicyRecord>> {
+        crate::sqlite_iam::policies(&mut self.tx, account_id).await
+    }
+
+    async fn delete_policy(&mut self, policy_arn: &str) -> Result<()> {
+        crate::sqlite_iam::delete_policy(&mut self.tx, policy_arn).await
+    }
+
+    async fn attach_policy(&mut self, identity_id: &str, policy_arn: &str) -> Result<()> {
+        crate::sqlite_iam::attach_policy(&mut self.tx, identity_id, policy_arn).await
+    }
+
+    async fn detach_policy(&mut self, identity_id: &str, policy_arn: &str) -> Result<bool> {
+        crate::sqlite_iam::detach_policy(&mut self.tx, identity_id, policy_arn).await
+    }
+
+    async fn attached_policies(&mut self, identity_id: &str) -> Result<Vec<String>> {
+        crate::sqlite_iam::attached_policies(&mut self.tx, identity_id).await
+    }
+
+    async fn attachment_count(&mut self, policy_arn: &str) -> Result<i64> {
+        crate::sqlite_iam::attachment_count(&mut self.tx, policy_arn).await
     }
 
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()> {

@@ -57,6 +57,12 @@ impl Check {
         self
     }
 
+    /// A violation the helpers above do not describe (a pattern, an enumeration).
+    pub fn violation(&mut self, message: String) -> &mut Self {
+        self.violations.push(message);
+        self
+    }
+
     pub fn finish(&mut self) -> Result<(), ApiError> {
         match self.violations.len() {
             0 => Ok(()),

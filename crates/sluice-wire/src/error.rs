@@ -23,6 +23,12 @@ pub enum ErrorKind {
     InvalidTimeRangeException,
     InvalidNextTokenException,
     InvalidMaxResultsException,
+    // The identity API's errors, by IAM's names.
+    NoSuchEntity,
+    EntityAlreadyExists,
+    DeleteConflict,
+    LimitExceeded,
+    MalformedPolicyDocument,
 }
 
 impl ErrorKind {
@@ -47,6 +53,11 @@ impl ErrorKind {
             ErrorKind::InvalidTimeRangeException => "InvalidTimeRangeException",
             ErrorKind::InvalidNextTokenException => "InvalidNextTokenException",
             ErrorKind::InvalidMaxResultsException => "InvalidMaxResultsException",
+            ErrorKind::NoSuchEntity => "NoSuchEntity",
+            ErrorKind::EntityAlreadyExists => "EntityAlreadyExists",
+            ErrorKind::DeleteConflict => "DeleteConflict",
+            ErrorKind::LimitExceeded => "LimitExceeded",
+            ErrorKind::MalformedPolicyDocument => "MalformedPolicyDocument",
         }
     }
 
@@ -58,6 +69,8 @@ impl ErrorKind {
             ErrorKind::MissingAuthenticationToken => 403,
             ErrorKind::AccessDeniedException => 400,
             ErrorKind::RequestEntityTooLarge => 413,
+            ErrorKind::NoSuchEntity => 404,
+            ErrorKind::EntityAlreadyExists | ErrorKind::DeleteConflict | ErrorKind::LimitExceeded => 409,
             ErrorKind::InvalidRequestException
             | ErrorKind::PipelineNotFoundException
             | ErrorKind::PipelineDeletedException
@@ -72,7 +85,8 @@ impl ErrorKind {
             | ErrorKind::InvalidLookupAttributesException
             | ErrorKind::InvalidTimeRangeException
             | ErrorKind::InvalidNextTokenException
-            | ErrorKind::InvalidMaxResultsException => 400,
+            | ErrorKind::InvalidMaxResultsException
+            | ErrorKind::MalformedPolicyDocument => 400,
         }
     }
 }

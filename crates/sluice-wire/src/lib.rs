@@ -5,6 +5,7 @@
 
 mod constraints;
 pub mod error;
+pub mod iam;
 pub mod operation;
 pub mod shapes;
 

@@ -1,4 +1,5 @@
-//! The 19 operations, parsed from `X-Amz-Target` before anything else happens.
+//! The 19 operations of Data Pipeline, CloudTrail's LookupEvents and Sluice's identity API,
+//! parsed from `X-Amz-Target` before anything else happens.
 
 use crate::{ApiError, ErrorKind};
 
@@ -25,12 +26,31 @@ pub enum Operation {
     ValidatePipelineDefinition,
     /// CloudTrail's LookupEvents over the audit trail, so `aws cloudtrail lookup-events` works.
     LookupEvents,
+    // Sluice's identity API (`X-Amz-Target: SluiceIAM.<Op>`, AWS JSON 1.1, SigV4 service `iam`):
+    // IAM's operations by IAM's names and member names.
+    CreateUser,
+    GetUser,
+    ListUsers,
+    DeleteUser,
+    CreateAccessKey,
+    ListAccessKeys,
+    UpdateAccessKey,
+    DeleteAccessKey,
+    CreatePolicy,
+    GetPolicy,
+    ListPolicies,
+    DeletePolicy,
+    AttachUserPolicy,
+    DetachUserPolicy,
+    ListAttachedUserPolicies,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+/// The target prefix of Sluice's identity API.
+pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 
 impl Operation {
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 35] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -51,6 +71,21 @@ impl Operation {
         Operation::SetTaskStatus,
         Operation::ValidatePipelineDefinition,
         Operation::LookupEvents,
+        Operation::CreateUser,
+        Operation::GetUser,
+        Operation::ListUsers,
+        Operation::DeleteUser,
+        Operation::CreateAccessKey,
+        Operation::ListAccessKeys,
+        Operation::UpdateAccessKey,
+        Operation::DeleteAccessKey,
+        Operation::CreatePolicy,
+        Operation::GetPolicy,
+        Operation::ListPolicies,
+        Operation::DeletePolicy,
+        Operation::AttachUserPolicy,
+        Operation::DetachUserPolicy,
+        Operation::ListAttachedUserPolicies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +110,21 @@ impl Operation {
             Operation::SetTaskStatus => "SetTaskStatus",
             Operation::ValidatePipelineDefinition => "ValidatePipelineDefinition",
             Operation::LookupEvents => "LookupEvents",
+            Operation::CreateUser => "CreateUser",
+            Operation::GetUser => "GetUser",
+            Operation::ListUsers => "ListUsers",
+            Operation::DeleteUser => "DeleteUser",
+            Operation::CreateAccessKey => "CreateAccessKey",
+            Operation::ListAccessKeys => "ListAccessKeys",
+            Operation::UpdateAccessKey => "UpdateAccessKey",
+            Operation::DeleteAccessKey => "DeleteAccessKey",
+            Operation::CreatePolicy => "CreatePolicy",
+            Operation::GetPolicy => "GetPolicy",
+            Operation::ListPolicies => "ListPolicies",
+            Operation::DeletePolicy => "DeletePolicy",
+            Operation::AttachUserPolicy => "AttachUserPolicy",
+            Operation::DetachUserPolicy => "DetachUserPolicy",
+            Operation::ListAttachedUserPolicies => "ListAttachedUserPolicies",
         }
     }
 
@@ -82,6 +132,7 @@ impl Operation {
     pub fn signing_service(self) -> &'static str {
         match self {
             Operation::LookupEvents => "cloudtrail",
+            operation if operation.is_iam() => "iam",
             _ => "datapipeline",
         }
     }
@@ -90,8 +141,31 @@ impl Operation {
     pub fn event_source(self) -> &'static str {
         match self {
             Operation::LookupEvents => "cloudtrail.amazonaws.com",
+            operation if operation.is_iam() => "iam.amazonaws.com",
             _ => "datapipeline.amazonaws.com",
         }
+    }
+
+    /// An operation of the identity API.
+    pub fn is_iam(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateUser
+                | Operation::GetUser
+                | Operation::ListUsers
+                | Operation::DeleteUser
+                | Operation::CreateAccessKey
+                | Operation::ListAccessKeys
+                | Operation::UpdateAccessKey
+                | Operation::DeleteAccessKey
+                | Operation::CreatePolicy
+                | Operation::GetPolicy
+                | Operation::ListPolicies
+                | Operation::DeletePolicy
+                | Operation::AttachUserPolicy
+                | Operation::DetachUserPolicy
+                | Operation::ListAttachedUserPolicies
+        )
     }
 
     /// Whether the call only reads (CloudTrail's `readOnly`).
@@ -104,7 +178,13 @@ impl Operation {
             | Operation::ListPipelines
             | Operation::QueryObjects
             | Operation::ValidatePipelineDefinition
-            | Operation::LookupEvents => true,
+            | Operation::LookupEvents
+            | Operation::GetUser
+            | Operation::ListUsers
+            | Operation::ListAccessKeys
+            | Operation::GetPolicy
+            | Operation::ListPolicies
+            | Operation::ListAttachedUserPolicies => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -116,7 +196,16 @@ impl Operation {
             | Operation::ReportTaskProgress
             | Operation::ReportTaskRunnerHeartbeat
             | Operation::SetStatus
-            | Operation::SetTaskStatus => false,
+            | Operation::SetTaskStatus
+            | Operation::CreateUser
+            | Operation::DeleteUser
+            | Operation::CreateAccessKey
+            | Operation::UpdateAccessKey
+            | Operation::DeleteAccessKey
+            | Operation::CreatePolicy
+            | Operation::DeletePolicy
+            | Operation::AttachUserPolicy
+            | Operation::DetachUserPolicy => false,
         }
     }
 
@@ -136,6 +225,19 @@ impl Operation {
                     "of the CloudTrail API, Sluice answers LookupEvents only",
                 )),
             };
+        }
+        if let Some(name) = target.strip_prefix(IAM_TARGET_PREFIX) {
+            return Operation::ALL
+                .into_iter()
+                .filter(|operation| operation.is_iam())
+                .find(|operation| operation.name() == name)
+                .ok_or_else(|| {
+                    let shown: String = name.chars().take(64).collect();
+                    ApiError::new(
+                        ErrorKind::UnknownOperationException,
+                        format!("'{shown}' is not an operation of Sluice's identity API"),
+                    )
+                });
         }
         let name = target
             .strip_prefix("DataPipeline.")

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod doctor;
+mod iam;
 mod run;
 use sluice_core::{Limits, definition_file, validate};
 
@@ -86,6 +87,9 @@ enum Command {
     /// The audit trail: verify it, or look events up.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Users, access keys and policies on a running server (Sluice's identity API).
+    #[command(subcommand)]
+    Iam(iam::IamCommand),
     /// Run a definition file end to end on this machine: an embedded server, the pipeline
     /// activated, activities run by an in-process task runner, live progress and a summary.
     /// Exits 1 if an instance failed.
@@ -463,6 +467,9 @@ fn main() -> ExitCode {
         }
         Command::Keys(command) => runtime().and_then(|runtime| runtime.block_on(keys(command))),
         Command::Audit(command) => runtime().and_then(|runtime| runtime.block_on(audit::run(command))),
+        Command::Iam(command) => runtime()
+            .and_then(|runtime| runtime.block_on(iam::run(command)))
+            .map(|()| ExitCode::SUCCESS),
         Command::Validate { file, params } => validate_file(&file, &params),
         Command::Logs {
             pipeline_id,

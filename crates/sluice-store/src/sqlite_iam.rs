@@ -1,0 +1,238 @@
+//! IAM users, access keys, customer-managed policies and attachments on SQLite.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::{AccessKeyMetadata, IdentityRecord, PolicyRecord, Result, UserRecord};
+
+const USER_COLUMNS: &str = "identity_id, account_id, kind, name, arn, path, tags, created_at";
+const POLICY_COLUMNS: &str = "policy_arn, account_id, policy_name, policy_id, path, document, description, created_at";
+
+fn user_row(row: &SqliteRow) -> Result<UserRecord> {
+    let tags: String = row.try_get("tags")?;
+    let tags: Vec<serde_json::Value> = serde_json::from_str(&tags).unwrap_or_default();
+    Ok(UserRecord {
+        identity: IdentityRecord {
+            identity_id: row.try_get("identity_id")?,
+            account_id: row.try_get("account_id")?,
+            kind: row.try_get("kind")?,
+            name: row.try_get("name")?,
+            arn: row.try_get("arn")?,
+        },
+        path: row.try_get("path")?,
+        tags: tags
+            .iter()
+            .filter_map(|tag| {
+                Some((
+                    tag.get("Key")?.as_str()?.to_string(),
+                    tag.get("Value")?.as_str()?.to_string(),
+                ))
+            })
+            .collect(),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn policy_row(row: &SqliteRow) -> Result<PolicyRecord> {
+    Ok(PolicyRecord {
+        policy_arn: row.try_get("policy_arn")?,
+        account_id: row.try_get("account_id")?,
+        policy_name: row.try_get("policy_name")?,
+        policy_id: row.try_get("policy_id")?,
+        path: row.try_get("path")?,
+        document: row.try_get("document")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) async fn insert_user(connection: &mut SqliteConnection, record: &UserRecord) -> Result<()> {
+    let tags: Vec<serde_json::Value> = record
+        .tags
+        .iter()
+        .map(|(key, value)| serde_json::json!({"Key": key, "Value": value}))
+        .collect();
+    sqlx::query(
+        "INSERT INTO identities (identity_id, account_id, kind, name, arn, path, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&record.identity.identity_id)
+    .bind(&record.identity.account_id)
+    .bind(&record.identity.kind)
+    .bind(&record.identity.name)
+    .bind(&record.identity.arn)
+    .bind(&record.path)
+    .bind(serde_json::Value::Array(tags).to_string())
+    .bind(&record.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn user(
+    connection: &mut SqliteConnection,
+    account_id: &str,
+    name: &str,
+) -> Result<Option<UserRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM identities WHERE account_id = ? AND kind = 'IAMUser' AND name = ?"
+    )))
+    .bind(account_id)
+    .bind(name)
+    .fetch_optional(connection)
+    .await?;
+    row.as_ref().map(user_row).transpose()
+}
+
+pub(crate) async fn users(connection: &mut SqliteConnection, account_id: &str) -> Result<Vec<UserRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM identities WHERE account_id = ? AND kind = 'IAMUser' ORDER BY name"
+    )))
+    .bind(account_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(user_row).collect()
+}
+
+pub(crate) async fn delete_identity(connection: &mut SqliteConnection, identity_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM identities WHERE identity_id = ? AND kind <> 'Root'")
+        .bind(identity_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn access_keys_of(
+    connection: &mut SqliteConnection,
+    identity_id: &str,
+) -> Result<Vec<AccessKeyMetadata>> {
+    let rows = sqlx::query(
+        "SELECT access_key_id, status, created_at, last_used_at FROM access_keys WHERE identity_id = ? ORDER BY created_at, access_key_id",
+    )
+    .bind(identity_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AccessKeyMetadata {
+                access_key_id: row.try_get("access_key_id")?,
+                status: row.try_get("status")?,
+                created_at: row.try_get("created_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn set_access_key_status(
+    connection: &mut SqliteConnection,
+    access_key_id: &str,
+    status: &str,
+) -> Result<bool> {
+    Ok(sqlx::query("UPDATE access_keys SET status = ? WHERE access_key_id = ?")
+        .bind(status)
+        .bind(access_key_id)
+        .execute(connection)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+pub(crate) async fn delete_access_key(connection: &mut SqliteConnection, access_key_id: &str) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM access_keys WHERE access_key_id = ?")
+        .bind(access_key_id)
+        .execute(connection)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+pub(crate) async fn insert_policy(connection: &mut SqliteConnection, record: &PolicyRecord) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO policies ({POLICY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&record.policy_arn)
+    .bind(&record.account_id)
+    .bind(&record.policy_name)
+    .bind(&record.policy_id)
+    .bind(&record.path)
+    .bind(&record.document)
+    .bind(&record.description)
+    .bind(&record.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn policy_by_arn(connection: &mut SqliteConnection, policy_arn: &str) -> Result<Option<PolicyRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE policy_arn = ?"
+    )))
+    .bind(policy_arn)
+    .fetch_optional(connection)
+    .await?;
+    row.as_ref().map(policy_row).transpose()
+}
+
+pub(crate) async fn policies(connection: &mut SqliteConnection, account_id: &str) -> Result<Vec<PolicyRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE account_id = ? ORDER BY policy_name"
+    )))
+    .bind(account_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(policy_row).collect()
+}
+
+pub(crate) async fn delete_policy(connection: &mut SqliteConnection, policy_arn: &str) -> Result<()> {
+    sqlx::query("DELETE FROM policies WHERE policy_arn = ?")
+        .bind(policy_arn)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn attach_policy(
+    connection: &mut SqliteConnection,
+    identity_id: &str,
+    policy_arn: &str,
+) -> Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO policy_attachments (identity_id, policy_arn) VALUES (?, ?)")
+        .bind(identity_id)
+        .bind(policy_arn)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn detach_policy(
+    connection: &mut SqliteConnection,
+    identity_id: &str,
+    policy_arn: &str,
+) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM policy_attachments WHERE identity_id = ? AND policy_arn = ?")
+            .bind(identity_id)
+            .bind(policy_arn)
+            .execute(connection)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+pub(crate) async fn attached_policies(connection: &mut SqliteConnection, identity_id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT policy_arn FROM policy_attachments WHERE identity_id = ? ORDER BY policy_arn")
+        .bind(identity_id)
+        .fetch_all(connection)
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get("policy_arn")?)).collect()
+}
+
+pub(crate) async fn attachment_count(connection: &mut SqliteConnection, policy_arn: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM policy_attachments WHERE policy_arn = ?")
+            .bind(policy_arn)
+            .fetch_one(connection)
+            .await?,
+    )
+}

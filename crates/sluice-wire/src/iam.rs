@@ -1,0 +1,265 @@
+//! Shapes of Sluice's identity API: IAM's operations with IAM's member names (PascalCase), sent
+//! as AWS JSON 1.1 with `X-Amz-Target: SluiceIAM.<Op>`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiError, Check};
+
+const NAME_MAX: usize = 64;
+const PATH_MAX: usize = 512;
+const POLICY_MAX: usize = 6_144;
+const TAGS_MAX: usize = 50;
+
+/// IAM's user and policy names: letters, digits and `+=,.@_-`.
+fn check_name(check: &mut Check, path: &str, name: &str) {
+    check.string(path, name, 1, NAME_MAX);
+    if !name
+        .chars()
+        .all(|character| character.is_ascii_alphanumeric() || "+=,.@_-".contains(character))
+    {
+        check.violation(format!(
+            "Value at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern [\\w+=,.@-]+"
+        ));
+    }
+}
+
+fn check_path(check: &mut Check, path: &Option<String>) {
+    if let Some(value) = path {
+        check.string("Path", value, 1, PATH_MAX);
+        if !value.starts_with('/') || !value.ends_with('/') {
+            check.violation("Value at 'Path' failed to satisfy constraint: Member must begin and end with '/'".into());
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateUserInput {
+    pub user_name: String,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+impl CreateUserInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_name(&mut check, "UserName", &self.user_name);
+        check_path(&mut check, &self.path);
+        check.count("Tags", self.tags.len(), 0, TAGS_MAX);
+        for (index, tag) in self.tags.iter().enumerate() {
+            check
+                .string(&format!("Tags.{}.member.Key", index + 1), &tag.key, 1, 128)
+                .string(&format!("Tags.{}.member.Value", index + 1), &tag.value, 0, 256);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct User {
+    pub path: String,
+    pub user_name: String,
+    pub user_id: String,
+    pub arn: String,
+    pub create_date: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserOutput {
+    pub user: User,
+}
+
+/// Inputs that name a user (GetUser without one names the caller).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserNameInput {
+    pub user_name: Option<String>,
+}
+
+impl UserNameInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        if let Some(name) = &self.user_name {
+            check_name(&mut check, "UserName", name);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListUsersOutput {
+    pub users: Vec<User>,
+    pub is_truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessKey {
+    pub user_name: String,
+    pub access_key_id: String,
+    pub status: String,
+    pub secret_access_key: String,
+    pub create_date: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAccessKeyOutput {
+    pub access_key: AccessKey,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessKeyMetadata {
+    pub user_name: String,
+    pub access_key_id: String,
+    pub status: String,
+    pub create_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_date: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAccessKeysOutput {
+    pub access_key_metadata: Vec<AccessKeyMetadata>,
+    pub is_truncated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessKeyInput {
+    pub user_name: Option<String>,
+    pub access_key_id: String,
+    /// UpdateAccessKey: `Active` or `Inactive`.
+    pub status: Option<String>,
+}
+
+impl AccessKeyInput {
+    pub fn check(&self, needs_status: bool) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        if let Some(name) = &self.user_name {
+            check_name(&mut check, "UserName", name);
+        }
+        check.string("AccessKeyId", &self.access_key_id, 16, 128);
+        match (&self.status, needs_status) {
+            (Some(status), true) if status == "Active" || status == "Inactive" => {}
+            (_, true) => {
+                check.violation(
+                    "Value at 'Status' failed to satisfy constraint: Member must satisfy enum value set: [Active, Inactive]"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreatePolicyInput {
+    pub policy_name: String,
+    pub policy_document: String,
+    pub path: Option<String>,
+    pub description: Option<String>,
+}
+
+impl CreatePolicyInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_name(&mut check, "PolicyName", &self.policy_name);
+        check.string("PolicyDocument", &self.policy_document, 1, POLICY_MAX);
+        check_path(&mut check, &self.path);
+        if let Some(description) = &self.description {
+            check.string("Description", description, 0, 1000);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Policy {
+    pub policy_name: String,
+    pub policy_id: String,
+    pub arn: String,
+    pub path: String,
+    pub default_version_id: String,
+    pub attachment_count: i64,
+    pub is_attachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub create_date: String,
+    /// Sluice returns the document with the policy (IAM needs GetPolicyVersion for it).
+    pub policy_document: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyOutput {
+    pub policy: Policy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyArnInput {
+    pub policy_arn: String,
+    pub user_name: Option<String>,
+}
+
+impl PolicyArnInput {
+    pub fn check(&self, needs_user: bool) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check.string("PolicyArn", &self.policy_arn, 20, 2048);
+        match (&self.user_name, needs_user) {
+            (Some(name), _) => check_name(&mut check, "UserName", name),
+            (None, true) => {
+                check.violation("Value at 'UserName' failed to satisfy constraint: Member must not be null".into());
+            }
+            (None, false) => {}
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPoliciesInput {
+    /// `All`, `AWS` (the policies Sluice ships) or `Local` (the account's).
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListPoliciesOutput {
+    pub policies: Vec<Policy>,
+    pub is_truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachedPolicy {
+    pub policy_name: String,
+    pub policy_arn: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAttachedUserPoliciesOutput {
+    pub attached_policies: Vec<AttachedPolicy>,
+    pub is_truncated: bool,
+}

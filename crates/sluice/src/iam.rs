@@ -1,0 +1,394 @@
+//! `sluice iam ...`: users, access keys and policies on a running server, through Sluice's
+//! identity API (`SluiceIAM.<Op>`), with the caller's credentials as AWS tools take them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use sluice_runner::{Client, Credentials};
+
+#[derive(clap::Args)]
+pub struct Connection {
+    #[arg(long, env = "SLUICE_ENDPOINT")]
+    endpoint: String,
+    /// PEM file of the server's certificate (or set AWS_CA_BUNDLE).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+    #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
+    region: String,
+}
+
+#[derive(clap::Subcommand)]
+pub enum IamCommand {
+    /// Create a user (tags as KEY=VALUE; a task runner's user gets `workerGroup=NAME`).
+    CreateUser {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// List the account's users.
+    ListUsers {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete a user (its keys deleted and policies detached first).
+    DeleteUser {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    /// Create an access key (for USER, or for the caller): printed once, as JSON, or written
+    /// as a profile of a shared credentials file (mode 0600).
+    CreateAccessKey {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        user: Option<String>,
+        /// Write the key as [PROFILE] in this credentials file instead of printing the secret.
+        #[arg(long, requires = "profile")]
+        credentials_file: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// List access keys (of USER, or of the caller), never their secrets.
+    ListAccessKeys {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Activate or deactivate an access key.
+    UpdateAccessKey {
+        #[command(flatten)]
+        connection: Connection,
+        access_key_id: String,
+        #[arg(long, value_parser = ["Active", "Inactive"])]
+        status: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    DeleteAccessKey {
+        #[command(flatten)]
+        connection: Connection,
+        access_key_id: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Create a customer-managed policy from a JSON document (a file, or `-` for stdin).
+    PutPolicy {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+        document: PathBuf,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List policies: Sluice's own (AdministratorAccess, SluiceReadOnlyAccess,
+    /// SluicePipelineOperator, SluiceTaskRunner) and the account's.
+    ListPolicies {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    DeletePolicy {
+        #[command(flatten)]
+        connection: Connection,
+        /// A policy ARN, or the name of one of the account's policies.
+        policy: String,
+    },
+    /// Attach a policy (an ARN, a shipped policy's name or one of the account's) to a user.
+    Attach {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+        policy: String,
+    },
+    Detach {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+        policy: String,
+    },
+    /// The policies attached to a user.
+    ListAttached {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+    },
+}
+
+fn client(connection: &Connection) -> anyhow::Result<Client> {
+    Client::new(
+        &connection.endpoint,
+        Credentials::from_environment()?,
+        connection.ca_bundle.as_deref(),
+        connection.region.clone(),
+    )
+}
+
+async fn call(connection: &Connection, operation: &str, body: Value) -> anyhow::Result<Value> {
+    client(connection)?
+        .call(&format!("SluiceIAM.{operation}"), "iam", &body)
+        .await
+}
+
+/// A policy named by ARN, by a shipped policy's name, or by one of the account's names.
+async fn policy_arn(connection: &Connection, policy: &str) -> anyhow::Result<String> {
+    if policy.starts_with("arn:") {
+        return Ok(policy.to_string());
+    }
+    let listed = call(connection, "ListPolicies", json!({})).await?;
+    listed["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|candidate| candidate["PolicyName"] == policy)
+        .and_then(|candidate| candidate["Arn"].as_str())
+        .map(str::to_string)
+        .with_context(|| format!("no policy named {policy}"))
+}
+
+fn print(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// Adds or replaces `[profile]` in a shared credentials file, keeping the rest, mode 0600.
+fn write_profile(path: &PathBuf, profile: &str, key_id: &str, secret: &str) -> anyhow::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let mut output = String::new();
+    let mut skipping = false;
+    for line in existing.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') && trimmed.ends_with(']') {
+            skipping = trimmed[1..trimmed.len() - 1].trim() == profile;
+        }
+        if !skipping {
+            output.push_str(line);
+            output.push('\n');
+        }
+    }
+    output.push_str(&format!(
+        "[{profile}]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+    ));
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(output.as_bytes())?;
+    Ok(())
+}
+
+pub async fn run(command: IamCommand) -> anyhow::Result<()> {
+    match command {
+        IamCommand::CreateUser {
+            connection,
+            name,
+            path,
+            tags,
+        } => {
+            let tags: Vec<Value> = tags
+                .iter()
+                .map(|tag| {
+                    let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
+                    json!({ "Key": key, "Value": value })
+                })
+                .collect();
+            let mut body = json!({ "UserName": name, "Tags": tags });
+            if let Some(path) = path {
+                body["Path"] = json!(path);
+            }
+            print(&call(&connection, "CreateUser", body).await?["User"]);
+        }
+        IamCommand::ListUsers { connection } => {
+            let listed = call(&connection, "ListUsers", json!({})).await?;
+            println!("{:<32} {:<24} {:<20} arn", "user", "id", "created");
+            for user in listed["Users"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<32} {:<24} {:<20} {}",
+                    user["UserName"].as_str().unwrap_or(""),
+                    user["UserId"].as_str().unwrap_or(""),
+                    user["CreateDate"].as_str().unwrap_or(""),
+                    user["Arn"].as_str().unwrap_or("")
+                );
+            }
+        }
+        IamCommand::DeleteUser { connection, name } => {
+            let keys = call(&connection, "ListAccessKeys", json!({ "UserName": name })).await?;
+            for key in keys["AccessKeyMetadata"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "DeleteAccessKey",
+                    json!({ "UserName": name, "AccessKeyId": key["AccessKeyId"] }),
+                )
+                .await?;
+            }
+            let attached = call(&connection, "ListAttachedUserPolicies", json!({ "UserName": name })).await?;
+            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "DetachUserPolicy",
+                    json!({ "UserName": name, "PolicyArn": policy["PolicyArn"] }),
+                )
+                .await?;
+            }
+            call(&connection, "DeleteUser", json!({ "UserName": name })).await?;
+            println!("deleted user {name}");
+        }
+        IamCommand::CreateAccessKey {
+            connection,
+            user,
+            credentials_file,
+            profile,
+        } => {
+            let body = match &user {
+                Some(user) => json!({ "UserName": user }),
+                None => json!({}),
+            };
+            let created = call(&connection, "CreateAccessKey", body).await?;
+            let key = &created["AccessKey"];
+            match (credentials_file, profile) {
+                (Some(path), Some(profile)) => {
+                    write_profile(
+                        &path,
+                        &profile,
+                        key["AccessKeyId"].as_str().unwrap_or_default(),
+                        key["SecretAccessKey"].as_str().unwrap_or_default(),
+                    )?;
+                    println!(
+                        "access key {} written to {} as [{profile}] (mode 0600)",
+                        key["AccessKeyId"].as_str().unwrap_or_default(),
+                        path.display()
+                    );
+                }
+                _ => {
+                    eprintln!("sluice iam: this is the only time the secret is shown; store it now");
+                    print(key);
+                }
+            }
+        }
+        IamCommand::ListAccessKeys { connection, user } => {
+            let body = match &user {
+                Some(user) => json!({ "UserName": user }),
+                None => json!({}),
+            };
+            let listed = call(&connection, "ListAccessKeys", body).await?;
+            println!("{:<22} {:<9} {:<20} last used", "access key", "status", "created");
+            for key in listed["AccessKeyMetadata"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<22} {:<9} {:<20} {}",
+                    key["AccessKeyId"].as_str().unwrap_or(""),
+                    key["Status"].as_str().unwrap_or(""),
+                    key["CreateDate"].as_str().unwrap_or(""),
+                    key["LastUsedDate"].as_str().unwrap_or("never")
+                );
+            }
+        }
+        IamCommand::UpdateAccessKey {
+            connection,
+            access_key_id,
+            status,
+            user,
+        } => {
+            let mut body = json!({ "AccessKeyId": access_key_id, "Status": status });
+            if let Some(user) = user {
+                body["UserName"] = json!(user);
+            }
+            call(&connection, "UpdateAccessKey", body).await?;
+            println!("access key {access_key_id} is {status}");
+        }
+        IamCommand::DeleteAccessKey {
+            connection,
+            access_key_id,
+            user,
+        } => {
+            let mut body = json!({ "AccessKeyId": access_key_id });
+            if let Some(user) = user {
+                body["UserName"] = json!(user);
+            }
+            call(&connection, "DeleteAccessKey", body).await?;
+            println!("deleted access key {access_key_id}");
+        }
+        IamCommand::PutPolicy {
+            connection,
+            name,
+            document,
+            description,
+        } => {
+            let text = if document.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&document).with_context(|| format!("cannot read {}", document.display()))?
+            };
+            let mut body = json!({ "PolicyName": name, "PolicyDocument": text });
+            if let Some(description) = description {
+                body["Description"] = json!(description);
+            }
+            let created = call(&connection, "CreatePolicy", body).await?;
+            println!("{}", created["Policy"]["Arn"].as_str().unwrap_or_default());
+        }
+        IamCommand::ListPolicies { connection } => {
+            let listed = call(&connection, "ListPolicies", json!({})).await?;
+            println!("{:<28} {:>8} arn", "policy", "attached");
+            for policy in listed["Policies"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<28} {:>8} {}",
+                    policy["PolicyName"].as_str().unwrap_or(""),
+                    policy["AttachmentCount"].as_i64().unwrap_or(0),
+                    policy["Arn"].as_str().unwrap_or("")
+                );
+            }
+        }
+        IamCommand::DeletePolicy { connection, policy } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(&connection, "DeletePolicy", json!({ "PolicyArn": arn })).await?;
+            println!("deleted policy {arn}");
+        }
+        IamCommand::Attach {
+            connection,
+            user,
+            policy,
+        } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(
+                &connection,
+                "AttachUserPolicy",
+                json!({ "UserName": user, "PolicyArn": arn }),
+            )
+            .await?;
+            println!("attached {arn} to {user}");
+        }
+        IamCommand::Detach {
+            connection,
+            user,
+            policy,
+        } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(
+                &connection,
+                "DetachUserPolicy",
+                json!({ "UserName": user, "PolicyArn": arn }),
+            )
+            .await?;
+            println!("detached {arn} from {user}");
+        }
+        IamCommand::ListAttached { connection, user } => {
+            let listed = call(&connection, "ListAttachedUserPolicies", json!({ "UserName": user })).await?;
+            for policy in listed["AttachedPolicies"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<28} {}",
+                    policy["PolicyName"].as_str().unwrap_or(""),
+                    policy["PolicyArn"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}
