@@ -249,3 +249,121 @@ def test_users_manage_their_own_keys_only(iam_server):
     assert f"iam:CreateAccessKey on resource: arn:aws:iam::{account}:user/{other}" in body["message"]
     status, body = server.iam("ListUsers", {}, **mine)
     assert body["__type"] == "AccessDeniedException"
+
+
+def totp(seed_base32, step):
+    """RFC 6238 as authenticator apps compute it (HMAC-SHA-1, 6 digits, 30 s)."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    key = base64.b32decode(seed_base32 + "=" * (-len(seed_base32) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def sluice_iam_as(server, key_id, secret, *args, token=None, check=True):
+    env = server.cli_env()
+    env.update(SLUICE_ENDPOINT=server.url, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    if token:
+        env["AWS_SESSION_TOKEN"] = token
+    result = subprocess.run([SLUICE, "iam", *args], capture_output=True, text=True, env=env, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_mfa_devices_and_session_credentials_that_carry_mfa(iam_server, tmp_path):
+    import time as clock
+    import urllib.parse
+
+    import boto3
+    server = iam_server
+    name = unique("carol")
+    guarded = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["datapipeline:*", "iam:*MFADevice*", "iam:ListMFADevices"], "Resource": "*"},
+        {"Sid": "NoDeletingWithoutMFA", "Effect": "Deny", "Action": "datapipeline:DeletePipeline", "Resource": "*",
+         "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}]}
+    carol, key, account = user_with(server, name, documents=[guarded])
+    as_carol = (key["AccessKeyId"], key["SecretAccessKey"])
+    pipeline_id = carol.create_pipeline(name="guarded", uniqueId=unique())["pipelineId"]
+    assert denied(lambda: carol.delete_pipeline(pipelineId=pipeline_id)).endswith("with an explicit deny in an identity-based policy")
+
+    # Enrolment: a QR code and the otpauth:// URI, then two consecutive codes.
+    shown = sluice_iam_as(server, *as_carol, "create-mfa-device", name)
+    uri = next(line for line in shown.stdout.splitlines() if line.startswith("otpauth://totp/"))
+    assert "▀" in shown.stdout or "█" in shown.stdout, "a QR code in the terminal"
+    serial = next(line for line in shown.stdout.splitlines() if line.startswith("serial number: ")).split(": ")[1]
+    assert serial == f"arn:aws:iam::{account}:mfa/{name}"
+    seed = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
+    now = int(clock.time()) // 30
+    wrong = sluice_iam_as(server, *as_carol, "enable-mfa", serial, totp(seed, now - 1), totp(seed, now - 3), check=False)
+    assert wrong.returncode != 0 and "consecutive" in wrong.stderr
+    sluice_iam_as(server, *as_carol, "enable-mfa", serial, totp(seed, now - 2), totp(seed, now - 1))
+    assert serial in sluice_iam_as(server, *as_carol, "list-mfa-devices").stdout
+
+    # Session credentials with MFA may delete; without MFA they may not.
+    credentials = tmp_path / "credentials"
+    code = totp(seed, int(clock.time()) // 30)
+    sluice_iam_as(server, *as_carol, "session-token", "--serial-number", serial, "--code", code,
+                  "--duration-seconds", "900", "--credentials-file", str(credentials), "--profile", "mfa")
+    fields = dict(line.split(" = ") for line in credentials.read_text().splitlines() if " = " in line)
+    assert fields["aws_access_key_id"].startswith("ASIA")
+
+    def session_client(session_fields, token=None):
+        return boto3.client("datapipeline", endpoint_url=server.url, region_name="us-east-1", verify=server.cert,
+                            aws_access_key_id=session_fields["aws_access_key_id"],
+                            aws_secret_access_key=session_fields["aws_secret_access_key"],
+                            aws_session_token=token or session_fields["aws_session_token"])
+    with_mfa = session_client(fields)
+    with_mfa.delete_pipeline(pipelineId=pipeline_id)
+
+    # The same code is never accepted twice.
+    replay = sluice_iam_as(server, *as_carol, "session-token", "--serial-number", serial, "--code", code, check=False)
+    assert replay.returncode != 0 and "invalid MFA one time pass code" in replay.stderr
+    plain = sluice_iam_as(server, *as_carol, "session-token").stdout
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in plain.splitlines())
+    without_mfa = session_client({"aws_access_key_id": exported["AWS_ACCESS_KEY_ID"],
+                                  "aws_secret_access_key": exported["AWS_SECRET_ACCESS_KEY"]},
+                                 token=exported["AWS_SESSION_TOKEN"])
+    other = carol.create_pipeline(name="guarded-too", uniqueId=unique())["pipelineId"]
+    denied(lambda: without_mfa.delete_pipeline(pipelineId=other))
+    without_mfa.describe_pipelines(pipelineIds=[other])
+    # A session cannot mint sessions; a changed token is not a token; the session key alone is nothing.
+    nested = sluice_iam_as(server, exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"], "session-token",
+                           token=exported["AWS_SESSION_TOKEN"], check=False)
+    assert nested.returncode != 0 and "Cannot call GetSessionToken with session credentials" in nested.stderr
+    for bad in (exported["AWS_SESSION_TOKEN"][:-1] + "x", None):
+        client = boto3.client("datapipeline", endpoint_url=server.url, region_name="us-east-1", verify=server.cert,
+                              aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"], aws_session_token=bad)
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            client.list_pipelines()
+        assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    # The runner's client takes session credentials from the environment too.
+    assert serial in sluice_iam_as(server, exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"],
+                                   "list-mfa-devices", token=exported["AWS_SESSION_TOKEN"]).stdout
+    status, _, body = server.raw("SluiceIAM.GetSessionToken", {"DurationSeconds": 60}, service="sts",
+                                 access_key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert status == 400 and "DurationSeconds" in body["message"]
+
+    # A device in use cannot be deleted, nor can its user; deactivated, both can go.
+    assert "DeleteConflict" in sluice_iam_as(server, *as_carol, "delete-mfa-device", serial, check=False).stderr
+    sluice_iam_as(server, *as_carol, "deactivate-mfa", serial)
+    sluice_iam_as(server, *as_carol, "delete-mfa-device", serial)
+
+    # Seeds, codes and session secrets stay out of the database and the audit trail.
+    database = sqlite3.connect(server.data_dir / "sluice.db")
+    dump = "\n".join(database.iterdump())
+    database.close()
+    for secret in (seed, fields["aws_session_token"], fields["aws_secret_access_key"], exported["AWS_SESSION_TOKEN"]):
+        assert secret not in dump
+    for event in ("CreateVirtualMFADevice", "EnableMFADevice", "GetSessionToken"):
+        trail = json.dumps(server.raw("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+                                      {"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": event}]},
+                                      service="cloudtrail")[2])
+        assert event in trail
+        for secret in (seed, code, fields["aws_session_token"], fields["aws_secret_access_key"]):
+            assert secret not in trail, (event, secret)

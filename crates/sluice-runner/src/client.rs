@@ -35,6 +35,8 @@ impl std::error::Error for ServiceError {}
 pub struct Credentials {
     pub access_key_id: String,
     pub secret_access_key: Secret<String>,
+    /// Session credentials' token (`X-Amz-Security-Token`, signed with the request).
+    pub session_token: Option<Secret<String>>,
 }
 
 impl Credentials {
@@ -46,9 +48,6 @@ impl Credentials {
         reason = "a runner takes credentials from the environment, as AWS tools do"
     )]
     pub fn from_environment() -> anyhow::Result<Credentials> {
-        if std::env::var("AWS_SESSION_TOKEN").is_ok() {
-            bail!("session credentials (AWS_SESSION_TOKEN) are not supported yet");
-        }
         if let (Ok(access_key_id), Ok(secret)) = (
             std::env::var("AWS_ACCESS_KEY_ID"),
             std::env::var("AWS_SECRET_ACCESS_KEY"),
@@ -56,6 +55,10 @@ impl Credentials {
             return Ok(Credentials {
                 access_key_id,
                 secret_access_key: Secret::new(secret),
+                session_token: std::env::var("AWS_SESSION_TOKEN")
+                    .ok()
+                    .filter(|token| !token.is_empty())
+                    .map(Secret::new),
             });
         }
         let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_string());
@@ -79,7 +82,7 @@ impl Credentials {
     /// A profile of a shared credentials file (INI: `[name]`, then `key = value` lines).
     pub fn from_profile(text: &str, profile: &str) -> anyhow::Result<Credentials> {
         let mut in_profile = false;
-        let (mut access_key_id, mut secret) = (None, None);
+        let (mut access_key_id, mut secret, mut token) = (None, None, None);
         for line in text.lines() {
             let line = line.trim();
             if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
@@ -96,7 +99,7 @@ impl Credentials {
                 match key.trim() {
                     "aws_access_key_id" => access_key_id = Some(value.trim().to_string()),
                     "aws_secret_access_key" => secret = Some(value.trim().to_string()),
-                    "aws_session_token" => bail!("session credentials are not supported yet"),
+                    "aws_session_token" => token = Some(Secret::new(value.trim().to_string())),
                     _ => {}
                 }
             }
@@ -105,6 +108,7 @@ impl Credentials {
             (Some(access_key_id), Some(secret)) => Ok(Credentials {
                 access_key_id,
                 secret_access_key: Secret::new(secret),
+                session_token: token,
             }),
             _ => bail!("has no aws_access_key_id and aws_secret_access_key"),
         }
@@ -236,6 +240,9 @@ impl Client {
             ("x-amz-date".to_string(), amz_date.clone()),
             ("x-amz-target".to_string(), target.to_string()),
         ];
+        if let Some(token) = &self.credentials.session_token {
+            headers.push(("x-amz-security-token".to_string(), token.expose_secret().clone()));
+        }
         let signed: Vec<String> = headers.iter().map(|(name, _)| name.clone()).collect();
         let parts = RequestParts {
             method: "POST",
@@ -328,5 +335,14 @@ mod tests {
         );
         assert!(Credentials::from_profile(text, "missing").is_err());
         assert!(Credentials::from_profile("[x]\naws_session_token = t\n", "x").is_err());
+        let session = Credentials::from_profile(
+            "[s]\naws_access_key_id = ASIAX\naws_secret_access_key = k\naws_session_token = tok\n",
+            "s",
+        )
+        .expect("session profile");
+        assert_eq!(
+            session.session_token.map(|token| token.expose_secret().clone()),
+            Some("tok".into())
+        );
     }
 }

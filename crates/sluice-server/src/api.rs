@@ -66,6 +66,15 @@ pub struct Principal {
     pub secure_transport: bool,
     /// When the request was authenticated, RFC 3339 (`aws:CurrentTime`).
     pub request_time: String,
+    /// Signed with session credentials (GetSessionToken).
+    pub session: bool,
+    /// When MFA was proven for the session (`aws:MultiFactorAuthPresent`, `...Age`).
+    pub mfa_authenticated_at: Option<DateTime<Utc>>,
+}
+
+/// SHA-256 in lowercase hex (session tokens are stored only as this).
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -385,10 +394,10 @@ async fn authenticate(
             "The security token included in the request is invalid.",
         ))
     };
-    if headers.iter().any(|(name, _)| name == "x-amz-security-token") {
-        // Session credentials arrive with [iam]; until then no session token is valid.
-        return Err(unrecognized());
-    }
+    let session_token = headers
+        .iter()
+        .find(|(name, _)| name == "x-amz-security-token")
+        .map(|(_, value)| value.clone());
     let key = tx
         .access_key(&authorization.access_key_id)
         .await
@@ -397,6 +406,25 @@ async fn authenticate(
     let Some(key) = key.filter(|key| key.status == "Active") else {
         return Err(unrecognized());
     };
+    // Session credentials need their token, and only they have one; an expired session says so.
+    match (&key.session, &session_token) {
+        (None, None) => {}
+        (Some(session), Some(token)) => {
+            let hash = hex_sha256(token.as_bytes());
+            if aws_lc_rs::constant_time::verify_slices_are_equal(hash.as_bytes(), session.token_hash.as_bytes())
+                .is_err()
+            {
+                return Err(unrecognized());
+            }
+            if session.expires_at <= render(now) {
+                return Err(ApiError::new(
+                    ErrorKind::ExpiredTokenException,
+                    "The security token included in the request is expired",
+                ));
+            }
+        }
+        _ => return Err(unrecognized()),
+    }
     let Some(secret) = state
         .vault
         .open(&crate::keys::access_key_context(&key.access_key_id), &key.sealed_secret)
@@ -414,7 +442,15 @@ async fn authenticate(
     } else {
         identity_policies(tx, &key.identity).await.map_err(store_failure)?
     };
+    let mfa_authenticated_at = key
+        .session
+        .as_ref()
+        .and_then(|session| session.mfa_at.as_deref())
+        .and_then(|time| NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S").ok())
+        .map(|time| time.and_utc());
     Ok(Principal {
+        session: key.session.is_some(),
+        mfa_authenticated_at,
         identity: key.identity,
         access_key_id: key.access_key_id,
         policies,

@@ -47,6 +47,13 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::AttachUserPolicy => "iam:AttachUserPolicy",
         Operation::DetachUserPolicy => "iam:DetachUserPolicy",
         Operation::ListAttachedUserPolicies => "iam:ListAttachedUserPolicies",
+        Operation::CreateVirtualMFADevice => "iam:CreateVirtualMFADevice",
+        Operation::EnableMFADevice => "iam:EnableMFADevice",
+        Operation::ResyncMFADevice => "iam:ResyncMFADevice",
+        Operation::DeactivateMFADevice => "iam:DeactivateMFADevice",
+        Operation::DeleteVirtualMFADevice => "iam:DeleteVirtualMFADevice",
+        Operation::ListMFADevices => "iam:ListMFADevices",
+        Operation::GetSessionToken => "sts:GetSessionToken",
     }
 }
 
@@ -111,6 +118,27 @@ pub fn request_context(principal: &Principal, operation: Operation, resource: &s
                 .map(|time| time.timestamp().to_string())
                 .unwrap_or_default(),
         );
+    // Present only for session credentials, as AWS does: long-term keys never carry MFA, so a
+    // policy demanding MFA tests it with `BoolIfExists`.
+    if principal.session {
+        context = context.with(
+            "aws:MultiFactorAuthPresent",
+            if principal.mfa_authenticated_at.is_some() {
+                "true"
+            } else {
+                "false"
+            },
+        );
+        if let (Some(at), Ok(now)) = (
+            principal.mfa_authenticated_at,
+            chrono::DateTime::parse_from_rfc3339(&principal.request_time),
+        ) {
+            context = context.with(
+                "aws:MultiFactorAuthAge",
+                (now.timestamp() - at.timestamp()).max(0).to_string(),
+            );
+        }
+    }
     if let Some(source_ip) = &principal.source_ip {
         context = context.with("aws:SourceIp", source_ip.clone());
     }
@@ -142,6 +170,9 @@ pub fn authorize_with(
     let context = request_context(principal, operation, resource, extra);
     let why = match evaluate(&principal.policies, &context) {
         Decision::Allow { .. } => return Ok(()),
+        // As in AWS, any identity may get session credentials for itself unless a policy
+        // explicitly denies it.
+        Decision::ImplicitDeny if operation == Operation::GetSessionToken => return Ok(()),
         Decision::ExplicitDeny { .. } => "with an explicit deny in an identity-based policy".to_string(),
         Decision::ImplicitDeny => format!("because no identity-based policy allows the {} action", context.action),
     };
@@ -191,6 +222,8 @@ mod tests {
             source_ip: Some("127.0.0.1".into()),
             secure_transport: true,
             request_time: "2026-11-28T12:00:00Z".into(),
+            session: false,
+            mfa_authenticated_at: None,
         }
     }
 
@@ -238,6 +271,7 @@ mod tests {
             let prefix = match operation.signing_service() {
                 "datapipeline" => "datapipeline:",
                 "cloudtrail" => "cloudtrail:",
+                "sts" => "sts:",
                 _ => "iam:",
             };
             assert_eq!(action, format!("{prefix}{}", operation.name()));

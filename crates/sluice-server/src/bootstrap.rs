@@ -15,7 +15,7 @@ use crate::vault::SecretVault;
 
 pub const CREDENTIALS_FILE: &str = "bootstrap-credentials.json";
 
-fn random_from(alphabet: &[u8], length: usize) -> anyhow::Result<String> {
+pub(crate) fn random_from(alphabet: &[u8], length: usize) -> anyhow::Result<String> {
     let random = SystemRandom::new();
     let mut bytes = vec![0u8; length];
     random

@@ -158,6 +158,14 @@ pub async fn dispatch(
             crate::iam::attach_or_detach(tx, principal, operation, body).await
         }
         Operation::ListAttachedUserPolicies => crate::iam::list_attached_user_policies(tx, principal, body).await,
+        Operation::CreateVirtualMFADevice => crate::iam::create_virtual_mfa_device(state, tx, principal, body).await,
+        Operation::EnableMFADevice | Operation::ResyncMFADevice => {
+            crate::iam::enable_or_resync_mfa_device(state, tx, principal, operation, body).await
+        }
+        Operation::DeactivateMFADevice => crate::iam::deactivate_mfa_device(tx, principal, body).await,
+        Operation::DeleteVirtualMFADevice => crate::iam::delete_virtual_mfa_device(tx, principal, body).await,
+        Operation::ListMFADevices => crate::iam::list_mfa_devices(tx, principal, body).await,
+        Operation::GetSessionToken => crate::iam::get_session_token(state, tx, principal, body).await,
     }
 }
 

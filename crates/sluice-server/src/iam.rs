@@ -185,6 +185,18 @@ pub async fn delete_user(tx: &mut dyn Transaction, principal: &Principal, body: 
     {
         return Err(conflict("detach all policies"));
     }
+    if !tx
+        .mfa_devices_of(&user.identity.identity_id)
+        .await
+        .map_err(store_error)?
+        .is_empty()
+    {
+        return Err(conflict("deactivate MFA devices"));
+    }
+    // Its session credentials die with it.
+    tx.delete_sessions_of(&user.identity.identity_id)
+        .await
+        .map_err(store_error)?;
     tx.delete_identity(&user.identity.identity_id)
         .await
         .map_err(store_error)?;
@@ -536,5 +548,303 @@ pub async fn list_attached_user_policies(
     json(&iam::ListAttachedUserPoliciesOutput {
         attached_policies: attached,
         is_truncated: false,
+    })
+}
+
+// ---- MFA devices (virtual, TOTP) and session credentials
+
+/// Codes are checked against the real time, as signatures are, whatever the scheduler's clock.
+fn real_now() -> chrono::DateTime<chrono::Utc> {
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now()
+}
+
+fn seed_context(serial: &str) -> String {
+    format!("mfa-seed/{serial}")
+}
+
+fn no_such_device(serial: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NoSuchEntity,
+        format!(
+            "MFA device {} cannot be found.",
+            serial.chars().take(256).collect::<String>()
+        ),
+    )
+}
+
+fn invalid_codes() -> ApiError {
+    ApiError::new(
+        ErrorKind::AccessDeniedException,
+        "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+    )
+}
+
+async fn device_seed(state: &AppState, device: &sluice_store::MfaDeviceRecord) -> Result<Vec<u8>, ApiError> {
+    let Some(seed) = state
+        .vault
+        .open(&seed_context(&device.serial_number), &device.sealed_seed)
+    else {
+        tracing::error!(serial = %device.serial_number, "an MFA seed cannot be opened");
+        return Err(ApiError::internal());
+    };
+    data_encoding::BASE32_NOPAD
+        .decode(seed.expose_secret().as_bytes())
+        .map_err(|_| ApiError::internal())
+}
+
+pub async fn create_virtual_mfa_device(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::CreateVirtualMfaDeviceInput = parse_body(body)?;
+    input.check()?;
+    let account = principal.identity.account_id.clone();
+    let path = input.path.clone().unwrap_or_else(|| "/".into());
+    let serial = format!("arn:aws:iam::{account}:mfa{path}{}", input.virtual_mfa_device_name);
+    authorize(principal, Operation::CreateVirtualMFADevice, &serial)?;
+    if tx.mfa_device(&serial).await.map_err(store_error)?.is_some() {
+        return Err(ApiError::new(
+            ErrorKind::EntityAlreadyExists,
+            format!("MFADevice entity at the same path and name already exists: {serial}"),
+        ));
+    }
+    let mut seed = [0u8; sluice_crypto::totp::SEED_BYTES];
+    aws_lc_rs::rand::fill(&mut seed).map_err(|_| ApiError::internal())?;
+    let base32 = sluice_crypto::totp::base32(&seed);
+    let sealed = state
+        .vault
+        .seal(&seed_context(&serial), &sluice_crypto::Secret::new(base32.clone()))
+        .map_err(internal)?;
+    tx.insert_mfa_device(&sluice_store::MfaDeviceRecord {
+        serial_number: serial.clone(),
+        account_id: account.clone(),
+        identity_id: None,
+        sealed_seed: sealed,
+        last_step: -1,
+        enabled_at: None,
+        created_at: render(state.clock.now()),
+    })
+    .await
+    .map_err(store_error)?;
+    let label = format!("{}@{account}", input.virtual_mfa_device_name);
+    json(&iam::CreateVirtualMfaDeviceOutput {
+        virtual_mfa_device: iam::VirtualMfaDevice {
+            serial_number: serial,
+            otpauth_uri: sluice_crypto::totp::otpauth_uri("Sluice", &label, &seed),
+            base32_string_seed: base32,
+        },
+    })
+}
+
+/// EnableMFADevice (a device not yet in use, for the user) and ResyncMFADevice (the user's own
+/// device, when its clock drifted): two consecutive codes.
+pub async fn enable_or_resync_mfa_device(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    operation: Operation,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::TwoCodesInput = parse_body(body)?;
+    input.check()?;
+    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
+    authorize(principal, operation, &user.identity.arn)?;
+    let mut device = tx
+        .mfa_device(&input.serial_number)
+        .await
+        .map_err(store_error)?
+        .filter(|device| device.account_id == principal.identity.account_id)
+        .ok_or_else(|| no_such_device(&input.serial_number))?;
+    let enabling = operation == Operation::EnableMFADevice;
+    match (&device.identity_id, enabling) {
+        (None, true) => {}
+        (Some(_), true) => {
+            return Err(ApiError::new(
+                ErrorKind::EntityAlreadyExists,
+                "The MFA device is already in use.",
+            ));
+        }
+        (Some(owner), false) if *owner == user.identity.identity_id => {}
+        _ => return Err(no_such_device(&input.serial_number)),
+    }
+    let seed = device_seed(state, &device).await?;
+    // Enrolment looks back five minutes; resynchronisation, for a drifted device, ten.
+    let back = if enabling { 10 } else { 20 };
+    let step = sluice_crypto::totp::verify_consecutive(
+        &seed,
+        &input.authentication_code1,
+        &input.authentication_code2,
+        real_now().timestamp(),
+        back,
+    )
+    .filter(|step| *step - 1 > device.last_step)
+    .ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::InvalidRequestException,
+            "Authentication codes are not valid: give two consecutive codes from the device",
+        )
+    })?;
+    device.last_step = step;
+    if enabling {
+        device.identity_id = Some(user.identity.identity_id.clone());
+        device.enabled_at = Some(render(state.clock.now()));
+    }
+    tx.update_mfa_device(&device).await.map_err(store_error)?;
+    Ok("{}".into())
+}
+
+pub async fn deactivate_mfa_device(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::SerialNumberInput = parse_body(body)?;
+    input.check()?;
+    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
+    authorize(principal, Operation::DeactivateMFADevice, &user.identity.arn)?;
+    let mut device = tx
+        .mfa_device(&input.serial_number)
+        .await
+        .map_err(store_error)?
+        .filter(|device| device.identity_id.as_deref() == Some(user.identity.identity_id.as_str()))
+        .ok_or_else(|| no_such_device(&input.serial_number))?;
+    device.identity_id = None;
+    device.enabled_at = None;
+    tx.update_mfa_device(&device).await.map_err(store_error)?;
+    Ok("{}".into())
+}
+
+pub async fn delete_virtual_mfa_device(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::SerialNumberInput = parse_body(body)?;
+    input.check()?;
+    authorize(principal, Operation::DeleteVirtualMFADevice, &input.serial_number)?;
+    let device = tx
+        .mfa_device(&input.serial_number)
+        .await
+        .map_err(store_error)?
+        .filter(|device| device.account_id == principal.identity.account_id)
+        .ok_or_else(|| no_such_device(&input.serial_number))?;
+    if device.identity_id.is_some() {
+        return Err(ApiError::new(
+            ErrorKind::DeleteConflict,
+            "MFA device is in use: deactivate it first.",
+        ));
+    }
+    tx.delete_mfa_device(&device.serial_number).await.map_err(store_error)?;
+    Ok("{}".into())
+}
+
+pub async fn list_mfa_devices(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::UserNameInput = parse_body(body)?;
+    input.check()?;
+    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
+    authorize(principal, Operation::ListMFADevices, &user.identity.arn)?;
+    let devices = tx
+        .mfa_devices_of(&user.identity.identity_id)
+        .await
+        .map_err(store_error)?;
+    json(&iam::ListMfaDevicesOutput {
+        mfa_devices: devices
+            .into_iter()
+            .map(|device| iam::MfaDevice {
+                user_name: user.identity.name.clone(),
+                serial_number: device.serial_number,
+                enable_date: device.enabled_at.as_deref().map(iso).unwrap_or_default(),
+            })
+            .collect(),
+        is_truncated: false,
+    })
+}
+
+/// Temporary credentials for the caller: an access key, secret and session token that expire,
+/// carrying `aws:MultiFactorAuthPresent` when a device code was given. Never from session
+/// credentials themselves; at most an hour for the root identity.
+pub async fn get_session_token(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::GetSessionTokenInput = parse_body(body)?;
+    input.check()?;
+    authorize(principal, Operation::GetSessionToken, "*")?;
+    if principal.session {
+        return Err(ApiError::new(
+            ErrorKind::AccessDeniedException,
+            "Cannot call GetSessionToken with session credentials",
+        ));
+    }
+    let root = principal.identity.kind == "Root";
+    let seconds = input
+        .duration_seconds
+        .unwrap_or(if root { 3_600 } else { iam::SESSION_SECONDS_DEFAULT });
+    if root && seconds > 3_600 {
+        return Err(ApiError::invalid_request(
+            "DurationSeconds: the root identity's sessions last at most 3600 seconds",
+        ));
+    }
+    let now = real_now();
+    let mfa_at = match (&input.serial_number, &input.token_code) {
+        (Some(serial), Some(code)) => {
+            let mut device = tx
+                .mfa_device(serial)
+                .await
+                .map_err(store_error)?
+                .filter(|device| device.identity_id.as_deref() == Some(principal.identity.identity_id.as_str()))
+                .ok_or_else(invalid_codes)?;
+            let seed = device_seed(state, &device).await?;
+            let step = sluice_crypto::totp::verify(&seed, code, now.timestamp(), device.last_step, 1)
+                .ok_or_else(invalid_codes)?;
+            device.last_step = step;
+            tx.update_mfa_device(&device).await.map_err(store_error)?;
+            Some(render(now))
+        }
+        _ => None,
+    };
+    tx.delete_expired_sessions(&render(now)).await.map_err(store_error)?;
+    let access_key_id = format!("ASIA{}", random_upper_alphanumeric(16).map_err(internal)?);
+    let secret = crate::bootstrap::random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)
+        .map_err(internal)?;
+    let token = crate::bootstrap::random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 160)
+        .map_err(internal)?;
+    let sealed = state
+        .vault
+        .seal(
+            &crate::keys::access_key_context(&access_key_id),
+            &sluice_crypto::Secret::new(secret.clone()),
+        )
+        .map_err(internal)?;
+    let expires = now + chrono::Duration::seconds(seconds);
+    tx.insert_session_key(
+        &access_key_id,
+        &principal.identity.identity_id,
+        &sealed,
+        &render(now),
+        &sluice_store::SessionFacts {
+            token_hash: crate::api::hex_sha256(token.as_bytes()),
+            expires_at: render(expires),
+            mfa_at,
+        },
+    )
+    .await
+    .map_err(store_error)?;
+    json(&iam::GetSessionTokenOutput {
+        credentials: iam::Credentials {
+            access_key_id,
+            secret_access_key: secret,
+            session_token: token,
+            expiration: format!("{}Z", render(expires)),
+        },
     })
 }

@@ -18,8 +18,8 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    IdentityRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord, StoredDefinition,
-    Tag, UserRecord,
+    IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord,
+    SessionFacts, StoredDefinition, Tag, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -77,6 +77,23 @@ pub trait Transaction: Send {
     async fn detach_policy(&mut self, identity_id: &str, policy_arn: &str) -> Result<bool>;
     async fn attached_policies(&mut self, identity_id: &str) -> Result<Vec<String>>;
     async fn attachment_count(&mut self, policy_arn: &str) -> Result<i64>;
+    /// Session credentials: an access key with a session token (hash), expiry and MFA time.
+    async fn insert_session_key(
+        &mut self,
+        access_key_id: &str,
+        identity_id: &str,
+        sealed_secret: &[u8],
+        created_at: &str,
+        session: &SessionFacts,
+    ) -> Result<()>;
+    async fn delete_expired_sessions(&mut self, now: &str) -> Result<u64>;
+    async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64>;
+    async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
+    async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;
+    async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>>;
+    /// Writes a device's owner, last accepted step and enablement time.
+    async fn update_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
+    async fn delete_mfa_device(&mut self, serial_number: &str) -> Result<()>;
 
     async fn find_live_pipeline(
         &mut self,

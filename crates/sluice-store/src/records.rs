@@ -18,6 +18,28 @@ pub struct AccessKeyRecord {
     pub identity: IdentityRecord,
     pub sealed_secret: Vec<u8>,
     pub status: String,
+    /// Session credentials: the SHA-256 (hex) of the session token, when they expire, and when
+    /// MFA was proven for them (if it was).
+    pub session: Option<SessionFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub token_hash: String,
+    pub expires_at: String,
+    pub mfa_at: Option<String>,
+}
+
+/// A virtual MFA device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDeviceRecord {
+    pub serial_number: String,
+    pub account_id: String,
+    pub identity_id: Option<String>,
+    pub sealed_seed: Vec<u8>,
+    pub last_step: i64,
+    pub enabled_at: Option<String>,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::{
     AUDIT_GENESIS_HASH, AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord,
-    AuditQuery, AuditRecord, IdentityRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary,
-    PolicyRecord, Result, Store, StoreError, StoredDefinition, Tag, Transaction, UserRecord,
+    AuditQuery, AuditRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord,
+    PipelineSummary, PolicyRecord, Result, Store, StoreError, StoredDefinition, Tag, Transaction, UserRecord,
 };
 
 pub struct SqliteStore {
@@ -156,7 +156,7 @@ impl Transaction for SqliteTransaction {
 
     async fn access_key(&mut self, access_key_id: &str) -> Result<Option<AccessKeyRecord>> {
         let row = sqlx::query(
-            "SELECT k.access_key_id, k.sealed_secret, k.status, i.identity_id, i.account_id, i.kind, i.name, i.arn
+            "SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, i.identity_id, i.account_id, i.kind, i.name, i.arn
              FROM access_keys k JOIN identities i ON i.identity_id = k.identity_id WHERE k.access_key_id = ?",
         )
         .bind(access_key_id)
@@ -167,6 +167,14 @@ impl Transaction for SqliteTransaction {
             access_key_id: row.try_get("access_key_id")?,
             sealed_secret: row.try_get("sealed_secret")?,
             status: row.try_get("status")?,
+            session: match row.try_get::<Option<String>, _>("session_token_hash")? {
+                Some(token_hash) => Some(crate::SessionFacts {
+                    token_hash,
+                    expires_at: row.try_get::<Option<String>, _>("expires_at")?.unwrap_or_default(),
+                    mfa_at: row.try_get("mfa_at")?,
+                }),
+                None => None,
+            },
             identity: IdentityRecord {
                 identity_id: row.try_get("identity_id")?,
                 account_id: row.try_get("account_id")?,
@@ -244,6 +252,53 @@ impl Transaction for SqliteTransaction {
 
     async fn attachment_count(&mut self, policy_arn: &str) -> Result<i64> {
         crate::sqlite_iam::attachment_count(&mut self.tx, policy_arn).await
+    }
+
+    async fn insert_session_key(
+        &mut self,
+        access_key_id: &str,
+        identity_id: &str,
+        sealed_secret: &[u8],
+        created_at: &str,
+        session: &crate::SessionFacts,
+    ) -> Result<()> {
+        crate::sqlite_iam::insert_session_key(
+            &mut self.tx,
+            access_key_id,
+            identity_id,
+            sealed_secret,
+            created_at,
+            session,
+        )
+        .await
+    }
+
+    async fn delete_expired_sessions(&mut self, now: &str) -> Result<u64> {
+        crate::sqlite_iam::delete_expired_sessions(&mut self.tx, now).await
+    }
+
+    async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64> {
+        crate::sqlite_iam::delete_sessions_of(&mut self.tx, identity_id).await
+    }
+
+    async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()> {
+        crate::sqlite_iam::insert_mfa_device(&mut self.tx, device).await
+    }
+
+    async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>> {
+        crate::sqlite_iam::mfa_device(&mut self.tx, serial_number).await
+    }
+
+    async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>> {
+        crate::sqlite_iam::mfa_devices_of(&mut self.tx, identity_id).await
+    }
+
+    async fn update_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()> {
+        crate::sqlite_iam::update_mfa_device(&mut self.tx, device).await
+    }
+
+    async fn delete_mfa_device(&mut self, serial_number: &str) -> Result<()> {
+        crate::sqlite_iam::delete_mfa_device(&mut self.tx, serial_number).await
     }
 
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()> {

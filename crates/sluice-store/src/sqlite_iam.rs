@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use crate::{AccessKeyMetadata, IdentityRecord, PolicyRecord, Result, UserRecord};
+use crate::{AccessKeyMetadata, IdentityRecord, MfaDeviceRecord, PolicyRecord, Result, SessionFacts, UserRecord};
 
 const USER_COLUMNS: &str = "identity_id, account_id, kind, name, arn, path, tags, created_at";
 const POLICY_COLUMNS: &str = "policy_arn, account_id, policy_name, policy_id, path, document, description, created_at";
@@ -106,7 +106,7 @@ pub(crate) async fn access_keys_of(
     identity_id: &str,
 ) -> Result<Vec<AccessKeyMetadata>> {
     let rows = sqlx::query(
-        "SELECT access_key_id, status, created_at, last_used_at FROM access_keys WHERE identity_id = ? ORDER BY created_at, access_key_id",
+        "SELECT access_key_id, status, created_at, last_used_at FROM access_keys WHERE identity_id = ? AND session_token_hash IS NULL ORDER BY created_at, access_key_id",
     )
     .bind(identity_id)
     .fetch_all(connection)
@@ -234,5 +234,123 @@ pub(crate) async fn attachment_count(connection: &mut SqliteConnection, policy_a
             .bind(policy_arn)
             .fetch_one(connection)
             .await?,
+    )
+}
+
+pub(crate) async fn insert_session_key(
+    connection: &mut SqliteConnection,
+    access_key_id: &str,
+    identity_id: &str,
+    sealed_secret: &[u8],
+    created_at: &str,
+    session: &SessionFacts,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO access_keys (access_key_id, identity_id, sealed_secret, status, created_at, session_token_hash, expires_at, mfa_at) VALUES (?, ?, ?, 'Active', ?, ?, ?, ?)",
+    )
+    .bind(access_key_id)
+    .bind(identity_id)
+    .bind(sealed_secret)
+    .bind(created_at)
+    .bind(&session.token_hash)
+    .bind(&session.expires_at)
+    .bind(&session.mfa_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn delete_expired_sessions(connection: &mut SqliteConnection, now: &str) -> Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM access_keys WHERE session_token_hash IS NOT NULL AND expires_at <= ?")
+            .bind(now)
+            .execute(connection)
+            .await?
+            .rows_affected(),
+    )
+}
+
+const DEVICE_COLUMNS: &str = "serial_number, account_id, identity_id, sealed_seed, last_step, enabled_at, created_at";
+
+fn device_row(row: &SqliteRow) -> Result<MfaDeviceRecord> {
+    Ok(MfaDeviceRecord {
+        serial_number: row.try_get("serial_number")?,
+        account_id: row.try_get("account_id")?,
+        identity_id: row.try_get("identity_id")?,
+        sealed_seed: row.try_get("sealed_seed")?,
+        last_step: row.try_get("last_step")?,
+        enabled_at: row.try_get("enabled_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) async fn insert_mfa_device(connection: &mut SqliteConnection, device: &MfaDeviceRecord) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO mfa_devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&device.serial_number)
+    .bind(&device.account_id)
+    .bind(&device.identity_id)
+    .bind(&device.sealed_seed)
+    .bind(device.last_step)
+    .bind(&device.enabled_at)
+    .bind(&device.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn mfa_device(
+    connection: &mut SqliteConnection,
+    serial_number: &str,
+) -> Result<Option<MfaDeviceRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEVICE_COLUMNS} FROM mfa_devices WHERE serial_number = ?"
+    )))
+    .bind(serial_number)
+    .fetch_optional(connection)
+    .await?;
+    row.as_ref().map(device_row).transpose()
+}
+
+pub(crate) async fn mfa_devices_of(
+    connection: &mut SqliteConnection,
+    identity_id: &str,
+) -> Result<Vec<MfaDeviceRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEVICE_COLUMNS} FROM mfa_devices WHERE identity_id = ? ORDER BY serial_number"
+    )))
+    .bind(identity_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(device_row).collect()
+}
+
+pub(crate) async fn update_mfa_device(connection: &mut SqliteConnection, device: &MfaDeviceRecord) -> Result<()> {
+    sqlx::query("UPDATE mfa_devices SET identity_id = ?, last_step = ?, enabled_at = ? WHERE serial_number = ?")
+        .bind(&device.identity_id)
+        .bind(device.last_step)
+        .bind(&device.enabled_at)
+        .bind(&device.serial_number)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn delete_mfa_device(connection: &mut SqliteConnection, serial_number: &str) -> Result<()> {
+    sqlx::query("DELETE FROM mfa_devices WHERE serial_number = ?")
+        .bind(serial_number)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn delete_sessions_of(connection: &mut SqliteConnection, identity_id: &str) -> Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM access_keys WHERE session_token_hash IS NOT NULL AND identity_id = ?")
+            .bind(identity_id)
+            .execute(connection)
+            .await?
+            .rows_affected(),
     )
 }

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     InvalidTimeRangeException,
     InvalidNextTokenException,
     InvalidMaxResultsException,
+    /// Session credentials past their expiry.
+    ExpiredTokenException,
     // The identity API's errors, by IAM's names.
     NoSuchEntity,
     EntityAlreadyExists,
@@ -53,6 +55,7 @@ impl ErrorKind {
             ErrorKind::InvalidTimeRangeException => "InvalidTimeRangeException",
             ErrorKind::InvalidNextTokenException => "InvalidNextTokenException",
             ErrorKind::InvalidMaxResultsException => "InvalidMaxResultsException",
+            ErrorKind::ExpiredTokenException => "ExpiredTokenException",
             ErrorKind::NoSuchEntity => "NoSuchEntity",
             ErrorKind::EntityAlreadyExists => "EntityAlreadyExists",
             ErrorKind::DeleteConflict => "DeleteConflict",
@@ -86,7 +89,8 @@ impl ErrorKind {
             | ErrorKind::InvalidTimeRangeException
             | ErrorKind::InvalidNextTokenException
             | ErrorKind::InvalidMaxResultsException
-            | ErrorKind::MalformedPolicyDocument => 400,
+            | ErrorKind::MalformedPolicyDocument
+            | ErrorKind::ExpiredTokenException => 400,
         }
     }
 }

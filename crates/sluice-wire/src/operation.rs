@@ -43,6 +43,13 @@ pub enum Operation {
     AttachUserPolicy,
     DetachUserPolicy,
     ListAttachedUserPolicies,
+    CreateVirtualMFADevice,
+    EnableMFADevice,
+    ResyncMFADevice,
+    DeactivateMFADevice,
+    DeleteVirtualMFADevice,
+    ListMFADevices,
+    GetSessionToken,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -50,7 +57,7 @@ const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.Cloud
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 
 impl Operation {
-    pub const ALL: [Operation; 35] = [
+    pub const ALL: [Operation; 42] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -86,6 +93,13 @@ impl Operation {
         Operation::AttachUserPolicy,
         Operation::DetachUserPolicy,
         Operation::ListAttachedUserPolicies,
+        Operation::CreateVirtualMFADevice,
+        Operation::EnableMFADevice,
+        Operation::ResyncMFADevice,
+        Operation::DeactivateMFADevice,
+        Operation::DeleteVirtualMFADevice,
+        Operation::ListMFADevices,
+        Operation::GetSessionToken,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +139,13 @@ impl Operation {
             Operation::AttachUserPolicy => "AttachUserPolicy",
             Operation::DetachUserPolicy => "DetachUserPolicy",
             Operation::ListAttachedUserPolicies => "ListAttachedUserPolicies",
+            Operation::CreateVirtualMFADevice => "CreateVirtualMFADevice",
+            Operation::EnableMFADevice => "EnableMFADevice",
+            Operation::ResyncMFADevice => "ResyncMFADevice",
+            Operation::DeactivateMFADevice => "DeactivateMFADevice",
+            Operation::DeleteVirtualMFADevice => "DeleteVirtualMFADevice",
+            Operation::ListMFADevices => "ListMFADevices",
+            Operation::GetSessionToken => "GetSessionToken",
         }
     }
 
@@ -132,6 +153,7 @@ impl Operation {
     pub fn signing_service(self) -> &'static str {
         match self {
             Operation::LookupEvents => "cloudtrail",
+            Operation::GetSessionToken => "sts",
             operation if operation.is_iam() => "iam",
             _ => "datapipeline",
         }
@@ -141,6 +163,7 @@ impl Operation {
     pub fn event_source(self) -> &'static str {
         match self {
             Operation::LookupEvents => "cloudtrail.amazonaws.com",
+            Operation::GetSessionToken => "sts.amazonaws.com",
             operation if operation.is_iam() => "iam.amazonaws.com",
             _ => "datapipeline.amazonaws.com",
         }
@@ -165,6 +188,13 @@ impl Operation {
                 | Operation::AttachUserPolicy
                 | Operation::DetachUserPolicy
                 | Operation::ListAttachedUserPolicies
+                | Operation::CreateVirtualMFADevice
+                | Operation::EnableMFADevice
+                | Operation::ResyncMFADevice
+                | Operation::DeactivateMFADevice
+                | Operation::DeleteVirtualMFADevice
+                | Operation::ListMFADevices
+                | Operation::GetSessionToken
         )
     }
 
@@ -184,7 +214,8 @@ impl Operation {
             | Operation::ListAccessKeys
             | Operation::GetPolicy
             | Operation::ListPolicies
-            | Operation::ListAttachedUserPolicies => true,
+            | Operation::ListAttachedUserPolicies
+            | Operation::ListMFADevices => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -205,7 +236,13 @@ impl Operation {
             | Operation::CreatePolicy
             | Operation::DeletePolicy
             | Operation::AttachUserPolicy
-            | Operation::DetachUserPolicy => false,
+            | Operation::DetachUserPolicy
+            | Operation::CreateVirtualMFADevice
+            | Operation::EnableMFADevice
+            | Operation::ResyncMFADevice
+            | Operation::DeactivateMFADevice
+            | Operation::DeleteVirtualMFADevice
+            | Operation::GetSessionToken => false,
         }
     }
 

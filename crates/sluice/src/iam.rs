@@ -118,6 +118,68 @@ pub enum IamCommand {
         connection: Connection,
         user: String,
     },
+    /// Create a virtual MFA device: shows a QR code and the otpauth:// URI for an authenticator
+    /// app (once), then enable it with two consecutive codes.
+    CreateMfaDevice {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    /// Enable a virtual MFA device for a user (or the caller) with two consecutive codes.
+    EnableMfa {
+        #[command(flatten)]
+        connection: Connection,
+        serial_number: String,
+        code1: String,
+        code2: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Resynchronise a drifted device with two consecutive codes.
+    ResyncMfa {
+        #[command(flatten)]
+        connection: Connection,
+        serial_number: String,
+        code1: String,
+        code2: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    DeactivateMfa {
+        #[command(flatten)]
+        connection: Connection,
+        serial_number: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    DeleteMfaDevice {
+        #[command(flatten)]
+        connection: Connection,
+        serial_number: String,
+    },
+    ListMfaDevices {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Temporary credentials for the caller (15 minutes to 36 hours), carrying MFA when a
+    /// device's serial number and current code are given: printed as `export` lines, or written
+    /// as a profile of a shared credentials file.
+    SessionToken {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long, requires = "code")]
+        serial_number: Option<String>,
+        #[arg(long, requires = "serial_number")]
+        code: Option<String>,
+        #[arg(long)]
+        duration_seconds: Option<i64>,
+        #[arg(long, requires = "profile")]
+        credentials_file: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<String>,
+    },
 }
 
 fn client(connection: &Connection) -> anyhow::Result<Client> {
@@ -151,12 +213,42 @@ async fn policy_arn(connection: &Connection, policy: &str) -> anyhow::Result<Str
         .with_context(|| format!("no policy named {policy}"))
 }
 
+/// EnableMFADevice and ResyncMFADevice.
+async fn two_codes(
+    connection: &Connection,
+    operation: &str,
+    serial_number: &str,
+    code1: &str,
+    code2: &str,
+    user: Option<String>,
+) -> anyhow::Result<()> {
+    let mut body = json!({
+        "SerialNumber": serial_number,
+        "AuthenticationCode1": code1,
+        "AuthenticationCode2": code2,
+    });
+    if let Some(user) = user {
+        body["UserName"] = json!(user);
+    }
+    call(connection, operation, body).await.map(|_| ())
+}
+
 fn print(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// Adds or replaces `[profile]` in a shared credentials file, keeping the rest, mode 0600.
 fn write_profile(path: &PathBuf, profile: &str, key_id: &str, secret: &str) -> anyhow::Result<()> {
+    write_profile_with(path, profile, key_id, secret, None)
+}
+
+fn write_profile_with(
+    path: &PathBuf,
+    profile: &str,
+    key_id: &str,
+    secret: &str,
+    token: Option<&str>,
+) -> anyhow::Result<()> {
     let existing = std::fs::read_to_string(path).unwrap_or_default();
     let mut output = String::new();
     let mut skipping = false;
@@ -173,6 +265,9 @@ fn write_profile(path: &PathBuf, profile: &str, key_id: &str, secret: &str) -> a
     output.push_str(&format!(
         "[{profile}]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
     ));
+    if let Some(token) = token {
+        output.push_str(&format!("aws_session_token = {token}\n"));
+    }
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -378,6 +473,131 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("detached {arn} from {user}");
+        }
+        IamCommand::CreateMfaDevice { connection, name } => {
+            let created = call(
+                &connection,
+                "CreateVirtualMFADevice",
+                json!({ "VirtualMFADeviceName": name }),
+            )
+            .await?;
+            let device = &created["VirtualMFADevice"];
+            let uri = device["OtpauthUri"].as_str().unwrap_or_default();
+            let code = qrcode::QrCode::new(uri.as_bytes()).context("the URI does not fit a QR code")?;
+            println!(
+                "{}",
+                code.render::<qrcode::render::unicode::Dense1x2>()
+                    .quiet_zone(true)
+                    .build()
+            );
+            println!("{uri}");
+            println!("serial number: {}", device["SerialNumber"].as_str().unwrap_or_default());
+            eprintln!(
+                "sluice iam: scan the code (or enter the seed {}) in an authenticator app; it is shown only now. Then: sluice iam enable-mfa SERIAL CODE1 CODE2 --user NAME",
+                device["Base32StringSeed"].as_str().unwrap_or_default()
+            );
+        }
+        IamCommand::EnableMfa {
+            connection,
+            serial_number,
+            code1,
+            code2,
+            user,
+        } => {
+            two_codes(&connection, "EnableMFADevice", &serial_number, &code1, &code2, user).await?;
+            println!("{serial_number}: enabled");
+        }
+        IamCommand::ResyncMfa {
+            connection,
+            serial_number,
+            code1,
+            code2,
+            user,
+        } => {
+            two_codes(&connection, "ResyncMFADevice", &serial_number, &code1, &code2, user).await?;
+            println!("{serial_number}: resynchronised");
+        }
+        IamCommand::DeactivateMfa {
+            connection,
+            serial_number,
+            user,
+        } => {
+            let mut body = json!({ "SerialNumber": serial_number });
+            if let Some(user) = user {
+                body["UserName"] = json!(user);
+            }
+            call(&connection, "DeactivateMFADevice", body).await?;
+            println!("{serial_number}: deactivated");
+        }
+        IamCommand::DeleteMfaDevice {
+            connection,
+            serial_number,
+        } => {
+            call(
+                &connection,
+                "DeleteVirtualMFADevice",
+                json!({ "SerialNumber": serial_number }),
+            )
+            .await?;
+            println!("{serial_number}: deleted");
+        }
+        IamCommand::ListMfaDevices { connection, user } => {
+            let body = match &user {
+                Some(user) => json!({ "UserName": user }),
+                None => json!({}),
+            };
+            let listed = call(&connection, "ListMFADevices", body).await?;
+            for device in listed["MFADevices"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<60} enabled {}",
+                    device["SerialNumber"].as_str().unwrap_or(""),
+                    device["EnableDate"].as_str().unwrap_or("")
+                );
+            }
+        }
+        IamCommand::SessionToken {
+            connection,
+            serial_number,
+            code,
+            duration_seconds,
+            credentials_file,
+            profile,
+        } => {
+            let mut body = json!({});
+            if let (Some(serial), Some(code)) = (serial_number, code) {
+                body["SerialNumber"] = json!(serial);
+                body["TokenCode"] = json!(code);
+            }
+            if let Some(seconds) = duration_seconds {
+                body["DurationSeconds"] = json!(seconds);
+            }
+            let issued = client(&connection)?
+                .call("SluiceIAM.GetSessionToken", "sts", &body)
+                .await?;
+            let credentials = &issued["Credentials"];
+            let field = |name: &str| credentials[name].as_str().unwrap_or_default().to_string();
+            match (credentials_file, profile) {
+                (Some(path), Some(profile)) => {
+                    write_profile_with(
+                        &path,
+                        &profile,
+                        &field("AccessKeyId"),
+                        &field("SecretAccessKey"),
+                        Some(&field("SessionToken")),
+                    )?;
+                    println!(
+                        "session credentials written to {} as [{profile}] (mode 0600), valid until {}",
+                        path.display(),
+                        field("Expiration")
+                    );
+                }
+                _ => {
+                    println!("export AWS_ACCESS_KEY_ID={}", field("AccessKeyId"));
+                    println!("export AWS_SECRET_ACCESS_KEY={}", field("SecretAccessKey"));
+                    println!("export AWS_SESSION_TOKEN={}", field("SessionToken"));
+                    eprintln!("sluice iam: valid until {}", field("Expiration"));
+                }
+            }
         }
         IamCommand::ListAttached { connection, user } => {
             let listed = call(&connection, "ListAttachedUserPolicies", json!({ "UserName": user })).await?;

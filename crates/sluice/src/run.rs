@@ -356,6 +356,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         Credentials {
             access_key_id: access.access_key_id.clone(),
             secret_access_key: access.secret_access_key.clone(),
+            session_token: None,
         },
         access.ca_bundle.as_deref(),
         options.region.clone(),
@@ -737,6 +738,7 @@ pub async fn serve_with_runner(
                 Credentials {
                     access_key_id: access.access_key_id.clone(),
                     secret_access_key: access.secret_access_key.clone(),
+                    session_token: None,
                 },
                 access.ca_bundle.as_deref(),
                 region.clone(),

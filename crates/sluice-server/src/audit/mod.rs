@@ -66,6 +66,11 @@ fn is_sensitive_name(name: &str) -> bool {
         "api_key",
         "privatekey",
         "private_key",
+        // MFA: a device's seed (and the URI or QR code carrying it), and one-time codes.
+        "seed",
+        "otpauth",
+        "qrcode",
+        "authenticationcode",
     ]
     .iter()
     .any(|marker| name.contains(marker))
