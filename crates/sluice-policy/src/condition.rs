@@ -246,7 +246,9 @@ impl Condition {
         let Some(values) = present else {
             return match self.set {
                 SetQualifier::ForAllValues => true,
-                SetQualifier::ForAnyValue => false,
+                // IfExists: "if the key is not present, the condition evaluates to true",
+                // whatever the operator.
+                SetQualifier::ForAnyValue => self.if_exists,
                 SetQualifier::None => self.if_exists || self.negated,
             };
         };
