@@ -24,7 +24,8 @@ N = int(os.environ.get("BENCH_REQUESTS", "2000"))
 DEFINITION = json.loads((pathlib.Path(__file__).resolve().parents[1] / "bench" / "definition.json").read_text())
 
 
-def run(server, connection, target, make_body, n):
+def run(server, connection, target, make_body, n, key=None):
+    key_id, secret = key or (server.access_key_id, server.secret_access_key)
     latencies = []
     for index in range(n):
         body = json.dumps(make_body(index)).encode()
@@ -32,7 +33,7 @@ def run(server, connection, target, make_body, n):
         headers = {"host": f"localhost:{server.port}", "content-type": "application/x-amz-json-1.1",
                    "x-amz-target": target, "x-amz-date": now}
         headers["authorization"] = sigv4_authorization("POST", "/", sorted(headers), headers, body,
-                                                       server.access_key_id, server.secret_access_key, now)
+                                                       key_id, secret, now)
         started = time.perf_counter()
         connection.request("POST", "/", body=body, headers=headers)
         response = connection.getresponse()
@@ -58,6 +59,19 @@ def main():
             run(server, connection, "DataPipeline.PutPipelineDefinition",
                 lambda i: {"pipelineId": pipeline_id, **DEFINITION}, N)
             run(server, connection, "DataPipeline.GetPipelineDefinition", lambda i: {"pipelineId": pipeline_id}, N)
+            # DescribePipelines as an IAM user with a policy attached, the path every non-root
+            # call takes; the server's own time per call comes from its request log (elapsed_us).
+            server.iam("CreateUser", {"UserName": "bench"})
+            server.iam("AttachUserPolicy", {"UserName": "bench",
+                                            "PolicyArn": "arn:aws:iam::aws:policy/SluiceReadOnlyAccess"})
+            key = server.iam("CreateAccessKey", {"UserName": "bench"})[1]["AccessKey"]
+            run(server, connection, "DataPipeline.DescribePipelines", lambda i: {"pipelineIds": [pipeline_id]}, N,
+                key=(key["AccessKeyId"], key["SecretAccessKey"]))
+            server.log.flush()
+            times = sorted(int(line.split("elapsed_us=")[1].split()[0]) for line in open(server.log_path)
+                           if "DataPipeline.DescribePipelines" in line and "elapsed_us=" in line)
+            print(f"server time per DescribePipelines (request log, n={len(times)}): "
+                  f"p50 {statistics.median(times)} µs, p99 {times[int(len(times) * 0.99) - 1]} µs")
         finally:
             server.stop()
 

@@ -218,6 +218,18 @@ def test_tag_creator_and_worker_group_conditions(iam_server):
     assert viewer.describe_pipelines(pipelineIds=[blue])["pipelineDescriptionList"][0]["pipelineId"] == blue
     assert f"pipeline/{red}" in denied(lambda: viewer.describe_pipelines(pipelineIds=[red]))
 
+    # Lists show only what the caller may list: by tag, or everything but what a Deny hides.
+    blue_lister, _, _ = user_with(server, unique("blue-lister"), documents=[
+        allow("datapipeline:ListPipelines", condition={"StringEquals": {"datapipeline:Tag/team": "blue"}})])
+    listed = {item["id"] for item in blue_lister.list_pipelines()["pipelineIdList"]}
+    assert blue in listed and red not in listed
+    not_red, _, _ = user_with(server, unique("not-red"), documents=[{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "datapipeline:ListPipelines", "Resource": "*"},
+        {"Effect": "Deny", "Action": "datapipeline:ListPipelines", "Resource": "*",
+         "Condition": {"StringEquals": {"datapipeline:Tag/team": "red"}}}]}])
+    listed = {item["id"] for item in not_red.list_pipelines()["pipelineIdList"]}
+    assert blue in listed and red not in listed
+
     # Users may delete the pipelines they created, and only those.
     owner, _, _ = user_with(server, unique("owner"), documents=[{"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "datapipeline:CreatePipeline", "Resource": "*"},
@@ -367,3 +379,37 @@ def test_mfa_devices_and_session_credentials_that_carry_mfa(iam_server, tmp_path
         assert event in trail
         for secret in (seed, code, fields["aws_session_token"], fields["aws_secret_access_key"]):
             assert secret not in trail, (event, secret)
+
+
+def test_groups_give_their_members_the_groups_policies(iam_server):
+    server = iam_server
+    name, group = unique("dave"), unique("operators")
+    client, _, _ = user_with(server, name)
+    denied(lambda: client.list_pipelines())
+    sluice_iam(server, "create-group", group)
+    sluice_iam(server, "attach-group", group, "SluiceReadOnlyAccess")
+    sluice_iam(server, "add-to-group", name, group)
+    shown = sluice_iam(server, "get-group", group).stdout
+    assert f"member  {name}" in shown and "policy  arn:aws:iam::aws:policy/SluiceReadOnlyAccess" in shown
+    client.list_pipelines()
+    denied(lambda: client.create_pipeline(name="x", uniqueId=unique()))
+    # A group's Deny applies to its members too; policies from user and group combine.
+    status, policy = server.iam("CreatePolicy", {"PolicyName": unique("no-list"), "PolicyDocument": json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "datapipeline:ListPipelines",
+                                                 "Resource": "*"}]})})
+    assert status == 200
+    assert server.iam("DeleteGroup", {"GroupName": group})[1]["__type"] == "DeleteConflict"
+    status, body = server.iam("AttachGroupPolicy", {"GroupName": group, "PolicyArn": policy["Policy"]["Arn"]})
+    assert status == 200, body
+    denied(lambda: client.list_pipelines())
+    status, body = server.iam("GetPolicy", {"PolicyArn": policy["Policy"]["Arn"]})
+    assert body["Policy"]["AttachmentCount"] == 1
+    assert server.iam("DeleteUser", {"UserName": name})[1]["__type"] == "DeleteConflict"
+    sluice_iam(server, "remove-from-group", name, group)
+    denied(lambda: client.list_pipelines())
+    assert "member" not in sluice_iam(server, "get-group", group).stdout
+    sluice_iam(server, "delete-group", group)
+    assert group not in sluice_iam(server, "list-groups").stdout
+    sluice_iam(server, "delete-user", name)
+    status, body = server.iam("GetGroup", {"GroupName": group})
+    assert (status, body["__type"]) == (404, "NoSuchEntity")

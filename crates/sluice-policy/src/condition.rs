@@ -229,7 +229,7 @@ impl Condition {
             let value = if variables && expands {
                 expand(value, context)
             } else {
-                Some(value.clone())
+                Some(std::borrow::Cow::Borrowed(value.as_str()))
             };
             // A variable without a value matches nothing.
             value.is_some_and(|value| self.compare(request, &value))

@@ -6,11 +6,13 @@
 //! Pure: the request context (time included) is an argument; no I/O, no clock.
 
 mod condition;
+mod index;
 mod parse;
 mod pattern;
 
 use std::collections::HashMap;
 
+pub use index::PolicySet;
 pub use parse::{Effect, Policy, PolicyError, Statement, parse};
 
 /// What a request looks like to a policy. Keys are matched case-insensitively; a key may hold
@@ -48,7 +50,11 @@ impl RequestContext {
     }
 
     pub fn values(&self, key: &str) -> Option<&[String]> {
-        self.keys.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        if key.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            self.keys.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        } else {
+            self.keys.get(key).map(Vec::as_slice)
+        }
     }
 }
 
@@ -79,9 +85,10 @@ impl Decision {
 /// Evaluates a request against every policy that applies to the principal.
 pub fn evaluate(policies: &[Policy], context: &RequestContext) -> Decision {
     let mut allow = None;
+    let action = context.action.to_ascii_lowercase();
     for (policy_index, policy) in policies.iter().enumerate() {
         for (statement_index, statement) in policy.statements.iter().enumerate() {
-            if !statement.matches(context) {
+            if !statement.matches_lowered(context, &action) {
                 continue;
             }
             match statement.effect {

@@ -44,7 +44,10 @@ pub struct Policy {
 
 /// Expands `${key}`, `${key, 'default'}` and the escapes `${*}`, `${?}`, `${$}`. `None` when a
 /// variable has no value and no default: the pattern then matches nothing.
-pub fn expand(text: &str, context: &RequestContext) -> Option<String> {
+pub fn expand<'a>(text: &'a str, context: &RequestContext) -> Option<std::borrow::Cow<'a, str>> {
+    if !text.contains("${") {
+        return Some(std::borrow::Cow::Borrowed(text));
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -52,7 +55,7 @@ pub fn expand(text: &str, context: &RequestContext) -> Option<String> {
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
             out.push_str(&rest[start..]);
-            return Some(out);
+            return Some(std::borrow::Cow::Owned(out));
         };
         let inner = after[..end].trim();
         match inner {
@@ -72,16 +75,33 @@ pub fn expand(text: &str, context: &RequestContext) -> Option<String> {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    Some(std::borrow::Cow::Owned(out))
 }
 
 impl Statement {
     /// Whether the statement applies to the request (its effect decides what that means).
+    /// The action patterns, lowercased.
+    pub fn action_patterns(&self) -> &[String] {
+        &self.actions
+    }
+
+    pub fn not_action(&self) -> bool {
+        self.not_action
+    }
+
     pub fn matches(&self, context: &RequestContext) -> bool {
-        let action_listed = self
-            .actions
-            .iter()
-            .any(|action| pattern::glob(action, &context.action, true));
+        self.matches_lowered(context, &context.action.to_ascii_lowercase())
+    }
+
+    /// `matches`, with the request's action already lowercased (once per evaluation).
+    pub(crate) fn matches_lowered(&self, context: &RequestContext, action: &str) -> bool {
+        let action_listed = self.actions.iter().any(|pattern| {
+            // The literal start of the pattern must be the action's start: most statements
+            // fail here without running the glob.
+            let literal = pattern.find(['*', '?']).unwrap_or(pattern.len());
+            action.as_bytes().get(..literal) == Some(&pattern.as_bytes()[..literal])
+                && (literal == pattern.len() && action.len() == literal || pattern::glob(pattern, action, false))
+        });
         if action_listed == self.not_action {
             return false;
         }
@@ -89,7 +109,7 @@ impl Statement {
             let resource = if self.variables {
                 expand(resource, context)
             } else {
-                Some(resource.clone())
+                Some(std::borrow::Cow::Borrowed(resource.as_str()))
             };
             resource.is_some_and(|resource| pattern::arn(&resource, &context.resource))
         });
@@ -202,7 +222,8 @@ fn statement(value: &Value, path: &str, variables: bool) -> Result<Statement, Po
     Ok(Statement {
         sid,
         effect,
-        actions,
+        // Actions match without regard to case: kept lowercased, so matching is a plain glob.
+        actions: actions.iter().map(|action| action.to_ascii_lowercase()).collect(),
         not_action,
         resources,
         not_resource,

@@ -43,7 +43,14 @@ fn every_condition_case_in_the_table() {
             key,
             request_values,
         );
-        let holds = matches!(evaluate(&[policy], &context), Decision::Allow { .. });
+        let decision = evaluate(std::slice::from_ref(&policy), &context);
+        assert_eq!(
+            sluice_policy::PolicySet::new(vec![policy]).evaluate(&context),
+            decision,
+            "line {}: the index decides alike",
+            number + 1
+        );
+        let holds = matches!(decision, Decision::Allow { .. });
         cases += 1;
         if holds != (expected == "T") {
             failures.push(format!(
@@ -97,6 +104,13 @@ fn every_policy_case_in_the_table() {
             let (key, value) = pair.split_once('=').expect("key=value");
             context = context_with(context, key, value);
         }
+        let indexed = sluice_policy::PolicySet::new(chosen.clone()).evaluate(&context);
+        assert_eq!(
+            indexed,
+            evaluate(&chosen, &context),
+            "line {}: the index decides alike",
+            number + 1
+        );
         let got = match evaluate(&chosen, &context) {
             Decision::Allow { .. } => "allow",
             Decision::ExplicitDeny { .. } => "deny",

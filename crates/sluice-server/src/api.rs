@@ -57,8 +57,8 @@ pub struct ConnectionInfo {
 pub struct Principal {
     pub identity: IdentityRecord,
     pub access_key_id: String,
-    /// The policies attached to the identity, parsed (none for the root identity).
-    pub policies: Vec<sluice_policy::Policy>,
+    /// The policies attached to the identity, parsed and indexed (none for the root identity).
+    pub policies: Arc<sluice_policy::PolicySet>,
     /// The identity's tags (`aws:PrincipalTag/<key>`).
     pub tags: Vec<(String, String)>,
     pub source_ip: Option<String>,
@@ -174,6 +174,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         status = response.status().as_u16(),
         outcome = result.as_ref().err().map_or("ok", |error| error.kind.as_str()),
         elapsed_ms = started.elapsed().as_millis() as u64,
+        elapsed_us = started.elapsed().as_micros() as u64,
         "request"
     );
     response
@@ -442,6 +443,7 @@ async fn authenticate(
     } else {
         identity_policies(tx, &key.identity).await.map_err(store_failure)?
     };
+    let policies = Arc::new(sluice_policy::PolicySet::new(policies));
     let mfa_authenticated_at = key
         .session
         .as_ref()
@@ -474,7 +476,14 @@ async fn identity_policies(
         .map(|user| user.tags)
         .unwrap_or_default();
     let mut policies = Vec::new();
-    for arn in tx.attached_policies(&identity.identity_id).await? {
+    // The user's own policies, then those of each of its groups.
+    let mut arns = tx.attached_policies(&identity.identity_id).await?;
+    for group in tx.groups_of(&identity.identity_id).await? {
+        arns.extend(tx.group_policies(&group.group_id).await?);
+    }
+    arns.sort();
+    arns.dedup();
+    for arn in arns {
         let document = match authz::managed_policy(&arn) {
             Some((_, document)) => document.to_string(),
             None => match tx.policy(&arn).await? {

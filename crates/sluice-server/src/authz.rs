@@ -4,7 +4,7 @@
 //! caller: an explicit Deny beats an Allow, which beats the implicit deny. The root identity may
 //! do everything.
 
-use sluice_policy::{Decision, Policy, RequestContext};
+use sluice_policy::{Decision, RequestContext};
 use sluice_wire::{ApiError, ErrorKind, Operation};
 
 use crate::api::Principal;
@@ -54,6 +54,16 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::DeleteVirtualMFADevice => "iam:DeleteVirtualMFADevice",
         Operation::ListMFADevices => "iam:ListMFADevices",
         Operation::GetSessionToken => "sts:GetSessionToken",
+        Operation::CreateGroup => "iam:CreateGroup",
+        Operation::GetGroup => "iam:GetGroup",
+        Operation::ListGroups => "iam:ListGroups",
+        Operation::DeleteGroup => "iam:DeleteGroup",
+        Operation::AddUserToGroup => "iam:AddUserToGroup",
+        Operation::RemoveUserFromGroup => "iam:RemoveUserFromGroup",
+        Operation::ListGroupsForUser => "iam:ListGroupsForUser",
+        Operation::AttachGroupPolicy => "iam:AttachGroupPolicy",
+        Operation::DetachGroupPolicy => "iam:DetachGroupPolicy",
+        Operation::ListAttachedGroupPolicies => "iam:ListAttachedGroupPolicies",
     }
 }
 
@@ -168,7 +178,7 @@ pub fn authorize_with(
         return Ok(());
     }
     let context = request_context(principal, operation, resource, extra);
-    let why = match evaluate(&principal.policies, &context) {
+    let why = match principal.policies.evaluate(&context) {
         Decision::Allow { .. } => return Ok(()),
         // As in AWS, any identity may get session credentials for itself unless a policy
         // explicitly denies it.
@@ -190,10 +200,6 @@ pub fn allows(principal: &Principal, operation: Operation, resource: &str, extra
     authorize_with(principal, operation, resource, extra).is_ok()
 }
 
-fn evaluate(policies: &[Policy], context: &RequestContext) -> Decision {
-    sluice_policy::evaluate(policies, context)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,12 +215,15 @@ mod tests {
                 arn: "arn:aws:iam::123456789012:user/runner".into(),
             },
             access_key_id: "AKIAEXAMPLE".into(),
-            policies: policies
-                .iter()
-                .map(|name| {
-                    sluice_policy::parse(managed_policy(&managed_policy_arn(name)).expect("shipped").1).expect("parses")
-                })
-                .collect(),
+            policies: std::sync::Arc::new(sluice_policy::PolicySet::new(
+                policies
+                    .iter()
+                    .map(|name| {
+                        sluice_policy::parse(managed_policy(&managed_policy_arn(name)).expect("shipped").1)
+                            .expect("parses")
+                    })
+                    .collect(),
+            )),
             tags: tags
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.to_string()))

@@ -96,6 +96,12 @@ pub(crate) async fn authorize_pipeline(
     if principal.identity.kind == "Root" {
         return authorize(principal, operation, &resource);
     }
+    let extra = pipeline_context(tx, pipeline_id).await?;
+    crate::authz::authorize_with(principal, operation, &resource, &extra)
+}
+
+/// A pipeline's context keys for policies.
+async fn pipeline_context(tx: &mut dyn Transaction, pipeline_id: &str) -> Result<Vec<(String, Vec<String>)>, ApiError> {
     let mut extra: Vec<(String, Vec<String>)> = Vec::new();
     if let Some(record) = tx.pipeline(pipeline_id).await.map_err(store_error)? {
         extra.push(("datapipeline:PipelineCreator".into(), vec![record.creator_identity_id]));
@@ -103,7 +109,7 @@ pub(crate) async fn authorize_pipeline(
     for tag in tx.tags(pipeline_id).await.map_err(store_error)? {
         extra.push((format!("datapipeline:Tag/{}", tag.key), vec![tag.value]));
     }
-    crate::authz::authorize_with(principal, operation, &resource, &extra)
+    Ok(extra)
 }
 
 pub(crate) fn pipeline_arn(principal: &Principal, pipeline_id: &str) -> String {
@@ -166,6 +172,18 @@ pub async fn dispatch(
         Operation::DeleteVirtualMFADevice => crate::iam::delete_virtual_mfa_device(tx, principal, body).await,
         Operation::ListMFADevices => crate::iam::list_mfa_devices(tx, principal, body).await,
         Operation::GetSessionToken => crate::iam::get_session_token(state, tx, principal, body).await,
+        Operation::CreateGroup => crate::iam::create_group(state, tx, principal, body).await,
+        Operation::GetGroup => crate::iam::get_group(tx, principal, body).await,
+        Operation::ListGroups => crate::iam::list_groups(tx, principal).await,
+        Operation::DeleteGroup => crate::iam::delete_group(tx, principal, body).await,
+        Operation::AddUserToGroup | Operation::RemoveUserFromGroup => {
+            crate::iam::membership(tx, principal, operation, body).await
+        }
+        Operation::ListGroupsForUser => crate::iam::list_groups_for_user(tx, principal, body).await,
+        Operation::AttachGroupPolicy | Operation::DetachGroupPolicy => {
+            crate::iam::attach_or_detach_group(tx, principal, operation, body).await
+        }
+        Operation::ListAttachedGroupPolicies => crate::iam::list_attached_group_policies(tx, principal, body).await,
     }
 }
 
@@ -396,7 +414,9 @@ fn decode_marker(marker: &str) -> Result<i64, ApiError> {
 async fn list_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: shapes::ListPipelinesInput = parse_body(body)?;
     input.check()?;
-    authorize(principal, Operation::ListPipelines, "*")?;
+    // A caller allowed to list on `*` sees every pipeline its policies let it list; one whose
+    // policies allow listing only some pipelines (by ARN, tag or creator) sees only those.
+    let everywhere = authorize(principal, Operation::ListPipelines, "*");
     let after = decode_marker(input.marker.as_deref().unwrap_or(""))?;
     let mut page = tx
         .list_pipelines(&principal.identity.account_id, after, LIST_PAGE_SIZE + 1)
@@ -409,6 +429,20 @@ async fn list_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &
     } else {
         None
     };
+    if principal.identity.kind != "Root" {
+        let mut visible = Vec::with_capacity(page.len());
+        for summary in page {
+            let extra = pipeline_context(tx, &summary.pipeline_id).await?;
+            let resource = pipeline_arn(principal, &summary.pipeline_id);
+            if crate::authz::allows(principal, Operation::ListPipelines, &resource, &extra) {
+                visible.push(summary);
+            }
+        }
+        if visible.is_empty() {
+            everywhere?;
+        }
+        page = visible;
+    }
     json(&shapes::ListPipelinesOutput {
         pipeline_id_list: page
             .into_iter()

@@ -186,6 +186,14 @@ pub async fn delete_user(tx: &mut dyn Transaction, principal: &Principal, body: 
         return Err(conflict("detach all policies"));
     }
     if !tx
+        .groups_of(&user.identity.identity_id)
+        .await
+        .map_err(store_error)?
+        .is_empty()
+    {
+        return Err(conflict("remove the user from its groups"));
+    }
+    if !tx
         .mfa_devices_of(&user.identity.identity_id)
         .await
         .map_err(store_error)?
@@ -846,5 +854,240 @@ pub async fn get_session_token(
             session_token: token,
             expiration: format!("{}Z", render(expires)),
         },
+    })
+}
+
+// ---- Groups: members get the policies attached to their groups.
+
+fn group_shape(group: &sluice_store::GroupRecord) -> iam::Group {
+    iam::Group {
+        path: group.path.clone(),
+        group_name: group.group_name.clone(),
+        group_id: group.group_id.clone(),
+        arn: group.arn.clone(),
+        create_date: iso(&group.created_at),
+    }
+}
+
+fn no_such_group(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NoSuchEntity,
+        format!("The group with name {name} cannot be found."),
+    )
+}
+
+async fn find_group(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    name: &str,
+) -> Result<sluice_store::GroupRecord, ApiError> {
+    tx.group(&principal.identity.account_id, name)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| no_such_group(name))
+}
+
+pub async fn create_group(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::GroupInput = parse_body(body)?;
+    input.check(false, false)?;
+    let account = principal.identity.account_id.clone();
+    let path = input.path.clone().unwrap_or_else(|| "/".into());
+    let arn = format!("arn:aws:iam::{account}:group{path}{}", input.group_name);
+    authorize(principal, Operation::CreateGroup, &arn)?;
+    let taken = tx
+        .groups(&account)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .any(|group| group.group_name.eq_ignore_ascii_case(&input.group_name));
+    if taken {
+        return Err(ApiError::new(
+            ErrorKind::EntityAlreadyExists,
+            format!("Group with name {} already exists.", input.group_name),
+        ));
+    }
+    let group = sluice_store::GroupRecord {
+        group_id: format!("AGPA{}", random_upper_alphanumeric(17).map_err(internal)?),
+        account_id: account,
+        group_name: input.group_name.clone(),
+        path,
+        arn,
+        created_at: render(state.clock.now()),
+    };
+    tx.insert_group(&group).await.map_err(store_error)?;
+    json(&iam::GroupOutput {
+        group: group_shape(&group),
+    })
+}
+
+pub async fn get_group(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+    let input: iam::GroupInput = parse_body(body)?;
+    input.check(false, false)?;
+    let group = find_group(tx, principal, &input.group_name).await?;
+    authorize(principal, Operation::GetGroup, &group.arn)?;
+    let users = tx.members(&group.group_id).await.map_err(store_error)?;
+    json(&iam::GetGroupOutput {
+        group: group_shape(&group),
+        users: users.iter().map(user_shape).collect(),
+        is_truncated: false,
+    })
+}
+
+pub async fn list_groups(tx: &mut dyn Transaction, principal: &Principal) -> Result<String, ApiError> {
+    authorize(principal, Operation::ListGroups, "*")?;
+    let groups = tx.groups(&principal.identity.account_id).await.map_err(store_error)?;
+    json(&iam::ListGroupsOutput {
+        groups: groups.iter().map(group_shape).collect(),
+        is_truncated: false,
+    })
+}
+
+pub async fn delete_group(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
+    let input: iam::GroupInput = parse_body(body)?;
+    input.check(false, false)?;
+    let group = find_group(tx, principal, &input.group_name).await?;
+    authorize(principal, Operation::DeleteGroup, &group.arn)?;
+    if !tx.members(&group.group_id).await.map_err(store_error)?.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::DeleteConflict,
+            "Cannot delete entity, must remove users from group first.",
+        ));
+    }
+    if !tx
+        .group_policies(&group.group_id)
+        .await
+        .map_err(store_error)?
+        .is_empty()
+    {
+        return Err(ApiError::new(
+            ErrorKind::DeleteConflict,
+            "Cannot delete entity, must detach all policies first.",
+        ));
+    }
+    tx.delete_group(&group.group_id).await.map_err(store_error)?;
+    Ok("{}".into())
+}
+
+/// AddUserToGroup and RemoveUserFromGroup.
+pub async fn membership(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    operation: Operation,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::GroupInput = parse_body(body)?;
+    input.check(true, false)?;
+    let group = find_group(tx, principal, &input.group_name).await?;
+    authorize(principal, operation, &group.arn)?;
+    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
+    if user.identity.kind == "Root" {
+        return Err(ApiError::invalid_request("the root identity cannot be a group member"));
+    }
+    if operation == Operation::AddUserToGroup {
+        tx.add_member(&group.group_id, &user.identity.identity_id)
+            .await
+            .map_err(store_error)?;
+    } else if !tx
+        .remove_member(&group.group_id, &user.identity.identity_id)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(
+            ErrorKind::NoSuchEntity,
+            format!("User {} is not in group {}.", user.identity.name, group.group_name),
+        ));
+    }
+    Ok("{}".into())
+}
+
+pub async fn list_groups_for_user(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::UserNameInput = parse_body(body)?;
+    input.check()?;
+    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
+    authorize(principal, Operation::ListGroupsForUser, &user.identity.arn)?;
+    let groups = tx.groups_of(&user.identity.identity_id).await.map_err(store_error)?;
+    json(&iam::ListGroupsOutput {
+        groups: groups.iter().map(group_shape).collect(),
+        is_truncated: false,
+    })
+}
+
+/// AttachGroupPolicy and DetachGroupPolicy.
+pub async fn attach_or_detach_group(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    operation: Operation,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::GroupInput = parse_body(body)?;
+    input.check(false, true)?;
+    let group = find_group(tx, principal, &input.group_name).await?;
+    authorize(principal, operation, &group.arn)?;
+    let arn = input.policy_arn.clone().unwrap_or_default();
+    if operation == Operation::AttachGroupPolicy {
+        find_policy(tx, principal, &arn).await?;
+        let attached = tx.group_policies(&group.group_id).await.map_err(store_error)?;
+        if !attached.contains(&arn) && attached.len() >= MAX_ATTACHED_POLICIES {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded,
+                format!("Cannot exceed quota for PoliciesPerGroup: {MAX_ATTACHED_POLICIES}"),
+            ));
+        }
+        tx.attach_group_policy(&group.group_id, &arn)
+            .await
+            .map_err(store_error)?;
+    } else if !tx
+        .detach_group_policy(&group.group_id, &arn)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(
+            ErrorKind::NoSuchEntity,
+            format!("Policy {} was not found.", arn.chars().take(256).collect::<String>()),
+        ));
+    }
+    Ok("{}".into())
+}
+
+pub async fn list_attached_group_policies(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::GroupInput = parse_body(body)?;
+    input.check(false, false)?;
+    let group = find_group(tx, principal, &input.group_name).await?;
+    authorize(principal, Operation::ListAttachedGroupPolicies, &group.arn)?;
+    let mut attached = Vec::new();
+    for arn in tx.group_policies(&group.group_id).await.map_err(store_error)? {
+        attached.push(AttachedPolicy {
+            policy_name: policy_name(tx, &arn).await?,
+            policy_arn: arn,
+        });
+    }
+    json(&iam::ListAttachedUserPoliciesOutput {
+        attached_policies: attached,
+        is_truncated: false,
+    })
+}
+
+async fn policy_name(tx: &mut dyn Transaction, arn: &str) -> Result<String, ApiError> {
+    Ok(match authz::managed_policy(arn) {
+        Some((name, _)) => name.to_string(),
+        None => tx
+            .policy(arn)
+            .await
+            .map_err(store_error)?
+            .map(|policy| policy.policy_name)
+            .unwrap_or_default(),
     })
 }

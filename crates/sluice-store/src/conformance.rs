@@ -184,6 +184,26 @@ macro_rules! store_conformance_suite {
                 assert!(!tx.detach_policy("AIDAALICE", &policy.policy_arn).await.expect("detach again"));
                 tx.delete_policy(&policy.policy_arn).await.expect("delete");
                 assert!(tx.policy(&policy.policy_arn).await.expect("read").is_none());
+                let group = $crate::GroupRecord {
+                    group_id: "AGPAOPS".into(),
+                    account_id: "000000000000".into(),
+                    group_name: "ops".into(),
+                    path: "/".into(),
+                    arn: "arn:aws:iam::000000000000:group/ops".into(),
+                    created_at: "2026-01-01T00:00:00".into(),
+                };
+                tx.insert_group(&group).await.expect("group");
+                tx.add_member("AGPAOPS", "AIDAALICE").await.expect("member");
+                tx.add_member("AGPAOPS", "AIDAALICE").await.expect("member twice is once");
+                tx.attach_group_policy("AGPAOPS", "arn:aws:iam::aws:policy/AdministratorAccess").await.expect("attach");
+                assert_eq!(tx.groups_of("AIDAALICE").await.expect("groups"), vec![group.clone()]);
+                assert_eq!(tx.members("AGPAOPS").await.expect("members").len(), 1);
+                assert_eq!(tx.group("000000000000", "ops").await.expect("group"), Some(group.clone()));
+                assert_eq!(tx.attachment_count("arn:aws:iam::aws:policy/AdministratorAccess").await.expect("count"), 2, "user and group attachments both count");
+                assert!(tx.remove_member("AGPAOPS", "AIDAALICE").await.expect("remove"));
+                assert!(tx.detach_group_policy("AGPAOPS", "arn:aws:iam::aws:policy/AdministratorAccess").await.expect("detach"));
+                tx.delete_group("AGPAOPS").await.expect("delete group");
+                assert!(tx.groups("000000000000").await.expect("groups").is_empty());
                 assert!(tx.delete_access_key("AKIAALICE1").await.expect("delete key"));
                 assert!(tx.detach_policy("AIDAALICE", "arn:aws:iam::aws:policy/AdministratorAccess").await.expect("detach"));
                 tx.delete_identity("AIDAALICE").await.expect("delete user");

@@ -18,8 +18,8 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord,
-    SessionFacts, StoredDefinition, Tag, UserRecord,
+    GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary,
+    PolicyRecord, SessionFacts, StoredDefinition, Tag, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -94,6 +94,18 @@ pub trait Transaction: Send {
     /// Writes a device's owner, last accepted step and enablement time.
     async fn update_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn delete_mfa_device(&mut self, serial_number: &str) -> Result<()>;
+    async fn insert_group(&mut self, group: &GroupRecord) -> Result<()>;
+    async fn group(&mut self, account_id: &str, name: &str) -> Result<Option<GroupRecord>>;
+    async fn groups(&mut self, account_id: &str) -> Result<Vec<GroupRecord>>;
+    async fn groups_of(&mut self, identity_id: &str) -> Result<Vec<GroupRecord>>;
+    /// Removes a group; its members and attachments must be gone.
+    async fn delete_group(&mut self, group_id: &str) -> Result<()>;
+    async fn add_member(&mut self, group_id: &str, identity_id: &str) -> Result<()>;
+    async fn remove_member(&mut self, group_id: &str, identity_id: &str) -> Result<bool>;
+    async fn members(&mut self, group_id: &str) -> Result<Vec<UserRecord>>;
+    async fn attach_group_policy(&mut self, group_id: &str, policy_arn: &str) -> Result<()>;
+    async fn detach_group_policy(&mut self, group_id: &str, policy_arn: &str) -> Result<bool>;
+    async fn group_policies(&mut self, group_id: &str) -> Result<Vec<String>>;
 
     async fn find_live_pipeline(
         &mut self,

@@ -212,3 +212,14 @@ pub struct PolicyRecord {
     pub description: Option<String>,
     pub created_at: String,
 }
+
+/// An IAM group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub group_id: String,
+    pub account_id: String,
+    pub group_name: String,
+    pub path: String,
+    pub arn: String,
+    pub created_at: String,
+}

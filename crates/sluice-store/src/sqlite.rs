@@ -11,8 +11,9 @@ use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::{
     AUDIT_GENESIS_HASH, AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord,
-    AuditQuery, AuditRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord,
-    PipelineSummary, PolicyRecord, Result, Store, StoreError, StoredDefinition, Tag, Transaction, UserRecord,
+    AuditQuery, AuditRecord, GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord,
+    PipelineRecord, PipelineSummary, PolicyRecord, Result, Store, StoreError, StoredDefinition, Tag, Transaction,
+    UserRecord,
 };
 
 pub struct SqliteStore {
@@ -299,6 +300,50 @@ impl Transaction for SqliteTransaction {
 
     async fn delete_mfa_device(&mut self, serial_number: &str) -> Result<()> {
         crate::sqlite_iam::delete_mfa_device(&mut self.tx, serial_number).await
+    }
+
+    async fn insert_group(&mut self, group: &GroupRecord) -> Result<()> {
+        crate::sqlite_iam::insert_group(&mut self.tx, group).await
+    }
+
+    async fn group(&mut self, account_id: &str, name: &str) -> Result<Option<GroupRecord>> {
+        crate::sqlite_iam::group(&mut self.tx, account_id, name).await
+    }
+
+    async fn groups(&mut self, account_id: &str) -> Result<Vec<GroupRecord>> {
+        crate::sqlite_iam::groups(&mut self.tx, account_id).await
+    }
+
+    async fn groups_of(&mut self, identity_id: &str) -> Result<Vec<GroupRecord>> {
+        crate::sqlite_iam::groups_of(&mut self.tx, identity_id).await
+    }
+
+    async fn delete_group(&mut self, group_id: &str) -> Result<()> {
+        crate::sqlite_iam::delete_group(&mut self.tx, group_id).await
+    }
+
+    async fn add_member(&mut self, group_id: &str, identity_id: &str) -> Result<()> {
+        crate::sqlite_iam::add_member(&mut self.tx, group_id, identity_id).await
+    }
+
+    async fn remove_member(&mut self, group_id: &str, identity_id: &str) -> Result<bool> {
+        crate::sqlite_iam::remove_member(&mut self.tx, group_id, identity_id).await
+    }
+
+    async fn members(&mut self, group_id: &str) -> Result<Vec<UserRecord>> {
+        crate::sqlite_iam::members(&mut self.tx, group_id).await
+    }
+
+    async fn attach_group_policy(&mut self, group_id: &str, policy_arn: &str) -> Result<()> {
+        crate::sqlite_iam::attach_group_policy(&mut self.tx, group_id, policy_arn).await
+    }
+
+    async fn detach_group_policy(&mut self, group_id: &str, policy_arn: &str) -> Result<bool> {
+        crate::sqlite_iam::detach_group_policy(&mut self.tx, group_id, policy_arn).await
+    }
+
+    async fn group_policies(&mut self, group_id: &str) -> Result<Vec<String>> {
+        crate::sqlite_iam::group_policies(&mut self.tx, group_id).await
     }
 
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()> {

@@ -3,7 +3,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use crate::{AccessKeyMetadata, IdentityRecord, MfaDeviceRecord, PolicyRecord, Result, SessionFacts, UserRecord};
+use crate::{
+    AccessKeyMetadata, GroupRecord, IdentityRecord, MfaDeviceRecord, PolicyRecord, Result, SessionFacts, UserRecord,
+};
 
 const USER_COLUMNS: &str = "identity_id, account_id, kind, name, arn, path, tags, created_at";
 const POLICY_COLUMNS: &str = "policy_arn, account_id, policy_name, policy_id, path, document, description, created_at";
@@ -230,8 +232,10 @@ pub(crate) async fn attached_policies(connection: &mut SqliteConnection, identit
 
 pub(crate) async fn attachment_count(connection: &mut SqliteConnection, policy_arn: &str) -> Result<i64> {
     Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM policy_attachments WHERE policy_arn = ?")
-            .bind(policy_arn)
+        sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM policy_attachments WHERE policy_arn = ?1) + (SELECT COUNT(*) FROM group_policy_attachments WHERE policy_arn = ?1)",
+        )
+        .bind(policy_arn)
             .fetch_one(connection)
             .await?,
     )
@@ -353,4 +357,152 @@ pub(crate) async fn delete_sessions_of(connection: &mut SqliteConnection, identi
             .await?
             .rows_affected(),
     )
+}
+
+const GROUP_COLUMNS: &str = "g.group_id, g.account_id, g.group_name, g.path, g.arn, g.created_at";
+
+fn group_row(row: &SqliteRow) -> Result<GroupRecord> {
+    Ok(GroupRecord {
+        group_id: row.try_get("group_id")?,
+        account_id: row.try_get("account_id")?,
+        group_name: row.try_get("group_name")?,
+        path: row.try_get("path")?,
+        arn: row.try_get("arn")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) async fn insert_group(connection: &mut SqliteConnection, group: &GroupRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO iam_groups (group_id, account_id, group_name, path, arn, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&group.group_id)
+    .bind(&group.account_id)
+    .bind(&group.group_name)
+    .bind(&group.path)
+    .bind(&group.arn)
+    .bind(&group.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn group(
+    connection: &mut SqliteConnection,
+    account_id: &str,
+    name: &str,
+) -> Result<Option<GroupRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {GROUP_COLUMNS} FROM iam_groups g WHERE g.account_id = ? AND g.group_name = ?"
+    )))
+    .bind(account_id)
+    .bind(name)
+    .fetch_optional(connection)
+    .await?;
+    row.as_ref().map(group_row).transpose()
+}
+
+pub(crate) async fn groups(connection: &mut SqliteConnection, account_id: &str) -> Result<Vec<GroupRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {GROUP_COLUMNS} FROM iam_groups g WHERE g.account_id = ? ORDER BY g.group_name"
+    )))
+    .bind(account_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(group_row).collect()
+}
+
+pub(crate) async fn groups_of(connection: &mut SqliteConnection, identity_id: &str) -> Result<Vec<GroupRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {GROUP_COLUMNS} FROM iam_groups g JOIN group_members m ON m.group_id = g.group_id WHERE m.identity_id = ? ORDER BY g.group_name"
+    )))
+    .bind(identity_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(group_row).collect()
+}
+
+pub(crate) async fn delete_group(connection: &mut SqliteConnection, group_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM iam_groups WHERE group_id = ?")
+        .bind(group_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn add_member(connection: &mut SqliteConnection, group_id: &str, identity_id: &str) -> Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO group_members (group_id, identity_id) VALUES (?, ?)")
+        .bind(group_id)
+        .bind(identity_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn remove_member(
+    connection: &mut SqliteConnection,
+    group_id: &str,
+    identity_id: &str,
+) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM group_members WHERE group_id = ? AND identity_id = ?")
+            .bind(group_id)
+            .bind(identity_id)
+            .execute(connection)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+pub(crate) async fn members(connection: &mut SqliteConnection, group_id: &str) -> Result<Vec<UserRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM identities i JOIN group_members m ON m.identity_id = i.identity_id WHERE m.group_id = ? ORDER BY i.name",
+        USER_COLUMNS
+            .split(", ")
+            .map(|column| format!("i.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(group_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(user_row).collect()
+}
+
+pub(crate) async fn attach_group_policy(
+    connection: &mut SqliteConnection,
+    group_id: &str,
+    policy_arn: &str,
+) -> Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO group_policy_attachments (group_id, policy_arn) VALUES (?, ?)")
+        .bind(group_id)
+        .bind(policy_arn)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn detach_group_policy(
+    connection: &mut SqliteConnection,
+    group_id: &str,
+    policy_arn: &str,
+) -> Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM group_policy_attachments WHERE group_id = ? AND policy_arn = ?")
+            .bind(group_id)
+            .bind(policy_arn)
+            .execute(connection)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+pub(crate) async fn group_policies(connection: &mut SqliteConnection, group_id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT policy_arn FROM group_policy_attachments WHERE group_id = ? ORDER BY policy_arn")
+        .bind(group_id)
+        .fetch_all(connection)
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get("policy_arn")?)).collect()
 }

@@ -422,3 +422,72 @@ pub struct Credentials {
 pub struct GetSessionTokenOutput {
     pub credentials: Credentials,
 }
+
+// ---- Groups
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupInput {
+    pub group_name: String,
+    pub path: Option<String>,
+    /// AddUserToGroup, RemoveUserFromGroup.
+    pub user_name: Option<String>,
+    /// AttachGroupPolicy, DetachGroupPolicy.
+    pub policy_arn: Option<String>,
+}
+
+impl GroupInput {
+    pub fn check(&self, needs_user: bool, needs_policy: bool) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_name(&mut check, "GroupName", &self.group_name);
+        check_path(&mut check, &self.path);
+        match (&self.user_name, needs_user) {
+            (Some(name), _) => check_name(&mut check, "UserName", name),
+            (None, true) => {
+                check.violation("Value at 'UserName' failed to satisfy constraint: Member must not be null".into());
+            }
+            (None, false) => {}
+        }
+        match (&self.policy_arn, needs_policy) {
+            (Some(arn), _) => {
+                check.string("PolicyArn", arn, 20, 2048);
+            }
+            (None, true) => {
+                check.violation("Value at 'PolicyArn' failed to satisfy constraint: Member must not be null".into());
+            }
+            (None, false) => {}
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Group {
+    pub path: String,
+    pub group_name: String,
+    pub group_id: String,
+    pub arn: String,
+    pub create_date: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GroupOutput {
+    pub group: Group,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetGroupOutput {
+    pub group: Group,
+    pub users: Vec<User>,
+    pub is_truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListGroupsOutput {
+    pub groups: Vec<Group>,
+    pub is_truncated: bool,
+}

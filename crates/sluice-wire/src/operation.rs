@@ -50,6 +50,16 @@ pub enum Operation {
     DeleteVirtualMFADevice,
     ListMFADevices,
     GetSessionToken,
+    CreateGroup,
+    GetGroup,
+    ListGroups,
+    DeleteGroup,
+    AddUserToGroup,
+    RemoveUserFromGroup,
+    ListGroupsForUser,
+    AttachGroupPolicy,
+    DetachGroupPolicy,
+    ListAttachedGroupPolicies,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -57,7 +67,7 @@ const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.Cloud
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 
 impl Operation {
-    pub const ALL: [Operation; 42] = [
+    pub const ALL: [Operation; 52] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -100,6 +110,16 @@ impl Operation {
         Operation::DeleteVirtualMFADevice,
         Operation::ListMFADevices,
         Operation::GetSessionToken,
+        Operation::CreateGroup,
+        Operation::GetGroup,
+        Operation::ListGroups,
+        Operation::DeleteGroup,
+        Operation::AddUserToGroup,
+        Operation::RemoveUserFromGroup,
+        Operation::ListGroupsForUser,
+        Operation::AttachGroupPolicy,
+        Operation::DetachGroupPolicy,
+        Operation::ListAttachedGroupPolicies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -146,6 +166,16 @@ impl Operation {
             Operation::DeleteVirtualMFADevice => "DeleteVirtualMFADevice",
             Operation::ListMFADevices => "ListMFADevices",
             Operation::GetSessionToken => "GetSessionToken",
+            Operation::CreateGroup => "CreateGroup",
+            Operation::GetGroup => "GetGroup",
+            Operation::ListGroups => "ListGroups",
+            Operation::DeleteGroup => "DeleteGroup",
+            Operation::AddUserToGroup => "AddUserToGroup",
+            Operation::RemoveUserFromGroup => "RemoveUserFromGroup",
+            Operation::ListGroupsForUser => "ListGroupsForUser",
+            Operation::AttachGroupPolicy => "AttachGroupPolicy",
+            Operation::DetachGroupPolicy => "DetachGroupPolicy",
+            Operation::ListAttachedGroupPolicies => "ListAttachedGroupPolicies",
         }
     }
 
@@ -195,6 +225,16 @@ impl Operation {
                 | Operation::DeleteVirtualMFADevice
                 | Operation::ListMFADevices
                 | Operation::GetSessionToken
+                | Operation::CreateGroup
+                | Operation::GetGroup
+                | Operation::ListGroups
+                | Operation::DeleteGroup
+                | Operation::AddUserToGroup
+                | Operation::RemoveUserFromGroup
+                | Operation::ListGroupsForUser
+                | Operation::AttachGroupPolicy
+                | Operation::DetachGroupPolicy
+                | Operation::ListAttachedGroupPolicies
         )
     }
 
@@ -215,7 +255,11 @@ impl Operation {
             | Operation::GetPolicy
             | Operation::ListPolicies
             | Operation::ListAttachedUserPolicies
-            | Operation::ListMFADevices => true,
+            | Operation::ListMFADevices
+            | Operation::GetGroup
+            | Operation::ListGroups
+            | Operation::ListGroupsForUser
+            | Operation::ListAttachedGroupPolicies => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -242,7 +286,13 @@ impl Operation {
             | Operation::ResyncMFADevice
             | Operation::DeactivateMFADevice
             | Operation::DeleteVirtualMFADevice
-            | Operation::GetSessionToken => false,
+            | Operation::GetSessionToken
+            | Operation::CreateGroup
+            | Operation::DeleteGroup
+            | Operation::AddUserToGroup
+            | Operation::RemoveUserFromGroup
+            | Operation::AttachGroupPolicy
+            | Operation::DetachGroupPolicy => false,
         }
     }
 

@@ -35,7 +35,8 @@ pub enum IamCommand {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Delete a user (its keys deleted and policies detached first).
+    /// Delete a user (its keys deleted, policies detached, groups left and MFA devices
+    /// deactivated first).
     DeleteUser {
         #[command(flatten)]
         connection: Connection,
@@ -117,6 +118,53 @@ pub enum IamCommand {
         #[command(flatten)]
         connection: Connection,
         user: String,
+    },
+    /// Create a group; its members get the policies attached to it.
+    CreateGroup {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    ListGroups {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// A group's members and attached policies.
+    GetGroup {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    /// Delete a group (members removed and policies detached first).
+    DeleteGroup {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    AddToGroup {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+        group: String,
+    },
+    RemoveFromGroup {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+        group: String,
+    },
+    /// Attach a policy (an ARN, a shipped policy's name or one of the account's) to a group.
+    AttachGroup {
+        #[command(flatten)]
+        connection: Connection,
+        group: String,
+        policy: String,
+    },
+    DetachGroup {
+        #[command(flatten)]
+        connection: Connection,
+        group: String,
+        policy: String,
     },
     /// Create a virtual MFA device: shows a QR code and the otpauth:// URI for an authenticator
     /// app (once), then enable it with two consecutive codes.
@@ -334,6 +382,24 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             }
+            let groups = call(&connection, "ListGroupsForUser", json!({ "UserName": name })).await?;
+            for group in groups["Groups"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "RemoveUserFromGroup",
+                    json!({ "UserName": name, "GroupName": group["GroupName"] }),
+                )
+                .await?;
+            }
+            let devices = call(&connection, "ListMFADevices", json!({ "UserName": name })).await?;
+            for device in devices["MFADevices"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "DeactivateMFADevice",
+                    json!({ "UserName": name, "SerialNumber": device["SerialNumber"] }),
+                )
+                .await?;
+            }
             call(&connection, "DeleteUser", json!({ "UserName": name })).await?;
             println!("deleted user {name}");
         }
@@ -473,6 +539,106 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("detached {arn} from {user}");
+        }
+        IamCommand::CreateGroup { connection, name } => {
+            print(&call(&connection, "CreateGroup", json!({ "GroupName": name })).await?["Group"]);
+        }
+        IamCommand::ListGroups { connection } => {
+            let listed = call(&connection, "ListGroups", json!({})).await?;
+            for group in listed["Groups"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<32} {}",
+                    group["GroupName"].as_str().unwrap_or(""),
+                    group["Arn"].as_str().unwrap_or("")
+                );
+            }
+        }
+        IamCommand::GetGroup { connection, name } => {
+            let group = call(&connection, "GetGroup", json!({ "GroupName": name })).await?;
+            let attached = call(&connection, "ListAttachedGroupPolicies", json!({ "GroupName": name })).await?;
+            println!("{}", group["Group"]["Arn"].as_str().unwrap_or_default());
+            for user in group["Users"].as_array().into_iter().flatten() {
+                println!("  member  {}", user["UserName"].as_str().unwrap_or(""));
+            }
+            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
+                println!("  policy  {}", policy["PolicyArn"].as_str().unwrap_or(""));
+            }
+        }
+        IamCommand::DeleteGroup { connection, name } => {
+            let group = call(&connection, "GetGroup", json!({ "GroupName": name })).await?;
+            for user in group["Users"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "RemoveUserFromGroup",
+                    json!({ "GroupName": name, "UserName": user["UserName"] }),
+                )
+                .await?;
+            }
+            let attached = call(&connection, "ListAttachedGroupPolicies", json!({ "GroupName": name })).await?;
+            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "DetachGroupPolicy",
+                    json!({ "GroupName": name, "PolicyArn": policy["PolicyArn"] }),
+                )
+                .await?;
+            }
+            call(&connection, "DeleteGroup", json!({ "GroupName": name })).await?;
+            println!("deleted group {name}");
+        }
+        IamCommand::AddToGroup {
+            connection,
+            user,
+            group,
+        } => {
+            call(
+                &connection,
+                "AddUserToGroup",
+                json!({ "GroupName": group, "UserName": user }),
+            )
+            .await?;
+            println!("{user} is in {group}");
+        }
+        IamCommand::RemoveFromGroup {
+            connection,
+            user,
+            group,
+        } => {
+            call(
+                &connection,
+                "RemoveUserFromGroup",
+                json!({ "GroupName": group, "UserName": user }),
+            )
+            .await?;
+            println!("{user} is no longer in {group}");
+        }
+        IamCommand::AttachGroup {
+            connection,
+            group,
+            policy,
+        } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(
+                &connection,
+                "AttachGroupPolicy",
+                json!({ "GroupName": group, "PolicyArn": arn }),
+            )
+            .await?;
+            println!("attached {arn} to group {group}");
+        }
+        IamCommand::DetachGroup {
+            connection,
+            group,
+            policy,
+        } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(
+                &connection,
+                "DetachGroupPolicy",
+                json!({ "GroupName": group, "PolicyArn": arn }),
+            )
+            .await?;
+            println!("detached {arn} from group {group}");
         }
         IamCommand::CreateMfaDevice { connection, name } => {
             let created = call(
