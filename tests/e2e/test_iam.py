@@ -413,3 +413,29 @@ def test_groups_give_their_members_the_groups_policies(iam_server):
     sluice_iam(server, "delete-user", name)
     status, body = server.iam("GetGroup", {"GroupName": group})
     assert (status, body["__type"]) == (404, "NoSuchEntity")
+
+
+def test_simulate_explains_the_decision(iam_server):
+    server = iam_server
+    name = unique("erin")
+    user_with(server, name, "SluiceReadOnlyAccess", documents=[{"Version": "2012-10-17", "Statement": [
+        {"Sid": "BlueOnly", "Effect": "Allow", "Action": "datapipeline:ActivatePipeline", "Resource": "*",
+         "Condition": {"StringEquals": {"datapipeline:Tag/team": "blue"}}},
+        {"Sid": "NeedsMfa", "Effect": "Deny", "Action": "datapipeline:DeletePipeline", "Resource": "*",
+         "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}]}])
+    shown = sluice_iam(server, "simulate", name, "datapipeline:ActivatePipeline", "datapipeline:DeletePipeline",
+                       "datapipeline:DescribePipelines", "--context", "datapipeline:Tag/team=red").stdout
+    lines = shown.splitlines()
+    assert any(line.startswith("datapipeline:ActivatePipeline on *: implicitDeny (no statement)") for line in lines), shown
+    assert 'BlueOnly (Allow) does not apply: condition StringEquals on datapipeline:tag/team with ["blue"] does not hold: ' \
+        'the request has ["red"]' in shown
+    assert any(line.startswith("datapipeline:DeletePipeline on *: explicitDeny (arn:aws:iam::") for line in lines), shown
+    assert "NeedsMfa (Deny) applies" in shown
+    assert any(line.startswith("datapipeline:DescribePipelines on *: allowed (arn:aws:iam::aws:policy/SluiceReadOnlyAccess)")
+               for line in lines), shown
+    shown = sluice_iam(server, "simulate", name, "datapipeline:DeletePipeline", "--context",
+                       "aws:MultiFactorAuthPresent=true").stdout
+    assert "implicitDeny" in shown and "NeedsMfa (Deny) does not apply: condition BoolIfExists" in shown
+    status, body = server.iam("SimulatePrincipalPolicy", {"PolicySourceArn": "arn:aws:iam::1:user/nobody",
+                                                          "ActionNames": ["x:y"]})
+    assert (status, body["__type"]) == (404, "NoSuchEntity")

@@ -45,6 +45,8 @@ pub struct Condition {
     set: SetQualifier,
     key: String,
     values: Vec<String>,
+    /// The operator as the policy writes it (for explanations).
+    operator: String,
 }
 
 fn operator(name: &str) -> Option<(Comparison, bool)> {
@@ -172,7 +174,21 @@ impl Condition {
             set,
             key: key.to_ascii_lowercase(),
             values,
+            operator: name.to_string(),
         })
+    }
+
+    /// Why the condition does not hold, in words: the operator, the key, what the policy wants
+    /// and what the request has.
+    pub fn explain_failure(&self, context: &RequestContext) -> String {
+        let request = match context.values(&self.key).filter(|values| !values.is_empty()) {
+            Some(values) => format!("the request has {values:?}"),
+            None => "the request does not have the key".to_string(),
+        };
+        format!(
+            "condition {} on {} with {:?} does not hold: {request}",
+            self.operator, self.key, self.values
+        )
     }
 
     /// One request value against one policy value, for the positive form of the operator.

@@ -82,6 +82,34 @@ impl Decision {
     }
 }
 
+/// One statement's part in a decision (`explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementReport {
+    pub policy: usize,
+    pub statement: usize,
+    pub sid: Option<String>,
+    pub effect: Effect,
+    /// `None` when the statement applies to the request; else why not.
+    pub why_not: Option<String>,
+}
+
+/// The decision and, for every statement, whether it applied and why not (policy simulation).
+pub fn explain(policies: &[Policy], context: &RequestContext) -> (Decision, Vec<StatementReport>) {
+    let mut reports = Vec::new();
+    for (policy_index, policy) in policies.iter().enumerate() {
+        for (statement_index, statement) in policy.statements.iter().enumerate() {
+            reports.push(StatementReport {
+                policy: policy_index,
+                statement: statement_index,
+                sid: statement.sid.clone(),
+                effect: statement.effect,
+                why_not: statement.why_not(context),
+            });
+        }
+    }
+    (evaluate(policies, context), reports)
+}
+
 /// Evaluates a request against every policy that applies to the principal.
 pub fn evaluate(policies: &[Policy], context: &RequestContext) -> Decision {
     let mut allow = None;

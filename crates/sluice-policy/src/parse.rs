@@ -80,6 +80,41 @@ pub fn expand<'a>(text: &'a str, context: &RequestContext) -> Option<std::borrow
 
 impl Statement {
     /// Whether the statement applies to the request (its effect decides what that means).
+    /// Why the statement does not apply to the request, or `None` when it does.
+    pub fn why_not(&self, context: &RequestContext) -> Option<String> {
+        let action = context.action.to_ascii_lowercase();
+        let action_listed = self
+            .actions
+            .iter()
+            .any(|pattern| pattern::glob(pattern, &action, false));
+        if action_listed == self.not_action {
+            return Some(if self.not_action {
+                format!("NotAction lists {}", context.action)
+            } else {
+                format!("Action does not list {}", context.action)
+            });
+        }
+        let resource_listed = self.resources.iter().any(|resource| {
+            let resource = if self.variables {
+                expand(resource, context)
+            } else {
+                Some(std::borrow::Cow::Borrowed(resource.as_str()))
+            };
+            resource.is_some_and(|resource| pattern::arn(&resource, &context.resource))
+        });
+        if resource_listed == self.not_resource {
+            return Some(if self.not_resource {
+                format!("NotResource lists {}", context.resource)
+            } else {
+                format!("Resource does not match {}", context.resource)
+            });
+        }
+        self.conditions
+            .iter()
+            .find(|condition| !condition.holds(context, self.variables))
+            .map(|condition| condition.explain_failure(context))
+    }
+
     /// The action patterns, lowercased.
     pub fn action_patterns(&self) -> &[String] {
         &self.actions

@@ -353,3 +353,36 @@ fn the_first_allowing_statement_is_named() {
         }
     );
 }
+
+#[test]
+fn explanations_say_why_each_statement_did_not_apply() {
+    let policy = parse(
+        r#"{"Version": "2012-10-17", "Statement": [
+            {"Sid": "Reads", "Effect": "Allow", "Action": "datapipeline:Describe*", "Resource": "*"},
+            {"Sid": "Blue", "Effect": "Allow", "Action": "datapipeline:*", "Resource": "arn:aws:datapipeline:*:*:pipeline/df-*",
+             "Condition": {"StringEquals": {"datapipeline:Tag/team": "blue"}}},
+            {"Sid": "NoDelete", "Effect": "Deny", "Action": "datapipeline:DeletePipeline", "NotResource": "arn:aws:datapipeline:*:*:pipeline/df-TMP*"}]}"#,
+    )
+    .expect("parses");
+    let context = request("datapipeline:ActivatePipeline", &pipeline("df-1")).with("datapipeline:Tag/team", "red");
+    let (decision, reports) = explain(std::slice::from_ref(&policy), &context);
+    assert_eq!(decision, Decision::ImplicitDeny);
+    let reasons: Vec<String> = reports
+        .iter()
+        .map(|report| report.why_not.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons[0], "Action does not list datapipeline:ActivatePipeline");
+    assert_eq!(
+        reasons[1],
+        r#"condition StringEquals on datapipeline:tag/team with ["blue"] does not hold: the request has ["red"]"#
+    );
+    assert_eq!(reasons[2], "Action does not list datapipeline:ActivatePipeline");
+    let temporary = request("datapipeline:DeletePipeline", &pipeline("df-TMP1")).with("datapipeline:Tag/team", "blue");
+    let (decision, reports) = explain(std::slice::from_ref(&policy), &temporary);
+    assert!(matches!(decision, Decision::Allow { statement: 1, .. }));
+    assert_eq!(
+        reports[2].why_not.as_deref(),
+        Some(format!("NotResource lists {}", pipeline("df-TMP1")).as_str())
+    );
+    assert_eq!(reports[1].why_not, None);
+}

@@ -470,6 +470,15 @@ async fn identity_policies(
     tx: &mut dyn Transaction,
     identity: &IdentityRecord,
 ) -> sluice_store::Result<(Vec<sluice_policy::Policy>, Vec<(String, String)>)> {
+    let (named, tags) = named_policies(tx, identity).await?;
+    Ok((named.into_iter().map(|(_, policy)| policy).collect(), tags))
+}
+
+/// `identity_policies` with each policy's ARN.
+pub(crate) async fn named_policies(
+    tx: &mut dyn Transaction,
+    identity: &IdentityRecord,
+) -> sluice_store::Result<(Vec<(String, sluice_policy::Policy)>, Vec<(String, String)>)> {
     let tags = tx
         .user(&identity.account_id, &identity.name)
         .await?
@@ -492,7 +501,7 @@ async fn identity_policies(
             },
         };
         match sluice_policy::parse(&document) {
-            Ok(policy) => policies.push(policy),
+            Ok(policy) => policies.push((arn, policy)),
             Err(error) => tracing::error!(policy = %arn, %error, "an attached policy does not parse; ignored"),
         }
     }

@@ -64,6 +64,7 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::AttachGroupPolicy => "iam:AttachGroupPolicy",
         Operation::DetachGroupPolicy => "iam:DetachGroupPolicy",
         Operation::ListAttachedGroupPolicies => "iam:ListAttachedGroupPolicies",
+        Operation::SimulatePrincipalPolicy => "iam:SimulatePrincipalPolicy",
     }
 }
 

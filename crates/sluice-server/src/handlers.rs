@@ -184,6 +184,7 @@ pub async fn dispatch(
             crate::iam::attach_or_detach_group(tx, principal, operation, body).await
         }
         Operation::ListAttachedGroupPolicies => crate::iam::list_attached_group_policies(tx, principal, body).await,
+        Operation::SimulatePrincipalPolicy => crate::iam::simulate_principal_policy(tx, principal, body).await,
     }
 }
 

@@ -1091,3 +1091,92 @@ async fn policy_name(tx: &mut dyn Transaction, arn: &str) -> Result<String, ApiE
             .unwrap_or_default(),
     })
 }
+
+/// SimulatePrincipalPolicy: how the policies of a user (its own and its groups') decide each
+/// action on each resource in a given context, and for every statement whether it applied and,
+/// if not, why (Sluice's `StatementDetails`).
+pub async fn simulate_principal_policy(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::SimulatePrincipalPolicyInput = parse_body(body)?;
+    input.check()?;
+    authorize(principal, Operation::SimulatePrincipalPolicy, &input.policy_source_arn)?;
+    let user = tx
+        .users(&principal.identity.account_id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .find(|user| user.identity.arn == input.policy_source_arn)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NoSuchEntity,
+                format!(
+                    "No user with ARN {}.",
+                    input.policy_source_arn.chars().take(256).collect::<String>()
+                ),
+            )
+        })?;
+    let (named, tags) = crate::api::named_policies(tx, &user.identity)
+        .await
+        .map_err(store_error)?;
+    let (arns, policies): (Vec<String>, Vec<sluice_policy::Policy>) = named.into_iter().unzip();
+    let resources = if input.resource_arns.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        input.resource_arns.clone()
+    };
+    let now = real_now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut results = Vec::new();
+    for action in &input.action_names {
+        for resource in &resources {
+            let mut context = sluice_policy::RequestContext::new(action.clone(), resource.clone())
+                .with("aws:username", user.identity.name.clone())
+                .with("aws:userid", user.identity.identity_id.clone())
+                .with("aws:PrincipalArn", user.identity.arn.clone())
+                .with("aws:PrincipalAccount", user.identity.account_id.clone())
+                .with("aws:PrincipalType", "User")
+                .with("aws:SecureTransport", "true")
+                .with("aws:CurrentTime", now.clone());
+            for (key, value) in &tags {
+                context = context.with(&format!("aws:PrincipalTag/{key}"), value.clone());
+            }
+            for entry in &input.context_entries {
+                let values: Vec<&str> = entry.context_key_values.iter().map(String::as_str).collect();
+                context = context.with_values(&entry.context_key_name, &values);
+            }
+            let (decision, reports) = sluice_policy::explain(&policies, &context);
+            let (eval_decision, matched) = match &decision {
+                sluice_policy::Decision::Allow { policy, .. } => ("allowed", Some(*policy)),
+                sluice_policy::Decision::ExplicitDeny { policy, .. } => ("explicitDeny", Some(*policy)),
+                sluice_policy::Decision::ImplicitDeny => ("implicitDeny", None),
+            };
+            results.push(iam::EvaluationResult {
+                eval_action_name: action.clone(),
+                eval_resource_name: resource.clone(),
+                eval_decision: eval_decision.into(),
+                matched_statements: matched
+                    .map(|policy| iam::MatchedStatement {
+                        source_policy_id: arns[policy].clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+                statement_details: reports
+                    .into_iter()
+                    .map(|report| iam::StatementDetail {
+                        source_policy_id: arns[report.policy].clone(),
+                        sid: report.sid,
+                        effect: format!("{:?}", report.effect),
+                        applies: report.why_not.is_none(),
+                        reason: report.why_not,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    json(&iam::SimulatePrincipalPolicyOutput {
+        evaluation_results: results,
+        is_truncated: false,
+    })
+}

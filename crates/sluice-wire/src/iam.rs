@@ -491,3 +491,93 @@ pub struct ListGroupsOutput {
     pub groups: Vec<Group>,
     pub is_truncated: bool,
 }
+
+// ---- SimulatePrincipalPolicy
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContextEntry {
+    pub context_key_name: String,
+    #[serde(default)]
+    pub context_key_values: Vec<String>,
+    pub context_key_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SimulatePrincipalPolicyInput {
+    pub policy_source_arn: String,
+    pub action_names: Vec<String>,
+    #[serde(default)]
+    pub resource_arns: Vec<String>,
+    #[serde(default)]
+    pub context_entries: Vec<ContextEntry>,
+}
+
+impl SimulatePrincipalPolicyInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check.string("PolicySourceArn", &self.policy_source_arn, 20, 2048);
+        check.count("ActionNames", self.action_names.len(), 1, 100);
+        for (index, action) in self.action_names.iter().enumerate() {
+            check.string(&format!("ActionNames.{}", index + 1), action, 3, 128);
+        }
+        check.count("ResourceArns", self.resource_arns.len(), 0, 100);
+        for (index, resource) in self.resource_arns.iter().enumerate() {
+            check.string(&format!("ResourceArns.{}", index + 1), resource, 1, 2048);
+        }
+        check.count("ContextEntries", self.context_entries.len(), 0, 50);
+        for (index, entry) in self.context_entries.iter().enumerate() {
+            check.string(
+                &format!("ContextEntries.{}.ContextKeyName", index + 1),
+                &entry.context_key_name,
+                5,
+                256,
+            );
+            check.count(
+                &format!("ContextEntries.{}.ContextKeyValues", index + 1),
+                entry.context_key_values.len(),
+                0,
+                50,
+            );
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MatchedStatement {
+    pub source_policy_id: String,
+}
+
+/// Sluice's addition to IAM's result: every statement, whether it applied, and why not.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StatementDetail {
+    pub source_policy_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub effect: String,
+    pub applies: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EvaluationResult {
+    pub eval_action_name: String,
+    pub eval_resource_name: String,
+    /// `allowed`, `explicitDeny` or `implicitDeny`.
+    pub eval_decision: String,
+    pub matched_statements: Vec<MatchedStatement>,
+    pub statement_details: Vec<StatementDetail>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SimulatePrincipalPolicyOutput {
+    pub evaluation_results: Vec<EvaluationResult>,
+    pub is_truncated: bool,
+}

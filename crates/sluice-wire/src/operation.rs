@@ -60,6 +60,7 @@ pub enum Operation {
     AttachGroupPolicy,
     DetachGroupPolicy,
     ListAttachedGroupPolicies,
+    SimulatePrincipalPolicy,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -67,7 +68,7 @@ const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.Cloud
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 
 impl Operation {
-    pub const ALL: [Operation; 52] = [
+    pub const ALL: [Operation; 53] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -120,6 +121,7 @@ impl Operation {
         Operation::AttachGroupPolicy,
         Operation::DetachGroupPolicy,
         Operation::ListAttachedGroupPolicies,
+        Operation::SimulatePrincipalPolicy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -176,6 +178,7 @@ impl Operation {
             Operation::AttachGroupPolicy => "AttachGroupPolicy",
             Operation::DetachGroupPolicy => "DetachGroupPolicy",
             Operation::ListAttachedGroupPolicies => "ListAttachedGroupPolicies",
+            Operation::SimulatePrincipalPolicy => "SimulatePrincipalPolicy",
         }
     }
 
@@ -235,6 +238,7 @@ impl Operation {
                 | Operation::AttachGroupPolicy
                 | Operation::DetachGroupPolicy
                 | Operation::ListAttachedGroupPolicies
+                | Operation::SimulatePrincipalPolicy
         )
     }
 
@@ -259,7 +263,8 @@ impl Operation {
             | Operation::GetGroup
             | Operation::ListGroups
             | Operation::ListGroupsForUser
-            | Operation::ListAttachedGroupPolicies => true,
+            | Operation::ListAttachedGroupPolicies
+            | Operation::SimulatePrincipalPolicy => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline

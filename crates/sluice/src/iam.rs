@@ -166,6 +166,23 @@ pub enum IamCommand {
         group: String,
         policy: String,
     },
+    /// Explain how a user's policies (its own and its groups') decide actions: the decision,
+    /// the deciding statement, and why each other statement did not apply.
+    Simulate {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+        /// Actions, e.g. datapipeline:DeletePipeline.
+        #[arg(required = true)]
+        actions: Vec<String>,
+        /// A resource ARN (repeat for several; `*` when none).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Request context, KEY=VALUE (repeat a key for several values), e.g.
+        /// datapipeline:Tag/team=blue or aws:MultiFactorAuthPresent=true.
+        #[arg(long = "context")]
+        context: Vec<String>,
+    },
     /// Create a virtual MFA device: shows a QR code and the otpauth:// URI for an authenticator
     /// app (once), then enable it with two consecutive codes.
     CreateMfaDevice {
@@ -539,6 +556,59 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("detached {arn} from {user}");
+        }
+        IamCommand::Simulate {
+            connection,
+            user,
+            actions,
+            resources,
+            context,
+        } => {
+            let found = call(&connection, "GetUser", json!({ "UserName": user })).await?;
+            let mut entries: Vec<(String, Vec<String>)> = Vec::new();
+            for pair in &context {
+                let (key, value) = pair
+                    .split_once('=')
+                    .with_context(|| format!("--context {pair}: expected KEY=VALUE"))?;
+                match entries.iter_mut().find(|(existing, _)| existing == key) {
+                    Some((_, values)) => values.push(value.to_string()),
+                    None => entries.push((key.to_string(), vec![value.to_string()])),
+                }
+            }
+            let body = json!({
+                "PolicySourceArn": found["User"]["Arn"],
+                "ActionNames": actions,
+                "ResourceArns": resources,
+                "ContextEntries": entries
+                    .iter()
+                    .map(|(key, values)| json!({ "ContextKeyName": key, "ContextKeyValues": values, "ContextKeyType": "string" }))
+                    .collect::<Vec<_>>(),
+            });
+            let simulated = call(&connection, "SimulatePrincipalPolicy", body).await?;
+            for result in simulated["EvaluationResults"].as_array().into_iter().flatten() {
+                let decided = result["MatchedStatements"][0]["SourcePolicyId"]
+                    .as_str()
+                    .unwrap_or("no statement");
+                println!(
+                    "{} on {}: {} ({decided})",
+                    result["EvalActionName"].as_str().unwrap_or(""),
+                    result["EvalResourceName"].as_str().unwrap_or(""),
+                    result["EvalDecision"].as_str().unwrap_or("")
+                );
+                for detail in result["StatementDetails"].as_array().into_iter().flatten() {
+                    let sid = detail["Sid"].as_str().map(|sid| format!(" {sid}")).unwrap_or_default();
+                    let verdict = if detail["Applies"].as_bool() == Some(true) {
+                        "applies".to_string()
+                    } else {
+                        format!("does not apply: {}", detail["Reason"].as_str().unwrap_or(""))
+                    };
+                    println!(
+                        "  {}{sid} ({}) {verdict}",
+                        detail["SourcePolicyId"].as_str().unwrap_or(""),
+                        detail["Effect"].as_str().unwrap_or("")
+                    );
+                }
+            }
         }
         IamCommand::CreateGroup { connection, name } => {
             print(&call(&connection, "CreateGroup", json!({ "GroupName": name })).await?["Group"]);
