@@ -82,27 +82,14 @@ impl Statement {
     /// Whether the statement applies to the request (its effect decides what that means).
     /// Why the statement does not apply to the request, or `None` when it does.
     pub fn why_not(&self, context: &RequestContext) -> Option<String> {
-        let action = context.action.to_ascii_lowercase();
-        let action_listed = self
-            .actions
-            .iter()
-            .any(|pattern| pattern::glob(pattern, &action, false));
-        if action_listed == self.not_action {
+        if self.action_listed(&context.action.to_ascii_lowercase()) == self.not_action {
             return Some(if self.not_action {
                 format!("NotAction lists {}", context.action)
             } else {
                 format!("Action does not list {}", context.action)
             });
         }
-        let resource_listed = self.resources.iter().any(|resource| {
-            let resource = if self.variables {
-                expand(resource, context)
-            } else {
-                Some(std::borrow::Cow::Borrowed(resource.as_str()))
-            };
-            resource.is_some_and(|resource| pattern::arn(&resource, &context.resource))
-        });
-        if resource_listed == self.not_resource {
+        if self.resource_listed(context) == self.not_resource {
             return Some(if self.not_resource {
                 format!("NotResource lists {}", context.resource)
             } else {
@@ -113,6 +100,29 @@ impl Statement {
             .iter()
             .find(|condition| !condition.holds(context, self.variables))
             .map(|condition| condition.explain_failure(context))
+    }
+
+    /// Whether an Action/NotAction pattern lists the (lowercased) action.
+    fn action_listed(&self, action: &str) -> bool {
+        self.actions.iter().any(|pattern| {
+            // The literal start of the pattern must be the action's start: most statements
+            // fail here without running the glob.
+            let literal = pattern.find(['*', '?']).unwrap_or(pattern.len());
+            action.as_bytes().get(..literal) == Some(&pattern.as_bytes()[..literal])
+                && (literal == pattern.len() && action.len() == literal || pattern::glob(pattern, action, false))
+        })
+    }
+
+    /// Whether a Resource/NotResource pattern (variables expanded) matches the resource.
+    fn resource_listed(&self, context: &RequestContext) -> bool {
+        self.resources.iter().any(|resource| {
+            let resource = if self.variables {
+                expand(resource, context)
+            } else {
+                Some(std::borrow::Cow::Borrowed(resource.as_str()))
+            };
+            resource.is_some_and(|resource| pattern::arn(&resource, &context.resource))
+        })
     }
 
     /// The action patterns, lowercased.
@@ -130,30 +140,12 @@ impl Statement {
 
     /// `matches`, with the request's action already lowercased (once per evaluation).
     pub(crate) fn matches_lowered(&self, context: &RequestContext, action: &str) -> bool {
-        let action_listed = self.actions.iter().any(|pattern| {
-            // The literal start of the pattern must be the action's start: most statements
-            // fail here without running the glob.
-            let literal = pattern.find(['*', '?']).unwrap_or(pattern.len());
-            action.as_bytes().get(..literal) == Some(&pattern.as_bytes()[..literal])
-                && (literal == pattern.len() && action.len() == literal || pattern::glob(pattern, action, false))
-        });
-        if action_listed == self.not_action {
-            return false;
-        }
-        let resource_listed = self.resources.iter().any(|resource| {
-            let resource = if self.variables {
-                expand(resource, context)
-            } else {
-                Some(std::borrow::Cow::Borrowed(resource.as_str()))
-            };
-            resource.is_some_and(|resource| pattern::arn(&resource, &context.resource))
-        });
-        if resource_listed == self.not_resource {
-            return false;
-        }
-        self.conditions
-            .iter()
-            .all(|condition| condition.holds(context, self.variables))
+        self.action_listed(action) != self.not_action
+            && self.resource_listed(context) != self.not_resource
+            && self
+                .conditions
+                .iter()
+                .all(|condition| condition.holds(context, self.variables))
     }
 }
 

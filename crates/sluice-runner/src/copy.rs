@@ -316,18 +316,19 @@ async fn copy_records(
             .map_err(|_| anyhow::anyhow!("the copy's writing end stopped"))?;
         anyhow::Ok(count)
     };
+    // The input format's `column` list names the columns a table is written with.
+    let columns: &[Column] = match input {
+        End::Objects(input) => input
+            .format
+            .as_ref()
+            .map(|format| format.columns.as_slice())
+            .unwrap_or(&[]),
+        End::Table(_) => &[],
+    };
     let writing = async {
         match (output, load) {
             (End::Objects(node), _) => write_objects(node, &folder.join("output"), settings, &mut receiver).await,
             (End::Table(node), Some(load)) => {
-                let columns: &[Column] = match input {
-                    End::Objects(input) => input
-                        .format
-                        .as_ref()
-                        .map(|format| format.columns.as_slice())
-                        .unwrap_or(&[]),
-                    End::Table(_) => &[],
-                };
                 let mut database = node.connect().await?;
                 let summary = tables::load(
                     &mut database,
@@ -349,14 +350,6 @@ async fn copy_records(
                 ))
             }
             (End::Table(node), None) => {
-                let columns: &[Column] = match input {
-                    End::Objects(input) => input
-                        .format
-                        .as_ref()
-                        .map(|format| format.columns.as_slice())
-                        .unwrap_or(&[]),
-                    End::Table(_) => &[],
-                };
                 let mut database = node.connect().await?;
                 let written = database.write(node, columns, &mut receiver).await;
                 database.close().await;

@@ -302,33 +302,29 @@ fn read_record(
             return Ok(true);
         }
         // An odd run of escape characters before the terminator escapes it.
-        let escapes = match escape {
-            Some(escape) => buffer[..buffer.len() - 1]
-                .iter()
-                .rev()
-                .take_while(|byte| **byte == escape)
-                .count(),
-            None => 0,
-        };
-        if escapes % 2 == 0 {
+        if !escaped_last(buffer, escape) {
             buffer.pop();
             // CRLF line ends, unless the CR is escaped (part of the value).
-            if terminator == b'\n' && buffer.last() == Some(&b'\r') {
-                let escapes = match escape {
-                    Some(escape) => buffer[..buffer.len() - 1]
-                        .iter()
-                        .rev()
-                        .take_while(|byte| **byte == escape)
-                        .count(),
-                    None => 0,
-                };
-                if escapes % 2 == 0 {
-                    buffer.pop();
-                }
+            if terminator == b'\n' && buffer.last() == Some(&b'\r') && !escaped_last(buffer, escape) {
+                buffer.pop();
             }
             return Ok(true);
         }
     }
+}
+
+/// Whether the last byte of `buffer` is escaped: an odd run of escape characters before it.
+fn escaped_last(buffer: &[u8], escape: Option<u8>) -> bool {
+    let Some(escape) = escape else {
+        return false;
+    };
+    buffer[..buffer.len().saturating_sub(1)]
+        .iter()
+        .rev()
+        .take_while(|byte| **byte == escape)
+        .count()
+        % 2
+        == 1
 }
 
 fn split_fields(record: &[u8], separator: u8, escape: Option<u8>, number: u64) -> anyhow::Result<Record> {
