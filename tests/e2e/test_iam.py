@@ -439,3 +439,51 @@ def test_simulate_explains_the_decision(iam_server):
     status, body = server.iam("SimulatePrincipalPolicy", {"PolicySourceArn": "arn:aws:iam::1:user/nobody",
                                                           "ActionNames": ["x:y"]})
     assert (status, body["__type"]) == (404, "NoSuchEntity")
+
+
+def test_aws_cli_and_boto3_speak_sts_to_sluice(iam_server):
+    import time as clock
+
+    import boto3
+
+    from conftest import VENV_BIN
+    server = iam_server
+    name = unique("frank")
+    _, key, account = user_with(server, name, "SluiceReadOnlyAccess")
+    env = server.cli_env()
+    env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+
+    def aws_sts(*args, check=True):
+        result = subprocess.run([str(VENV_BIN / "aws"), "sts", *args, "--endpoint-url", server.url, "--output", "json"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+    identity = json.loads(aws_sts("get-caller-identity").stdout)
+    assert identity["Arn"] == f"arn:aws:iam::{account}:user/{name}" and identity["Account"] == account
+
+    # The root enrols a device for the user; the user gets MFA session credentials with the AWS CLI.
+    status, created = server.iam("CreateVirtualMFADevice", {"VirtualMFADeviceName": name})
+    assert status == 200, created
+    serial, seed = created["VirtualMFADevice"]["SerialNumber"], created["VirtualMFADevice"]["Base32StringSeed"]
+    now = int(clock.time()) // 30
+    status, body = server.iam("EnableMFADevice", {"UserName": name, "SerialNumber": serial,
+                                                  "AuthenticationCode1": totp(seed, now - 2),
+                                                  "AuthenticationCode2": totp(seed, now - 1)})
+    assert status == 200, body
+    wrong = aws_sts("get-session-token", "--serial-number", serial, "--token-code", "000000", check=False)
+    assert wrong.returncode != 0 and "AccessDenied" in wrong.stderr
+    issued = json.loads(aws_sts("get-session-token", "--serial-number", serial, "--token-code",
+                                totp(seed, int(clock.time()) // 30), "--duration-seconds", "900").stdout)
+    credentials = issued["Credentials"]
+    assert credentials["AccessKeyId"].startswith("ASIA") and credentials["Expiration"]
+    session = dict(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                   aws_session_token=credentials["SessionToken"])
+    sts = boto3.client("sts", endpoint_url=server.url, region_name="us-east-1", verify=server.cert, **session)
+    assert sts.get_caller_identity()["Arn"] == identity["Arn"]
+    pipelines = boto3.client("datapipeline", endpoint_url=server.url, region_name="us-east-1", verify=server.cert,
+                             **session)
+    pipelines.list_pipelines()
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sts.get_session_token()
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"

@@ -117,6 +117,8 @@ fn error_response(request_id: &str, error: &ApiError) -> Response {
 /// What is known of a request as it goes down the path; all of it feeds the audit record.
 #[derive(Default)]
 struct Attempt {
+    /// Sent in the query protocol (form parameters, XML answers): `aws sts`, boto3's STS client.
+    query: bool,
     operation: Option<Operation>,
     unknown_event_name: Option<String>,
     body: Option<bytes::Bytes>,
@@ -152,13 +154,18 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let mut attempt = Attempt::default();
     let result = process(&state, &context, &mut attempt, request).await;
     let response = match &result {
+        Ok(body) if attempt.query => crate::query::respond(&context.request_id, attempt.operation, body),
         Ok(body) => respond(&context.request_id, StatusCode::OK, body.clone()),
         Err(error) => {
             // The request's own transaction is gone; its record goes in one of its own.
             if let Err(audit_error) = record_failure(&state, &context, &attempt, error).await {
                 tracing::error!(request_id = %context.request_id, error = %audit_error, "could not record a failed call in the audit trail");
             }
-            error_response(&context.request_id, error)
+            if attempt.query {
+                crate::query::error(&context.request_id, error)
+            } else {
+                error_response(&context.request_id, error)
+            }
         }
     };
     let access_key_id = attempt
@@ -223,13 +230,22 @@ async fn process(
     request: Request,
 ) -> Result<String, ApiError> {
     let target = header_text(&request, "x-amz-target");
-    let operation = Operation::from_target(target.as_deref()).inspect_err(|_| {
-        // Name the event after what was asked for, cut short: it is caller input.
-        attempt.unknown_event_name = target
-            .as_deref()
-            .map(|target| target.rsplit('.').next().unwrap_or(target).chars().take(64).collect());
-    })?;
-    attempt.operation = Some(operation);
+    // The query protocol (STS) names the operation in the form body, not in a header.
+    attempt.query = target.is_none()
+        && header_text(&request, "content-type")
+            .is_some_and(|kind| kind.starts_with("application/x-www-form-urlencoded"));
+    let target_operation = if attempt.query {
+        None
+    } else {
+        let operation = Operation::from_target(target.as_deref()).inspect_err(|_| {
+            // Name the event after what was asked for, cut short: it is caller input.
+            attempt.unknown_event_name = target
+                .as_deref()
+                .map(|target| target.rsplit('.').next().unwrap_or(target).chars().take(64).collect());
+        })?;
+        attempt.operation = Some(operation);
+        Some(operation)
+    };
     if request.method() != Method::POST {
         return Err(ApiError::new(
             ErrorKind::UnknownOperationException,
@@ -244,7 +260,18 @@ async fn process(
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES)
         .await
         .map_err(|_| too_large())?;
-    attempt.body = Some(body.clone());
+    // SigV4 covers the body as sent; handlers take JSON, so query parameters become JSON.
+    let (operation, handler_body) = match target_operation {
+        Some(operation) => (operation, body.clone()),
+        None => {
+            let (operation, json) = crate::query::to_json(&body).inspect_err(|_| {
+                attempt.unknown_event_name = crate::query::action(&body);
+            })?;
+            attempt.operation = Some(operation);
+            (operation, bytes::Bytes::from(json))
+        }
+    };
+    attempt.body = Some(handler_body.clone());
 
     // PollForTask is a long poll: with no task to hand out it waits (outside any transaction)
     // until a task is queued or the wait ends, then answers as any other call.
@@ -257,7 +284,7 @@ async fn process(
         let mut tx = state.store.begin().await.map_err(store_failure)?;
         let principal = authenticate(state, tx.as_mut(), &parts, &body, operation, attempt, context).await?;
         attempt.principal = Some(principal.clone());
-        let response = handlers::dispatch(state, tx.as_mut(), &principal, operation, &body).await?;
+        let response = handlers::dispatch(state, tx.as_mut(), &principal, operation, &handler_body).await?;
         let remaining = long_poll_until.map(|until| until.saturating_duration_since(Instant::now()));
         match remaining {
             Some(remaining) if !remaining.is_zero() && response == handlers::NO_TASK => {

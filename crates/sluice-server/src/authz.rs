@@ -65,6 +65,7 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::DetachGroupPolicy => "iam:DetachGroupPolicy",
         Operation::ListAttachedGroupPolicies => "iam:ListAttachedGroupPolicies",
         Operation::SimulatePrincipalPolicy => "iam:SimulatePrincipalPolicy",
+        Operation::GetCallerIdentity => "sts:GetCallerIdentity",
     }
 }
 
@@ -184,6 +185,8 @@ pub fn authorize_with(
         // As in AWS, any identity may get session credentials for itself unless a policy
         // explicitly denies it.
         Decision::ImplicitDeny if operation == Operation::GetSessionToken => return Ok(()),
+        // GetCallerIdentity needs no permission and cannot be denied (AWS's rule).
+        _ if operation == Operation::GetCallerIdentity => return Ok(()),
         Decision::ExplicitDeny { .. } => "with an explicit deny in an identity-based policy".to_string(),
         Decision::ImplicitDeny => format!("because no identity-based policy allows the {} action", context.action),
     };

@@ -185,6 +185,7 @@ pub async fn dispatch(
         }
         Operation::ListAttachedGroupPolicies => crate::iam::list_attached_group_policies(tx, principal, body).await,
         Operation::SimulatePrincipalPolicy => crate::iam::simulate_principal_policy(tx, principal, body).await,
+        Operation::GetCallerIdentity => crate::iam::get_caller_identity(principal),
     }
 }
 

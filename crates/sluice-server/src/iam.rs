@@ -1180,3 +1180,13 @@ pub async fn simulate_principal_policy(
         is_truncated: false,
     })
 }
+
+/// Who the caller is: its user id, account and ARN (any caller may ask).
+pub fn get_caller_identity(principal: &Principal) -> Result<String, ApiError> {
+    authorize(principal, Operation::GetCallerIdentity, "*")?;
+    json(&serde_json::json!({
+        "UserId": principal.identity.identity_id,
+        "Account": principal.identity.account_id,
+        "Arn": principal.identity.arn,
+    }))
+}

@@ -15,6 +15,7 @@ mod handlers;
 mod iam;
 pub mod keys;
 mod notify;
+mod query;
 mod runs;
 pub mod scheduler;
 pub mod tls;

@@ -61,6 +61,7 @@ pub enum Operation {
     DetachGroupPolicy,
     ListAttachedGroupPolicies,
     SimulatePrincipalPolicy,
+    GetCallerIdentity,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -68,7 +69,7 @@ const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.Cloud
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 
 impl Operation {
-    pub const ALL: [Operation; 53] = [
+    pub const ALL: [Operation; 54] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -122,6 +123,7 @@ impl Operation {
         Operation::DetachGroupPolicy,
         Operation::ListAttachedGroupPolicies,
         Operation::SimulatePrincipalPolicy,
+        Operation::GetCallerIdentity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -179,6 +181,7 @@ impl Operation {
             Operation::DetachGroupPolicy => "DetachGroupPolicy",
             Operation::ListAttachedGroupPolicies => "ListAttachedGroupPolicies",
             Operation::SimulatePrincipalPolicy => "SimulatePrincipalPolicy",
+            Operation::GetCallerIdentity => "GetCallerIdentity",
         }
     }
 
@@ -186,7 +189,7 @@ impl Operation {
     pub fn signing_service(self) -> &'static str {
         match self {
             Operation::LookupEvents => "cloudtrail",
-            Operation::GetSessionToken => "sts",
+            Operation::GetSessionToken | Operation::GetCallerIdentity => "sts",
             operation if operation.is_iam() => "iam",
             _ => "datapipeline",
         }
@@ -196,7 +199,7 @@ impl Operation {
     pub fn event_source(self) -> &'static str {
         match self {
             Operation::LookupEvents => "cloudtrail.amazonaws.com",
-            Operation::GetSessionToken => "sts.amazonaws.com",
+            Operation::GetSessionToken | Operation::GetCallerIdentity => "sts.amazonaws.com",
             operation if operation.is_iam() => "iam.amazonaws.com",
             _ => "datapipeline.amazonaws.com",
         }
@@ -239,6 +242,7 @@ impl Operation {
                 | Operation::DetachGroupPolicy
                 | Operation::ListAttachedGroupPolicies
                 | Operation::SimulatePrincipalPolicy
+                | Operation::GetCallerIdentity
         )
     }
 
@@ -264,7 +268,8 @@ impl Operation {
             | Operation::ListGroups
             | Operation::ListGroupsForUser
             | Operation::ListAttachedGroupPolicies
-            | Operation::SimulatePrincipalPolicy => true,
+            | Operation::SimulatePrincipalPolicy
+            | Operation::GetCallerIdentity => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -298,6 +303,22 @@ impl Operation {
             | Operation::RemoveUserFromGroup
             | Operation::AttachGroupPolicy
             | Operation::DetachGroupPolicy => false,
+        }
+    }
+
+    /// An STS operation named by the query protocol's `Action` (what `aws sts` and boto3's
+    /// STS client send).
+    pub fn from_query_action(action: &str) -> Result<Operation, ApiError> {
+        match action {
+            "GetSessionToken" => Ok(Operation::GetSessionToken),
+            "GetCallerIdentity" => Ok(Operation::GetCallerIdentity),
+            _ => Err(ApiError::new(
+                ErrorKind::UnknownOperationException,
+                format!(
+                    "of STS, Sluice answers GetSessionToken and GetCallerIdentity, not '{}'",
+                    action.chars().take(64).collect::<String>()
+                ),
+            )),
         }
     }
 
