@@ -487,3 +487,51 @@ def test_aws_cli_and_boto3_speak_sts_to_sluice(iam_server):
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         sts.get_session_token()
     assert caught.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_an_account_can_require_mfa_of_every_human_user(fresh_server, tmp_path):
+    import time as clock
+
+    import boto3
+    server = fresh_server
+    name = unique("gina")
+    human, key, account = user_with(server, name, "SluiceReadOnlyAccess", documents=[{
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:*MFADevice*", "iam:ListMFADevices",
+                                                                              "iam:GetUser"], "Resource": "*"}]}])
+    robot, _, _ = user_with(server, unique("robot"), "SluiceReadOnlyAccess", tags={"sluice:service": "true"})
+    human.list_pipelines()
+    assert "MFA is required" in sluice_iam(server, "require-mfa", "on").stdout
+    assert "MFA is required" in sluice_iam(server, "require-mfa").stdout
+    message = denied(lambda: human.list_pipelines())
+    assert "because this account requires MFA" in message
+    robot.list_pipelines()
+    server.client().list_pipelines()
+    # The user can still set up a device and get MFA-bearing session credentials, and then work.
+    mine = (key["AccessKeyId"], key["SecretAccessKey"])
+    shown = sluice_iam_as(server, *mine, "create-mfa-device", name)
+    uri = next(line for line in shown.stdout.splitlines() if line.startswith("otpauth://totp/"))
+    serial = f"arn:aws:iam::{account}:mfa/{name}"
+    import urllib.parse
+    seed = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)["secret"][0]
+    now = int(clock.time()) // 30
+    sluice_iam_as(server, *mine, "enable-mfa", serial, totp(seed, now - 2), totp(seed, now - 1))
+    plain = sluice_iam_as(server, *mine, "session-token").stdout
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in plain.splitlines())
+    without_mfa = boto3.client("datapipeline", endpoint_url=server.url, region_name="us-east-1", verify=server.cert,
+                               aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+                               aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"],
+                               aws_session_token=exported["AWS_SESSION_TOKEN"])
+    denied(lambda: without_mfa.list_pipelines())
+    with_code = sluice_iam_as(server, *mine, "session-token", "--serial-number", serial, "--code",
+                              totp(seed, int(clock.time()) // 30)).stdout
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in with_code.splitlines())
+    with_mfa = boto3.client("datapipeline", endpoint_url=server.url, region_name="us-east-1", verify=server.cert,
+                            aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"],
+                            aws_session_token=exported["AWS_SESSION_TOKEN"])
+    with_mfa.list_pipelines()
+    # Only those allowed to may change the setting.
+    assert "AccessDenied" in sluice_iam_as(server, *mine, "require-mfa", "off",
+                                           token=None, check=False).stderr
+    assert "not required" in sluice_iam(server, "require-mfa", "off").stdout
+    human.list_pipelines()

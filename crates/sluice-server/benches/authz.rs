@@ -52,6 +52,7 @@ fn main() {
         request_time: "2026-11-28T12:00:00Z".into(),
         session: false,
         mfa_authenticated_at: None,
+        mfa_missing: false,
     };
     let resource = "arn:aws:datapipeline:local:123456789012:pipeline/df-0123456789ABCDEFGHIJ";
     let extra = vec![

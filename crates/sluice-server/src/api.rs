@@ -70,6 +70,9 @@ pub struct Principal {
     pub session: bool,
     /// When MFA was proven for the session (`aws:MultiFactorAuthPresent`, `...Age`).
     pub mfa_authenticated_at: Option<DateTime<Utc>>,
+    /// The account requires MFA of this (human) user and the call does not carry it: only what
+    /// sets MFA up is allowed.
+    pub mfa_missing: bool,
 }
 
 /// SHA-256 in lowercase hex (session tokens are stored only as this).
@@ -477,7 +480,16 @@ async fn authenticate(
         .and_then(|session| session.mfa_at.as_deref())
         .and_then(|time| NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S").ok())
         .map(|time| time.and_utc());
+    // Human users (not tagged `sluice:service` = `true`) of an account that requires MFA must
+    // call with MFA-bearing session credentials.
+    let mfa_missing = key.identity.kind == "IAMUser"
+        && mfa_authenticated_at.is_none()
+        && !tags
+            .iter()
+            .any(|(key, value)| key == "sluice:service" && value.eq_ignore_ascii_case("true"))
+        && tx.require_mfa(&key.identity.account_id).await.map_err(store_failure)?;
     Ok(Principal {
+        mfa_missing,
         session: key.session.is_some(),
         mfa_authenticated_at,
         identity: key.identity,

@@ -66,6 +66,8 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::ListAttachedGroupPolicies => "iam:ListAttachedGroupPolicies",
         Operation::SimulatePrincipalPolicy => "iam:SimulatePrincipalPolicy",
         Operation::GetCallerIdentity => "sts:GetCallerIdentity",
+        Operation::GetAccountSecuritySettings => "iam:GetAccountSecuritySettings",
+        Operation::UpdateAccountSecuritySettings => "iam:UpdateAccountSecuritySettings",
     }
 }
 
@@ -179,6 +181,16 @@ pub fn authorize_with(
     if principal.identity.kind == "Root" {
         return Ok(());
     }
+    if principal.mfa_missing && !sets_up_mfa(operation) {
+        return Err(ApiError::new(
+            ErrorKind::AccessDeniedException,
+            format!(
+                "User: {} is not authorized to perform: {} on resource: {resource} because this account requires MFA: call with session credentials from GetSessionToken with an MFA code (sluice iam session-token)",
+                principal.identity.arn,
+                action(operation)
+            ),
+        ));
+    }
     let context = request_context(principal, operation, resource, extra);
     let why = match principal.policies.evaluate(&context) {
         Decision::Allow { .. } => return Ok(()),
@@ -197,6 +209,21 @@ pub fn authorize_with(
             principal.identity.arn, context.action
         ),
     ))
+}
+
+/// What a user without MFA may still do where the account requires MFA: find out who it is,
+/// set up a device and get MFA-bearing session credentials.
+fn sets_up_mfa(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::GetCallerIdentity
+            | Operation::GetSessionToken
+            | Operation::GetUser
+            | Operation::CreateVirtualMFADevice
+            | Operation::EnableMFADevice
+            | Operation::ResyncMFADevice
+            | Operation::ListMFADevices
+    )
 }
 
 /// Whether a call would be allowed (for filtering what list operations show).
@@ -237,6 +264,7 @@ mod tests {
             request_time: "2026-11-28T12:00:00Z".into(),
             session: false,
             mfa_authenticated_at: None,
+            mfa_missing: false,
         }
     }
 

@@ -186,6 +186,10 @@ pub async fn dispatch(
         Operation::ListAttachedGroupPolicies => crate::iam::list_attached_group_policies(tx, principal, body).await,
         Operation::SimulatePrincipalPolicy => crate::iam::simulate_principal_policy(tx, principal, body).await,
         Operation::GetCallerIdentity => crate::iam::get_caller_identity(principal),
+        Operation::GetAccountSecuritySettings => crate::iam::get_account_security_settings(tx, principal).await,
+        Operation::UpdateAccountSecuritySettings => {
+            crate::iam::update_account_security_settings(state, tx, principal, body).await
+        }
     }
 }
 

@@ -1190,3 +1190,33 @@ pub fn get_caller_identity(principal: &Principal) -> Result<String, ApiError> {
         "Arn": principal.identity.arn,
     }))
 }
+
+pub async fn get_account_security_settings(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+) -> Result<String, ApiError> {
+    authorize(principal, Operation::GetAccountSecuritySettings, "*")?;
+    let require_mfa = tx
+        .require_mfa(&principal.identity.account_id)
+        .await
+        .map_err(store_error)?;
+    json(&iam::AccountSecuritySettings { require_mfa })
+}
+
+pub async fn update_account_security_settings(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::AccountSecuritySettings = parse_body(body)?;
+    authorize(principal, Operation::UpdateAccountSecuritySettings, "*")?;
+    tx.set_require_mfa(
+        &principal.identity.account_id,
+        input.require_mfa,
+        &render(state.clock.now()),
+    )
+    .await
+    .map_err(store_error)?;
+    json(&input)
+}

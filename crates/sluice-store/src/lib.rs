@@ -106,6 +106,9 @@ pub trait Transaction: Send {
     async fn attach_group_policy(&mut self, group_id: &str, policy_arn: &str) -> Result<()>;
     async fn detach_group_policy(&mut self, group_id: &str, policy_arn: &str) -> Result<bool>;
     async fn group_policies(&mut self, group_id: &str) -> Result<Vec<String>>;
+    /// Whether the account requires MFA of its human users.
+    async fn require_mfa(&mut self, account_id: &str) -> Result<bool>;
+    async fn set_require_mfa(&mut self, account_id: &str, required: bool, updated_at: &str) -> Result<()>;
 
     async fn find_live_pipeline(
         &mut self,

@@ -346,6 +346,14 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_iam::group_policies(&mut self.tx, group_id).await
     }
 
+    async fn require_mfa(&mut self, account_id: &str) -> Result<bool> {
+        crate::sqlite_iam::require_mfa(&mut self.tx, account_id).await
+    }
+
+    async fn set_require_mfa(&mut self, account_id: &str, required: bool, updated_at: &str) -> Result<()> {
+        crate::sqlite_iam::set_require_mfa(&mut self.tx, account_id, required, updated_at).await
+    }
+
     async fn touch_access_key(&mut self, access_key_id: &str, used_at: &str) -> Result<()> {
         sqlx::query("UPDATE access_keys SET last_used_at = ? WHERE access_key_id = ?")
             .bind(used_at)

@@ -506,3 +506,28 @@ pub(crate) async fn group_policies(connection: &mut SqliteConnection, group_id: 
         .await?;
     rows.iter().map(|row| Ok(row.try_get("policy_arn")?)).collect()
 }
+
+pub(crate) async fn require_mfa(connection: &mut SqliteConnection, account_id: &str) -> Result<bool> {
+    let required: Option<i64> = sqlx::query_scalar("SELECT require_mfa FROM account_settings WHERE account_id = ?")
+        .bind(account_id)
+        .fetch_optional(connection)
+        .await?;
+    Ok(required.unwrap_or(0) != 0)
+}
+
+pub(crate) async fn set_require_mfa(
+    connection: &mut SqliteConnection,
+    account_id: &str,
+    required: bool,
+    updated_at: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO account_settings (account_id, require_mfa, updated_at) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET require_mfa = excluded.require_mfa, updated_at = excluded.updated_at",
+    )
+    .bind(account_id)
+    .bind(i64::from(required))
+    .bind(updated_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}

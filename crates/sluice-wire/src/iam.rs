@@ -581,3 +581,13 @@ pub struct SimulatePrincipalPolicyOutput {
     pub evaluation_results: Vec<EvaluationResult>,
     pub is_truncated: bool,
 }
+
+// ---- Account security settings (Sluice's own)
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountSecuritySettings {
+    /// Every human IAM user (one without the tag `sluice:service` = `true`) must call with
+    /// MFA-bearing session credentials; without them only what sets MFA up is allowed.
+    pub require_mfa: bool,
+}

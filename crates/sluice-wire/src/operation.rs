@@ -62,6 +62,8 @@ pub enum Operation {
     ListAttachedGroupPolicies,
     SimulatePrincipalPolicy,
     GetCallerIdentity,
+    GetAccountSecuritySettings,
+    UpdateAccountSecuritySettings,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -69,7 +71,7 @@ const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.Cloud
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 
 impl Operation {
-    pub const ALL: [Operation; 54] = [
+    pub const ALL: [Operation; 56] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -124,6 +126,8 @@ impl Operation {
         Operation::ListAttachedGroupPolicies,
         Operation::SimulatePrincipalPolicy,
         Operation::GetCallerIdentity,
+        Operation::GetAccountSecuritySettings,
+        Operation::UpdateAccountSecuritySettings,
     ];
 
     pub fn name(self) -> &'static str {
@@ -182,6 +186,8 @@ impl Operation {
             Operation::ListAttachedGroupPolicies => "ListAttachedGroupPolicies",
             Operation::SimulatePrincipalPolicy => "SimulatePrincipalPolicy",
             Operation::GetCallerIdentity => "GetCallerIdentity",
+            Operation::GetAccountSecuritySettings => "GetAccountSecuritySettings",
+            Operation::UpdateAccountSecuritySettings => "UpdateAccountSecuritySettings",
         }
     }
 
@@ -243,6 +249,8 @@ impl Operation {
                 | Operation::ListAttachedGroupPolicies
                 | Operation::SimulatePrincipalPolicy
                 | Operation::GetCallerIdentity
+                | Operation::GetAccountSecuritySettings
+                | Operation::UpdateAccountSecuritySettings
         )
     }
 
@@ -269,7 +277,8 @@ impl Operation {
             | Operation::ListGroupsForUser
             | Operation::ListAttachedGroupPolicies
             | Operation::SimulatePrincipalPolicy
-            | Operation::GetCallerIdentity => true,
+            | Operation::GetCallerIdentity
+            | Operation::GetAccountSecuritySettings => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -302,7 +311,8 @@ impl Operation {
             | Operation::AddUserToGroup
             | Operation::RemoveUserFromGroup
             | Operation::AttachGroupPolicy
-            | Operation::DetachGroupPolicy => false,
+            | Operation::DetachGroupPolicy
+            | Operation::UpdateAccountSecuritySettings => false,
         }
     }
 

@@ -183,6 +183,14 @@ pub enum IamCommand {
         #[arg(long = "context")]
         context: Vec<String>,
     },
+    /// Require MFA of every human user of the account (`on`), or not (`off`); users tagged
+    /// `sluice:service=true` (runners, automation) are exempt. Without an argument, show it.
+    RequireMfa {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(value_parser = ["on", "off"])]
+        setting: Option<String>,
+    },
     /// Create a virtual MFA device: shows a QR code and the otpauth:// URI for an authenticator
     /// app (once), then enable it with two consecutive codes.
     CreateMfaDevice {
@@ -609,6 +617,27 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        IamCommand::RequireMfa { connection, setting } => {
+            let settings = match setting.as_deref() {
+                Some(setting) => {
+                    call(
+                        &connection,
+                        "UpdateAccountSecuritySettings",
+                        json!({ "RequireMfa": setting == "on" }),
+                    )
+                    .await?
+                }
+                None => call(&connection, "GetAccountSecuritySettings", json!({})).await?,
+            };
+            println!(
+                "MFA is {} for the account's human users",
+                if settings["RequireMfa"].as_bool() == Some(true) {
+                    "required"
+                } else {
+                    "not required"
+                }
+            );
         }
         IamCommand::CreateGroup { connection, name } => {
             print(&call(&connection, "CreateGroup", json!({ "GroupName": name })).await?["Group"]);
