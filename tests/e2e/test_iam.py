@@ -246,6 +246,31 @@ def test_tag_creator_and_worker_group_conditions(iam_server):
     denied(lambda: runner.list_pipelines())
 
 
+def test_which_policies_may_be_attached_is_a_condition(iam_server):
+    server = iam_server
+    name = unique("self-admin")
+    _, key, account = user_with(server, name, documents=[{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": "arn:aws:iam::*:user/${aws:username}",
+         "Condition": {"ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/SluiceReadOnlyAccess"}}}]}])
+    mine = {"access_key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+    status, body = server.iam("AttachUserPolicy", {"UserName": name,
+                                                   "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}, **mine)
+    assert (status, body["__type"]) == (400, "AccessDeniedException")
+    status, body = server.iam("AttachUserPolicy", {"UserName": name,
+                                                   "PolicyArn": "arn:aws:iam::aws:policy/SluiceReadOnlyAccess"}, **mine)
+    assert status == 200, body
+    # Tags a request sets are conditions too: creating service users can be kept for admins.
+    creator, creator_key, _ = user_with(server, unique("creator"), documents=[{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*"},
+        {"Effect": "Deny", "Action": "iam:CreateUser", "Resource": "*",
+         "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["sluice:service"]}}}]}])
+    as_creator = {"access_key_id": creator_key["AccessKeyId"], "secret": creator_key["SecretAccessKey"]}
+    status, body = server.iam("CreateUser", {"UserName": unique("svc"), "Tags": [
+        {"Key": "sluice:service", "Value": "true"}]}, **as_creator)
+    assert (status, body["__type"]) == (400, "AccessDeniedException")
+    assert server.iam("CreateUser", {"UserName": unique("plain")}, **as_creator)[0] == 200
+
+
 def test_users_manage_their_own_keys_only(iam_server):
     server = iam_server
     _, key, account = user_with(server, unique("self"), documents=[{"Version": "2012-10-17", "Statement": [
@@ -360,6 +385,28 @@ def test_mfa_devices_and_session_credentials_that_carry_mfa(iam_server, tmp_path
     status, _, body = server.raw("SluiceIAM.GetSessionToken", {"DurationSeconds": 60}, service="sts",
                                  access_key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert status == 400 and "DurationSeconds" in body["message"]
+
+    # A stolen long-term key cannot add a second device for its user (that takes an MFA session).
+    second = sluice_iam_as(server, *as_carol, "create-mfa-device", name + "-2")
+    second_uri = next(line for line in second.stdout.splitlines() if line.startswith("otpauth://totp/"))
+    second_seed = urllib.parse.parse_qs(urllib.parse.urlparse(second_uri).query)["secret"][0]
+    now = int(clock.time()) // 30
+    refused = sluice_iam_as(server, *as_carol, "enable-mfa", serial + "-2", totp(second_seed, now - 2),
+                            totp(second_seed, now - 1), check=False)
+    assert refused.returncode != 0 and "already enabled" in refused.stderr
+    sluice_iam_as(server, *as_carol, "delete-mfa-device", serial + "-2")
+    # Guessing codes stops after five wrong ones, even before the right one.
+    for guess in ("000001", "000002", "000003", "000004", "000005"):
+        sluice_iam_as(server, *as_carol, "session-token", "--serial-number", serial, "--code", guess, check=False)
+    throttled = sluice_iam_as(server, *as_carol, "session-token", "--serial-number", serial, "--code",
+                              totp(seed, int(clock.time()) // 30), check=False)
+    assert throttled.returncode != 0 and "too many wrong MFA codes" in throttled.stderr
+    # Deactivating the key a session was got with ends the session.
+    sluice_iam(server, "update-access-key", key["AccessKeyId"], "--user", name, "--status", "Inactive")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        with_mfa.list_pipelines()
+    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    sluice_iam(server, "update-access-key", key["AccessKeyId"], "--user", name, "--status", "Active")
 
     # A device in use cannot be deleted, nor can its user; deactivated, both can go.
     assert "DeleteConflict" in sluice_iam_as(server, *as_carol, "delete-mfa-device", serial, check=False).stderr

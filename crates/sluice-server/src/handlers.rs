@@ -92,12 +92,35 @@ pub(crate) async fn authorize_pipeline(
     operation: Operation,
     pipeline_id: &str,
 ) -> Result<(), ApiError> {
+    authorize_pipeline_with(tx, principal, operation, pipeline_id, Vec::new()).await
+}
+
+/// `authorize_pipeline` with more context keys (the tags a request sets).
+pub(crate) async fn authorize_pipeline_with(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    operation: Operation,
+    pipeline_id: &str,
+    mut extra: Vec<(String, Vec<String>)>,
+) -> Result<(), ApiError> {
     let resource = pipeline_arn(principal, pipeline_id);
     if principal.identity.kind == "Root" {
         return authorize(principal, operation, &resource);
     }
-    let extra = pipeline_context(tx, pipeline_id).await?;
+    extra.extend(pipeline_context(tx, pipeline_id).await?);
     crate::authz::authorize_with(principal, operation, &resource, &extra)
+}
+
+/// `aws:RequestTag/<key>` and `aws:TagKeys` for the tags a request sets.
+pub(crate) fn request_tags<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, Vec<String>)> {
+    let mut keys = Vec::new();
+    let mut extra = Vec::new();
+    for (key, value) in tags {
+        keys.push(key.to_string());
+        extra.push((format!("aws:RequestTag/{key}"), vec![value.to_string()]));
+    }
+    extra.push(("aws:TagKeys".to_string(), keys));
+    extra
 }
 
 /// A pipeline's context keys for policies.
@@ -220,7 +243,12 @@ async fn create_pipeline(
 ) -> Result<String, ApiError> {
     let input: shapes::CreatePipelineInput = parse_body(body)?;
     input.check()?;
-    authorize(principal, Operation::CreatePipeline, "*")?;
+    crate::authz::authorize_with(
+        principal,
+        Operation::CreatePipeline,
+        "*",
+        &request_tags(input.tags.iter().map(|tag| (tag.key.as_str(), tag.value.as_str()))),
+    )?;
     check_unique_tag_keys(&input.tags)?;
     refuse_credentials("the pipeline name", &input.name)?;
     refuse_credentials("the uniqueId", &input.unique_id)?;
@@ -444,7 +472,9 @@ async fn list_pipelines(tx: &mut dyn Transaction, principal: &Principal, body: &
                 visible.push(summary);
             }
         }
-        if visible.is_empty() {
+        // Nothing visible on this page: a caller with no listing permission at all is told
+        // so; one that may list some pipelines gets the empty page and the marker to go on.
+        if visible.is_empty() && !has_more_results {
             everywhere?;
         }
         page = visible;
@@ -844,7 +874,14 @@ async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) 
     input.check()?;
     check_unique_tag_keys(&input.tags)?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
-    authorize_pipeline(tx, principal, Operation::AddTags, &record.pipeline_id).await?;
+    authorize_pipeline_with(
+        tx,
+        principal,
+        Operation::AddTags,
+        &record.pipeline_id,
+        request_tags(input.tags.iter().map(|tag| (tag.key.as_str(), tag.value.as_str()))),
+    )
+    .await?;
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     for tag in input.tags {
         match tags.iter_mut().find(|existing| existing.key == tag.key) {

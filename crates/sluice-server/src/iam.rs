@@ -98,7 +98,13 @@ pub async fn create_user(
     let account = principal.identity.account_id.clone();
     let path = input.path.clone().unwrap_or_else(|| "/".into());
     let arn = user_arn(&account, &path, &input.user_name);
-    authorize(principal, Operation::CreateUser, &arn)?;
+    // Tags decide things (sluice:service exempts from required MFA): policies can limit them.
+    crate::authz::authorize_with(
+        principal,
+        Operation::CreateUser,
+        &arn,
+        &crate::handlers::request_tags(input.tags.iter().map(|tag| (tag.key.as_str(), tag.value.as_str()))),
+    )?;
     // IAM names are unique without regard to case.
     let taken = tx
         .users(&account)
@@ -322,6 +328,13 @@ pub async fn change_access_key(
             tx.delete_access_key(&input.access_key_id).await.map_err(store_error)?;
         }
     }
+    // Sessions got with a key that is deactivated or deleted end with it (a compromised key
+    // must not live on in its sessions).
+    if input.status.as_deref() != Some("Active") {
+        tx.delete_sessions_from(&input.access_key_id)
+            .await
+            .map_err(store_error)?;
+    }
     Ok("{}".into())
 }
 
@@ -489,7 +502,14 @@ pub async fn attach_or_detach(
     let input: iam::PolicyArnInput = parse_body(body)?;
     input.check(true)?;
     let user = target_user(tx, principal, input.user_name.as_deref()).await?;
-    authorize(principal, operation, &user.identity.arn)?;
+    // `iam:PolicyARN` lets a policy say which policies may be attached (so a user allowed to
+    // manage its own policies cannot attach AdministratorAccess).
+    crate::authz::authorize_with(
+        principal,
+        operation,
+        &user.identity.arn,
+        &[("iam:PolicyARN".to_string(), vec![input.policy_arn.clone()])],
+    )?;
     if user.identity.kind == "Root" {
         return Err(ApiError::invalid_request(
             "policies cannot be attached to the root identity",
@@ -678,6 +698,23 @@ pub async fn enable_or_resync_mfa_device(
         (Some(owner), false) if *owner == user.identity.identity_id => {}
         _ => return Err(no_such_device(&input.serial_number)),
     }
+    // A stolen key must not be able to add its own device to a user who has one: a further
+    // device for oneself takes MFA-bearing session credentials.
+    if enabling
+        && user.identity.identity_id == principal.identity.identity_id
+        && principal.mfa_authenticated_at.is_none()
+        && tx
+            .mfa_devices_of(&user.identity.identity_id)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .any(|existing| existing.enabled_at.is_some())
+    {
+        return Err(ApiError::new(
+            ErrorKind::AccessDeniedException,
+            "an MFA device is already enabled for this user: enable another with MFA session credentials",
+        ));
+    }
     let seed = device_seed(state, &device).await?;
     // Enrolment looks back five minutes; resynchronisation, for a drifted device, ten.
     let back = if enabling { 10 } else { 20 };
@@ -775,6 +812,36 @@ pub async fn list_mfa_devices(
     })
 }
 
+/// Wrong codes per device in the current five-minute window: after five, the device takes no
+/// codes until the window ends, so guessing a 6-digit code takes months, not minutes. Kept in
+/// memory (a failed call's transaction is rolled back, so the store cannot count it); a restart
+/// forgets it.
+const MFA_FAILURES_ALLOWED: u32 = 5;
+const MFA_FAILURE_WINDOW_SECONDS: i64 = 300;
+
+type FailureCounts = std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>;
+
+fn mfa_failures() -> &'static FailureCounts {
+    static FAILURES: std::sync::OnceLock<FailureCounts> = std::sync::OnceLock::new();
+    FAILURES.get_or_init(Default::default)
+}
+
+fn mfa_attempts_exhausted(serial: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let failures = mfa_failures().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    failures.get(serial).is_some_and(|(since, count)| {
+        now.timestamp() - since < MFA_FAILURE_WINDOW_SECONDS && *count >= MFA_FAILURES_ALLOWED
+    })
+}
+
+fn record_mfa_failure(serial: &str, now: chrono::DateTime<chrono::Utc>) {
+    let mut failures = mfa_failures().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = failures.entry(serial.to_string()).or_insert((now.timestamp(), 0));
+    if now.timestamp() - entry.0 >= MFA_FAILURE_WINDOW_SECONDS {
+        *entry = (now.timestamp(), 0);
+    }
+    entry.1 += 1;
+}
+
 /// Temporary credentials for the caller: an access key, secret and session token that expire,
 /// carrying `aws:MultiFactorAuthPresent` when a device code was given. Never from session
 /// credentials themselves; at most an hour for the root identity.
@@ -811,9 +878,17 @@ pub async fn get_session_token(
                 .map_err(store_error)?
                 .filter(|device| device.identity_id.as_deref() == Some(principal.identity.identity_id.as_str()))
                 .ok_or_else(invalid_codes)?;
+            if mfa_attempts_exhausted(&device.serial_number, now) {
+                return Err(ApiError::new(
+                    ErrorKind::AccessDeniedException,
+                    "too many wrong MFA codes for this device: wait five minutes",
+                ));
+            }
             let seed = device_seed(state, &device).await?;
-            let step = sluice_crypto::totp::verify(&seed, code, now.timestamp(), device.last_step, 1)
-                .ok_or_else(invalid_codes)?;
+            let Some(step) = sluice_crypto::totp::verify(&seed, code, now.timestamp(), device.last_step, 1) else {
+                record_mfa_failure(&device.serial_number, now);
+                return Err(invalid_codes());
+            };
             device.last_step = step;
             tx.update_mfa_device(&device).await.map_err(store_error)?;
             Some(render(now))
@@ -843,6 +918,7 @@ pub async fn get_session_token(
             token_hash: crate::api::hex_sha256(token.as_bytes()),
             expires_at: render(expires),
             mfa_at,
+            parent_key_id: Some(principal.access_key_id.clone()),
         },
     )
     .await
@@ -1031,8 +1107,13 @@ pub async fn attach_or_detach_group(
     let input: iam::GroupInput = parse_body(body)?;
     input.check(false, true)?;
     let group = find_group(tx, principal, &input.group_name).await?;
-    authorize(principal, operation, &group.arn)?;
     let arn = input.policy_arn.clone().unwrap_or_default();
+    crate::authz::authorize_with(
+        principal,
+        operation,
+        &group.arn,
+        &[("iam:PolicyARN".to_string(), vec![arn.clone()])],
+    )?;
     if operation == Operation::AttachGroupPolicy {
         find_policy(tx, principal, &arn).await?;
         let attached = tx.group_policies(&group.group_id).await.map_err(store_error)?;
@@ -1127,6 +1208,12 @@ pub async fn simulate_principal_policy(
     } else {
         input.resource_arns.clone()
     };
+    // Each pair is evaluated inside the request's write transaction: keep it bounded.
+    if input.action_names.len() * resources.len() > 1_000 {
+        return Err(ApiError::invalid_request(
+            "ActionNames x ResourceArns: at most 1,000 evaluations per call",
+        ));
+    }
     let now = real_now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut results = Vec::new();
     for action in &input.action_names {

@@ -88,6 +88,8 @@ pub trait Transaction: Send {
     ) -> Result<()>;
     async fn delete_expired_sessions(&mut self, now: &str) -> Result<u64>;
     async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64>;
+    /// Ends the sessions got with a long-term key.
+    async fn delete_sessions_from(&mut self, parent_key_id: &str) -> Result<u64>;
     async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;
     async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>>;

@@ -28,6 +28,8 @@ pub struct SessionFacts {
     pub token_hash: String,
     pub expires_at: String,
     pub mfa_at: Option<String>,
+    /// The long-term key the session was got with.
+    pub parent_key_id: Option<String>,
 }
 
 /// A virtual MFA device.

@@ -157,7 +157,7 @@ impl Transaction for SqliteTransaction {
 
     async fn access_key(&mut self, access_key_id: &str) -> Result<Option<AccessKeyRecord>> {
         let row = sqlx::query(
-            "SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, i.identity_id, i.account_id, i.kind, i.name, i.arn
+            "SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, k.parent_key_id, i.identity_id, i.account_id, i.kind, i.name, i.arn
              FROM access_keys k JOIN identities i ON i.identity_id = k.identity_id WHERE k.access_key_id = ?",
         )
         .bind(access_key_id)
@@ -173,6 +173,7 @@ impl Transaction for SqliteTransaction {
                     token_hash,
                     expires_at: row.try_get::<Option<String>, _>("expires_at")?.unwrap_or_default(),
                     mfa_at: row.try_get("mfa_at")?,
+                    parent_key_id: row.try_get("parent_key_id")?,
                 }),
                 None => None,
             },
@@ -276,6 +277,10 @@ impl Transaction for SqliteTransaction {
 
     async fn delete_expired_sessions(&mut self, now: &str) -> Result<u64> {
         crate::sqlite_iam::delete_expired_sessions(&mut self.tx, now).await
+    }
+
+    async fn delete_sessions_from(&mut self, parent_key_id: &str) -> Result<u64> {
+        crate::sqlite_iam::delete_sessions_from(&mut self.tx, parent_key_id).await
     }
 
     async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64> {

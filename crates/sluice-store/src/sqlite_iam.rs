@@ -250,7 +250,7 @@ pub(crate) async fn insert_session_key(
     session: &SessionFacts,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO access_keys (access_key_id, identity_id, sealed_secret, status, created_at, session_token_hash, expires_at, mfa_at) VALUES (?, ?, ?, 'Active', ?, ?, ?, ?)",
+        "INSERT INTO access_keys (access_key_id, identity_id, sealed_secret, status, created_at, session_token_hash, expires_at, mfa_at, parent_key_id) VALUES (?, ?, ?, 'Active', ?, ?, ?, ?, ?)",
     )
     .bind(access_key_id)
     .bind(identity_id)
@@ -259,6 +259,7 @@ pub(crate) async fn insert_session_key(
     .bind(&session.token_hash)
     .bind(&session.expires_at)
     .bind(&session.mfa_at)
+    .bind(&session.parent_key_id)
     .execute(connection)
     .await?;
     Ok(())
@@ -530,4 +531,14 @@ pub(crate) async fn set_require_mfa(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+pub(crate) async fn delete_sessions_from(connection: &mut SqliteConnection, parent_key_id: &str) -> Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM access_keys WHERE session_token_hash IS NOT NULL AND parent_key_id = ?")
+            .bind(parent_key_id)
+            .execute(connection)
+            .await?
+            .rows_affected(),
+    )
 }
