@@ -325,6 +325,14 @@ def test_sluice_serve_runs_local_tasks_in_process(tmp_path):
         keys = [row[0] for row in database.execute("SELECT access_key_id FROM access_keys")]
         database.close()
         assert sum(key.startswith("AKIAINPROCESS") for key in keys) == 1, "one key minted for the runner"
+        # ... for a service user that may only run tasks, not for the root identity.
+        database = sqlite3.connect(tmp_path / "data" / "sluice.db")
+        (owner,) = database.execute("SELECT i.name FROM access_keys k JOIN identities i ON i.identity_id = "
+                                    "k.identity_id WHERE k.access_key_id LIKE 'AKIAINPROCESS%'").fetchone()
+        (policy,) = database.execute("SELECT p.policy_arn FROM policy_attachments p JOIN identities i ON "
+                                     "i.identity_id = p.identity_id WHERE i.name = ?", (owner,)).fetchone()
+        database.close()
+        assert (owner, policy) == ("sluice-in-process-runner", "arn:aws:iam::aws:policy/SluiceInProcessRunner")
     finally:
         server.stop()
     database = sqlite3.connect(tmp_path / "data" / "sluice.db")

@@ -86,6 +86,10 @@ pub const MANAGED_POLICIES: &[(&str, &str)] = &[
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline"],"Resource":"*"}]}"#,
     ),
     (
+        "SluiceInProcessRunner",
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"RunTasks","Effect":"Allow","Action":["datapipeline:PollForTask","datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat"],"Resource":"*"}]}"#,
+    ),
+    (
         "SluiceTaskRunner",
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"PollOwnWorkerGroup","Effect":"Allow","Action":"datapipeline:PollForTask","Resource":"*","Condition":{"StringEquals":{"datapipeline:workerGroup":"${aws:PrincipalTag/workerGroup}"}}},{"Sid":"ReportTasks","Effect":"Allow","Action":["datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat"],"Resource":"*"}]}"#,
     ),
@@ -295,6 +299,16 @@ mod tests {
         // Without the tag the variable resolves to nothing and nothing matches.
         let untagged = user(&["SluiceTaskRunner"], &[]);
         assert!(authorize_with(&untagged, Operation::PollForTask, "*", &group("")).is_err());
+        let in_process = user(&["SluiceInProcessRunner"], &[]);
+        assert!(authorize_with(&in_process, Operation::PollForTask, "*", &group("runsOn:*")).is_ok());
+        assert!(authorize(&in_process, Operation::SetTaskStatus, "*").is_ok());
+        for other in [
+            Operation::GetPipelineDefinition,
+            Operation::ListPipelines,
+            Operation::CreateUser,
+        ] {
+            assert!(authorize(&in_process, other, "*").is_err(), "{other:?}");
+        }
         let admin = user(&["AdministratorAccess"], &[]);
         assert!(authorize(&admin, Operation::DeleteUser, "arn:aws:iam::123456789012:user/x").is_ok());
         let error = authorize(&user(&[], &[]), Operation::ListPipelines, "*").expect_err("denied");

@@ -31,7 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use sluice_core::Limits;
-use sluice_store::{SqliteStore, Store};
+use sluice_store::{IdentityRecord, SqliteStore, Store};
 use tokio::net::TcpListener;
 
 pub use api::AppState;
@@ -60,13 +60,55 @@ pub struct ServeConfig {
     pub clock_file: Option<PathBuf>,
     /// Mint credentials for a task runner in this process (see `Ready::runner`).
     pub in_process_runner: bool,
+    /// Whose credentials those are.
+    pub in_process_runner_identity: RunnerIdentity,
+}
+
+/// The identity an in-process runner's key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerIdentity {
+    /// The account's root identity: `sluice run`, whose private server is driven with this key.
+    Root,
+    /// The service user `sluice-in-process-runner`, allowed only the task-runner operations
+    /// (`sluice serve`): a task cannot reach anything else through its runner.
+    TaskRunner,
+}
+
+/// The service user of in-process runners, with the SluiceInProcessRunner policy; created once.
+async fn in_process_runner_user(state: &AppState) -> anyhow::Result<String> {
+    const NAME: &str = "sluice-in-process-runner";
+    let mut tx = state.store.begin().await?;
+    let identity_id = match tx.user(&state.account_id, NAME).await? {
+        Some(user) => user.identity.identity_id,
+        None => {
+            let identity_id = format!("AIDA{}", bootstrap::random_upper_alphanumeric(17)?);
+            tx.insert_user(&sluice_store::UserRecord {
+                identity: IdentityRecord {
+                    identity_id: identity_id.clone(),
+                    account_id: state.account_id.clone(),
+                    kind: "IAMUser".into(),
+                    name: NAME.into(),
+                    arn: format!("arn:aws:iam::{}:user/sluice/{NAME}", state.account_id),
+                },
+                path: "/sluice/".into(),
+                tags: vec![("sluice:service".into(), "true".into())],
+                created_at: clock::render(state.clock.now()),
+            })
+            .await?;
+            identity_id
+        }
+    };
+    tx.attach_policy(&identity_id, &authz::managed_policy_arn("SluiceInProcessRunner"))
+        .await?;
+    tx.commit().await?;
+    Ok(identity_id)
 }
 
 /// What `serve_until` tells its caller once it listens.
 pub struct Ready {
     pub url: String,
-    /// Credentials minted for an in-process task runner: an access key of the root identity
-    /// that exists only while this server runs (deleted at shutdown, and at the next start if
+    /// Credentials minted for an in-process task runner: an access key (of the root identity or
+    /// of the task-runner service user, see `RunnerIdentity`) that exists only while this server runs (deleted at shutdown, and at the next start if
     /// the process died), never written to disk in plaintext.
     pub runner: Option<RunnerAccess>,
 }
@@ -271,10 +313,14 @@ pub async fn serve_until(
             "{IN_PROCESS_KEY_PREFIX}{}",
             bootstrap::random_upper_alphanumeric(20 - IN_PROCESS_KEY_PREFIX.len())?
         );
+        let identity_id = match config.in_process_runner_identity {
+            RunnerIdentity::Root => state.account_id.clone(),
+            RunnerIdentity::TaskRunner => in_process_runner_user(&state).await?,
+        };
         let mut tx = state.store.begin().await?;
         tx.insert_access_key(
             &access_key_id,
-            &state.account_id,
+            &identity_id,
             &state.vault.seal(&keys::access_key_context(&access_key_id), &secret)?,
             &clock::render(state.clock.now()),
         )

@@ -443,6 +443,7 @@ fn main() -> ExitCode {
                 scheduler,
                 clock_file: scheduling.clock_file.clone(),
                 in_process_runner: !runner.no_runner && (!runner.worker_groups.is_empty() || runner.run_resources),
+                in_process_runner_identity: sluice_server::RunnerIdentity::TaskRunner,
             };
             kek_from_environment()
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })

@@ -331,6 +331,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         scheduler,
         clock_file: None,
         in_process_runner: true,
+        in_process_runner_identity: sluice_server::RunnerIdentity::Root,
     };
     let server = tokio::spawn(sluice_server::serve_until(
         config,
