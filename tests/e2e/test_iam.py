@@ -582,3 +582,41 @@ def test_an_account_can_require_mfa_of_every_human_user(fresh_server, tmp_path):
                                            token=None, check=False).stderr
     assert "not required" in sluice_iam(server, "require-mfa", "off").stdout
     human.list_pipelines()
+
+
+def test_the_aws_cli_manages_users_and_policies_with_aws_iam(iam_server, tmp_path):
+    from conftest import VENV_BIN
+    server = iam_server
+
+    def aws_iam(*args, env=None, check=True):
+        result = subprocess.run([str(VENV_BIN / "aws"), "iam", *args, "--endpoint-url", server.url, "--output", "json"],
+                                capture_output=True, text=True, env=env or server.cli_env(), timeout=60)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if check and result.stdout.strip() else result
+    name = unique("hank")
+    created = aws_iam("create-user", "--user-name", name, "--tags", "Key=team,Value=blue")["User"]
+    assert created["UserName"] == name and created["Arn"].endswith(f":user/{name}")
+    assert created["Tags"] == [{"Key": "team", "Value": "blue"}]
+    assert name in [user["UserName"] for user in aws_iam("list-users")["Users"]]
+    document = tmp_path / "policy.json"
+    document.write_text(json.dumps(allow("datapipeline:ListPipelines")))
+    policy = aws_iam("create-policy", "--policy-name", unique("lister"), "--policy-document", f"file://{document}")
+    aws_iam("attach-user-policy", "--user-name", name, "--policy-arn", policy["Policy"]["Arn"])
+    attached = aws_iam("list-attached-user-policies", "--user-name", name)["AttachedPolicies"]
+    assert [item["PolicyArn"] for item in attached] == [policy["Policy"]["Arn"]]
+    key = aws_iam("create-access-key", "--user-name", name)["AccessKey"]
+    listed = aws_iam("list-access-keys", "--user-name", name)["AccessKeyMetadata"]
+    assert [item["AccessKeyId"] for item in listed] == [key["AccessKeyId"]]
+    user = server.client(access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"])
+    user.list_pipelines()
+    denied(lambda: user.create_pipeline(name="x", uniqueId=unique()))
+    simulated = aws_iam("simulate-principal-policy", "--policy-source-arn", created["Arn"], "--action-names",
+                        "datapipeline:ListPipelines", "datapipeline:DeletePipeline")["EvaluationResults"]
+    assert [result["EvalDecision"] for result in simulated] == ["allowed", "implicitDeny"]
+    missing = aws_iam("get-user", "--user-name", "nobody-at-all", check=False)
+    assert missing.returncode != 0 and "NoSuchEntity" in missing.stderr
+    aws_iam("delete-access-key", "--user-name", name, "--access-key-id", key["AccessKeyId"])
+    aws_iam("detach-user-policy", "--user-name", name, "--policy-arn", policy["Policy"]["Arn"])
+    aws_iam("delete-user", "--user-name", name)
+    assert name not in [user["UserName"] for user in aws_iam("list-users")["Users"]]

@@ -165,7 +165,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
                 tracing::error!(request_id = %context.request_id, error = %audit_error, "could not record a failed call in the audit trail");
             }
             if attempt.query {
-                crate::query::error(&context.request_id, error)
+                crate::query::error(&context.request_id, attempt.operation, error)
             } else {
                 error_response(&context.request_id, error)
             }

@@ -1,6 +1,7 @@
-//! The query protocol of STS (form parameters in, XML out), so `aws sts get-session-token` and
-//! `aws sts get-caller-identity` — and boto3's STS client — work against Sluice. The request
-//! becomes the JSON the handlers take; the JSON answer becomes STS's XML.
+//! The query protocol of IAM and STS (form parameters in, XML out), so `aws iam ...`,
+//! `aws sts get-session-token` / `get-caller-identity` and boto3's IAM and STS clients work
+//! against Sluice. The request becomes the JSON the handlers take; the JSON answer becomes the
+//! service's XML (lists as `member` elements).
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -8,6 +9,7 @@ use serde_json::Value;
 use sluice_wire::{ApiError, ErrorKind, Operation};
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
 /// The `Action` parameter, cut short (for the audit record of a call that names none we know).
 pub fn action(body: &[u8]) -> Option<String> {
@@ -16,28 +18,62 @@ pub fn action(body: &[u8]) -> Option<String> {
         .map(|(_, value)| value.chars().take(64).collect())
 }
 
-/// The operation and its JSON input.
+/// The operation and its JSON input. Query parameters name members by path: `UserName`,
+/// `Tags.member.1.Key`, `ActionNames.member.2`; `member.N` is the N-th item of a list. Numbers
+/// and booleans of the identity API are typed as its shapes want.
 pub fn to_json(body: &[u8]) -> Result<(Operation, String), ApiError> {
     let action = action(body).unwrap_or_default();
     let operation = Operation::from_query_action(&action)?;
-    let mut input = serde_json::Map::new();
+    let mut input = Value::Object(serde_json::Map::new());
     for (key, value) in form_urlencoded::parse(body) {
-        match (operation, key.as_ref()) {
-            (Operation::GetSessionToken, "DurationSeconds") => {
-                let seconds: i64 = value.parse().map_err(|_| {
-                    ApiError::invalid_request(
-                        "1 validation error detected: Value at 'DurationSeconds' must be a number",
-                    )
-                })?;
-                input.insert(key.into_owned(), Value::from(seconds));
-            }
-            (Operation::GetSessionToken, "SerialNumber" | "TokenCode") => {
-                input.insert(key.into_owned(), Value::from(value.into_owned()));
-            }
-            _ => {}
+        if key == "Action" || key == "Version" {
+            continue;
         }
+        let value = match key.as_ref() {
+            "DurationSeconds" | "MaxItems" => Value::from(value.parse::<i64>().map_err(|_| {
+                ApiError::invalid_request(format!(
+                    "1 validation error detected: Value at '{key}' must be a number"
+                ))
+            })?),
+            "RequireMfa" => Value::from(value.eq_ignore_ascii_case("true")),
+            _ => Value::from(value.into_owned()),
+        };
+        insert(&mut input, &key.split('.').collect::<Vec<_>>(), value)?;
     }
-    Ok((operation, Value::Object(input).to_string()))
+    Ok((operation, input.to_string()))
+}
+
+/// Places `value` at a parameter's path (`A.member.2.B`) inside `target`.
+fn insert(target: &mut Value, path: &[&str], value: Value) -> Result<(), ApiError> {
+    let malformed = || ApiError::invalid_request("a query parameter's name is not a member path");
+    let Some((first, rest)) = path.split_first() else {
+        *target = value;
+        return Ok(());
+    };
+    if *first == "member" {
+        let (index, rest) = rest.split_first().ok_or_else(malformed)?;
+        let index: usize = index
+            .parse()
+            .ok()
+            .filter(|index| (1..=1000).contains(index))
+            .ok_or_else(malformed)?;
+        if !target.is_array() {
+            *target = Value::Array(Vec::new());
+        }
+        let items = target.as_array_mut().ok_or_else(malformed)?;
+        if items.len() < index {
+            items.resize(index, Value::Null);
+        }
+        return insert(&mut items[index - 1], rest, value);
+    }
+    if first.is_empty() || first.len() > 128 {
+        return Err(malformed());
+    }
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let members = target.as_object_mut().ok_or_else(malformed)?;
+    insert(members.entry(first.to_string()).or_insert(Value::Null), rest, value)
 }
 
 fn escape(text: &str) -> String {
@@ -48,18 +84,38 @@ fn escape(text: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-/// A JSON object's members as XML elements (nested objects nested).
+/// A JSON object's members as XML elements: nested objects nested, list items as `member`.
 fn elements(value: &Value, out: &mut String) {
     if let Value::Object(members) = value {
         for (name, member) in members {
             out.push_str(&format!("<{name}>"));
-            match member {
-                Value::Object(_) => elements(member, out),
-                Value::String(text) => out.push_str(&escape(text)),
-                other => out.push_str(&escape(&other.to_string())),
-            }
+            content(member, out);
             out.push_str(&format!("</{name}>"));
         }
+    }
+}
+
+fn content(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(_) => elements(value, out),
+        Value::Array(items) => {
+            for item in items {
+                out.push_str("<member>");
+                content(item, out);
+                out.push_str("</member>");
+            }
+        }
+        Value::String(text) => out.push_str(&escape(text)),
+        Value::Null => {}
+        other => out.push_str(&escape(&other.to_string())),
+    }
+}
+
+/// The XML namespace of an operation's service.
+fn namespace(operation: Option<Operation>) -> &'static str {
+    match operation.map(Operation::signing_service) {
+        Some("iam") => IAM_NAMESPACE,
+        _ => NAMESPACE,
     }
 }
 
@@ -82,7 +138,8 @@ pub fn respond(request_id: &str, operation: Option<Operation>, json: &str) -> Re
         StatusCode::OK,
         request_id,
         format!(
-            "<{name}Response xmlns=\"{NAMESPACE}\"><{name}Result>{result}</{name}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{name}Response>",
+            "<{name}Response xmlns=\"{}\"><{name}Result>{result}</{name}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{name}Response>",
+            namespace(operation),
             escape(request_id)
         ),
     )
@@ -101,14 +158,15 @@ fn code(kind: ErrorKind) -> &'static str {
     }
 }
 
-pub fn error(request_id: &str, error: &ApiError) -> Response {
+pub fn error(request_id: &str, operation: Option<Operation>, error: &ApiError) -> Response {
     let status = StatusCode::from_u16(error.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let party = if status.is_server_error() { "Receiver" } else { "Sender" };
     xml(
         status,
         request_id,
         format!(
-            "<ErrorResponse xmlns=\"{NAMESPACE}\"><Error><Type>{party}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+            "<ErrorResponse xmlns=\"{}\"><Error><Type>{party}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+            namespace(operation),
             code(error.kind),
             escape(&error.message),
             escape(request_id)
@@ -130,6 +188,31 @@ mod tests {
         assert_eq!(value["DurationSeconds"], 900);
         assert_eq!(value["SerialNumber"], "arn:aws:iam::1:mfa/a");
         assert!(to_json(b"Action=AssumeRole").is_err());
+        let (operation, json) = to_json(
+            b"Action=CreateUser&UserName=ann&Tags.member.1.Key=team&Tags.member.1.Value=blue&Tags.member.2.Key=x&Tags.member.2.Value=y",
+        )
+        .expect("parses");
+        assert_eq!(operation, Operation::CreateUser);
+        let value: Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["Tags"][1]["Key"], "x");
+        assert_eq!(value["UserName"], "ann");
+        let (_, json) = to_json(b"Action=SimulatePrincipalPolicy&ActionNames.member.1=a:b&ActionNames.member.2=c:d")
+            .expect("parses");
+        assert_eq!(
+            serde_json::from_str::<Value>(&json).expect("json")["ActionNames"],
+            serde_json::json!(["a:b", "c:d"])
+        );
+        assert!(to_json(b"Action=CreateUser&Tags.member.0.Key=x").is_err());
+        assert!(to_json(b"Action=CreateUser&Tags.member.99999.Key=x").is_err());
+        let mut out = String::new();
+        elements(
+            &serde_json::json!({"Users": [{"UserName": "a"}, {"UserName": "b"}]}),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "<Users><member><UserName>a</UserName></member><member><UserName>b</UserName></member></Users>"
+        );
         assert!(to_json(b"Action=GetSessionToken&DurationSeconds=soon").is_err());
         let mut out = String::new();
         elements(

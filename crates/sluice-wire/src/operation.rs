@@ -316,20 +316,23 @@ impl Operation {
         }
     }
 
-    /// An STS operation named by the query protocol's `Action` (what `aws sts` and boto3's
-    /// STS client send).
+    /// An IAM or STS operation named by the query protocol's `Action` (what `aws iam`,
+    /// `aws sts` and boto3's IAM and STS clients send).
     pub fn from_query_action(action: &str) -> Result<Operation, ApiError> {
-        match action {
-            "GetSessionToken" => Ok(Operation::GetSessionToken),
-            "GetCallerIdentity" => Ok(Operation::GetCallerIdentity),
-            _ => Err(ApiError::new(
-                ErrorKind::UnknownOperationException,
-                format!(
-                    "of STS, Sluice answers GetSessionToken and GetCallerIdentity, not '{}'",
-                    action.chars().take(64).collect::<String>()
-                ),
-            )),
-        }
+        // STS's two, and every operation of the identity API by IAM's name (`aws iam`).
+        Operation::ALL
+            .into_iter()
+            .filter(|operation| operation.is_iam())
+            .find(|operation| operation.name() == action)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::UnknownOperationException,
+                    format!(
+                        "'{}' is not an operation of Sluice's IAM or STS",
+                        action.chars().take(64).collect::<String>()
+                    ),
+                )
+            })
     }
 
     /// `DataPipeline.<Op>`, or the legacy `DataPipeline_20121129.<Op>` the Developer Guide shows.
