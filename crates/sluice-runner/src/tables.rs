@@ -245,7 +245,7 @@ fn postgres_type(kind: Option<&str>) -> anyhow::Result<String> {
     })
 }
 
-fn postgres_error(error: sqlx::Error, during: &str, on: &str) -> anyhow::Error {
+fn database_error(error: sqlx::Error, during: &str, on: &str) -> anyhow::Error {
     anyhow::anyhow!("{during} failed on {on}: {}", describe(&error))
 }
 
@@ -277,7 +277,7 @@ impl Database {
         .bind(table.replace('"', ""))
         .fetch_all(connection)
         .await
-        .map_err(|error| postgres_error(error, "reading the primary key", on))
+        .map_err(|error| database_error(error, "reading the primary key", on))
     }
 
     async fn table_exists(&mut self, table: &str) -> anyhow::Result<bool> {
@@ -344,7 +344,7 @@ impl Database {
                 while let Some(row) = rows
                     .try_next()
                     .await
-                    .map_err(|error| postgres_error(error, "the select", &on))?
+                    .map_err(|error| database_error(error, "the select", &on))?
                 {
                     let record = (0..row.len())
                         .map(|index| {
@@ -424,7 +424,7 @@ impl Database {
                         "COPY {table}{column_list} FROM STDIN WITH (FORMAT csv, NULL '\\N')"
                     ))
                     .await
-                    .map_err(|error| postgres_error(error, "COPY", on))?;
+                    .map_err(|error| database_error(error, "COPY", on))?;
                 let mut buffer = Vec::new();
                 loop {
                     let batch = match next_batch(source).await {
@@ -439,10 +439,10 @@ impl Database {
                     postgres_csv(&batch, &mut buffer);
                     if let Err(error) = copy.send(buffer.as_slice()).await {
                         let _ = copy.abort("sluice: the copy failed").await;
-                        return Err(postgres_error(error, "COPY", on));
+                        return Err(database_error(error, "COPY", on));
                     }
                 }
-                copy.finish().await.map_err(|error| postgres_error(error, "COPY", on))
+                copy.finish().await.map_err(|error| database_error(error, "COPY", on))
             }
             Database::MySql(connection) => {
                 let mut written = 0;
@@ -461,7 +461,7 @@ impl Database {
                             .build()
                             .execute(&mut *connection)
                             .await
-                            .map_err(|error| postgres_error(error, "INSERT", on))?
+                            .map_err(|error| database_error(error, "INSERT", on))?
                             .rows_affected();
                     }
                 }
@@ -479,6 +479,32 @@ impl Database {
     ) -> anyhow::Result<u64> {
         let mut written = 0;
         let mut number = 0;
+        // Each record through the statement, its fields bound in order.
+        macro_rules! each_record {
+            ($connection:expr, $statement:expr, $count:expr) => {{
+                while let Some(batch) = next_batch(source).await? {
+                    for record in batch {
+                        number += 1;
+                        if record.len() != $count {
+                            bail!(
+                                "record {number} has {} field(s); the insertQuery takes {}",
+                                record.len(),
+                                $count
+                            );
+                        }
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe($statement.clone()));
+                        for field in record {
+                            query = query.bind(field);
+                        }
+                        written += query
+                            .execute(&mut *$connection)
+                            .await
+                            .map_err(|error| database_error(error, &format!("the insertQuery (record {number})"), on))?
+                            .rows_affected();
+                    }
+                }
+            }};
+        }
         match self {
             Database::Postgres(connection) => {
                 // Fields travel as text; PostgreSQL says what each placeholder must be, and
@@ -487,7 +513,7 @@ impl Database {
                 let described = (&mut *connection)
                     .describe(sqlx::AssertSqlSafe(numbered.clone()).into_sql_str())
                     .await
-                    .map_err(|error| postgres_error(error, "the insertQuery", on))?;
+                    .map_err(|error| database_error(error, "the insertQuery", on))?;
                 let types: Vec<String> = match described.parameters() {
                     Some(sqlx::Either::Left(types)) => types.iter().map(|kind| kind.name().to_string()).collect(),
                     _ => vec!["text".to_string(); count],
@@ -498,49 +524,11 @@ impl Database {
                     statement =
                         replace_placeholder(&statement, &placeholder, &format!("CAST({placeholder} AS {kind})"));
                 }
-                while let Some(batch) = next_batch(source).await? {
-                    for record in batch {
-                        number += 1;
-                        if record.len() != count {
-                            bail!(
-                                "record {number} has {} field(s); the insertQuery takes {count}",
-                                record.len()
-                            );
-                        }
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.clone()));
-                        for field in record {
-                            query = query.bind(field);
-                        }
-                        written += query
-                            .execute(&mut *connection)
-                            .await
-                            .map_err(|error| postgres_error(error, &format!("the insertQuery (record {number})"), on))?
-                            .rows_affected();
-                    }
-                }
+                each_record!(connection, statement, count);
             }
             Database::MySql(connection) => {
                 let count = numbered_placeholders(insert).1;
-                while let Some(batch) = next_batch(source).await? {
-                    for record in batch {
-                        number += 1;
-                        if record.len() != count {
-                            bail!(
-                                "record {number} has {} field(s); the insertQuery takes {count}",
-                                record.len()
-                            );
-                        }
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert.to_string()));
-                        for field in record {
-                            query = query.bind(field);
-                        }
-                        written += query
-                            .execute(&mut *connection)
-                            .await
-                            .map_err(|error| postgres_error(error, &format!("the insertQuery (record {number})"), on))?
-                            .rows_affected();
-                    }
-                }
+                each_record!(connection, insert.to_string(), count);
             }
         }
         Ok(written)
