@@ -89,9 +89,9 @@ def test_rotate_and_rewrap_while_serving_then_crypto_shred(tmp_path):
         rewrap = subprocess.run([SLUICE, "keys", "rewrap", "--data-dir", str(server.data_dir)], capture_output=True, text=True)
         assert rewrap.returncode == 0, rewrap.stderr
         # Only what was sealed before the rotation is re-sealed: the first pipeline's key and the root's secret.
-        assert "1 access key secret(s), 1 data key(s)" in rewrap.stdout, rewrap.stdout
+        assert "1 access key secret(s), 0 MFA seed(s), 1 data key(s)" in rewrap.stdout, rewrap.stdout
         again = subprocess.run([SLUICE, "keys", "rewrap", "--data-dir", str(server.data_dir)], capture_output=True, text=True)
-        assert "re-sealed 0 access key secret(s), 0 data key(s)" in again.stdout, again.stdout
+        assert "re-sealed 0 access key secret(s), 0 MFA seed(s), 0 data key(s)" in again.stdout, again.stdout
         # The running server still reads everything, and so does a restarted one.
         assert client.get_pipeline_definition(pipelineId=first)["pipelineObjects"]
     finally:

@@ -42,6 +42,10 @@ pub struct AppState {
     /// Running with `--fips` (checked at start).
     pub fips: bool,
     pub scheduler: std::sync::Arc<crate::scheduler::Scheduler>,
+    /// Where the audit trail is delivered, and its signing key's public half.
+    pub audit: Arc<crate::audit::delivery::AuditDelivery>,
+    /// The administration API's background jobs.
+    pub admin: Arc<crate::admin::AdminJobs>,
 }
 
 /// What the connection told us: the peer and the negotiated TLS parameters.

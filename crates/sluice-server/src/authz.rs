@@ -68,6 +68,10 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::GetCallerIdentity => "sts:GetCallerIdentity",
         Operation::GetAccountSecuritySettings => "iam:GetAccountSecuritySettings",
         Operation::UpdateAccountSecuritySettings => "iam:UpdateAccountSecuritySettings",
+        Operation::GetKeyStatus => "sluice:GetKeyStatus",
+        Operation::RotateKeys => "sluice:RotateKeys",
+        Operation::RewrapKeys => "sluice:RewrapKeys",
+        Operation::VerifyAuditTrail => "sluice:VerifyAuditTrail",
     }
 }
 
@@ -327,6 +331,7 @@ mod tests {
                 "datapipeline" => "datapipeline:",
                 "cloudtrail" => "cloudtrail:",
                 "sts" => "sts:",
+                "sluice" => "sluice:",
                 _ => "iam:",
             };
             assert_eq!(action, format!("{prefix}{}", operation.name()));

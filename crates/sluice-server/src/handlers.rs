@@ -213,6 +213,10 @@ pub async fn dispatch(
         Operation::UpdateAccountSecuritySettings => {
             crate::iam::update_account_security_settings(state, tx, principal, body).await
         }
+        Operation::GetKeyStatus => crate::admin::get_key_status(state, tx, principal).await,
+        Operation::RotateKeys => crate::admin::rotate_keys(state, principal).await,
+        Operation::RewrapKeys => crate::admin::rewrap_keys(state, principal).await,
+        Operation::VerifyAuditTrail => crate::admin::verify_audit_trail(state, principal, body).await,
     }
 }
 

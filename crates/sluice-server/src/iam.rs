@@ -587,10 +587,6 @@ fn real_now() -> chrono::DateTime<chrono::Utc> {
     crate::clock::SystemClock.now()
 }
 
-fn seed_context(serial: &str) -> String {
-    format!("mfa-seed/{serial}")
-}
-
 fn no_such_device(serial: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NoSuchEntity,
@@ -609,10 +605,10 @@ fn invalid_codes() -> ApiError {
 }
 
 async fn device_seed(state: &AppState, device: &sluice_store::MfaDeviceRecord) -> Result<Vec<u8>, ApiError> {
-    let Some(seed) = state
-        .vault
-        .open(&seed_context(&device.serial_number), &device.sealed_seed)
-    else {
+    let Some(seed) = state.vault.open(
+        &crate::keys::mfa_seed_context(&device.serial_number),
+        &device.sealed_seed,
+    ) else {
         tracing::error!(serial = %device.serial_number, "an MFA seed cannot be opened");
         return Err(ApiError::internal());
     };
@@ -644,7 +640,10 @@ pub async fn create_virtual_mfa_device(
     let base32 = sluice_crypto::totp::base32(&seed);
     let sealed = state
         .vault
-        .seal(&seed_context(&serial), &sluice_crypto::Secret::new(base32.clone()))
+        .seal(
+            &crate::keys::mfa_seed_context(&serial),
+            &sluice_crypto::Secret::new(base32.clone()),
+        )
         .map_err(internal)?;
     tx.insert_mfa_device(&sluice_store::MfaDeviceRecord {
         serial_number: serial.clone(),

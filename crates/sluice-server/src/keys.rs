@@ -199,6 +199,28 @@ impl Cipher {
         }
     }
 
+    /// The key folder, when the keys come from one (not from the environment).
+    pub fn directory(&self) -> Option<&Path> {
+        self.directory.as_deref()
+    }
+
+    /// The KEK versions known, oldest first (after picking up any added to the folder).
+    pub fn versions(&self) -> Vec<u32> {
+        self.refresh(false);
+        self.current().versions.keys().copied().collect()
+    }
+
+    /// Adds a KEK version to the key folder and seals with it from now on.
+    pub fn rotate(&self) -> anyhow::Result<u32> {
+        let directory = self
+            .directory
+            .as_deref()
+            .context("the key-encryption keys do not come from a key folder")?;
+        let version = Keyring::rotate(directory)?;
+        self.refresh(true);
+        Ok(version)
+    }
+
     fn newest(&self) -> anyhow::Result<(u32, KeyMaterial)> {
         self.refresh(false);
         let keyring = self.current();
@@ -313,38 +335,87 @@ pub fn access_key_context(access_key_id: &str) -> String {
     format!("access-key/{access_key_id}")
 }
 
-#[derive(Debug, Default)]
+/// Context binding a virtual MFA device's sealed seed to its serial number.
+pub fn mfa_seed_context(serial_number: &str) -> String {
+    format!("mfa-seed/{serial_number}")
+}
+
+/// What `rewrap` re-sealed, or (from `pending`) what is not yet under the newest KEK.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct RewrapReport {
-    pub n_access_keys: usize,
-    pub n_data_keys: usize,
-    pub n_definitions_sealed: usize,
+    pub access_keys: usize,
+    pub data_keys: usize,
+    pub mfa_seeds: usize,
+    pub plaintext_definitions: usize,
+}
+
+impl RewrapReport {
+    pub fn total(&self) -> usize {
+        self.access_keys + self.data_keys + self.mfa_seeds + self.plaintext_definitions
+    }
+}
+
+/// A value sealed under a KEK version older than the newest, or stored before encryption at
+/// rest (format 0).
+fn stale(cipher: &Cipher, sealed: &[u8]) -> bool {
+    sealed.first() == Some(&0) || cipher.needs_rewrap(sealed)
+}
+
+/// Counts what `rewrap` would re-seal, in one read.
+pub async fn pending(tx: &mut dyn sluice_store::Transaction, cipher: &Cipher) -> anyhow::Result<RewrapReport> {
+    let count = |items: Vec<(String, Vec<u8>)>| items.iter().filter(|(_, sealed)| stale(cipher, sealed)).count();
+    Ok(RewrapReport {
+        access_keys: count(tx.access_key_secrets().await?),
+        data_keys: count(tx.data_keys().await?),
+        mfa_seeds: count(tx.mfa_seeds().await?),
+        plaintext_definitions: tx
+            .definition_versions()
+            .await?
+            .iter()
+            .filter(|(_, _, format)| *format == sluice_store::DEFINITION_FORMAT_PLAINTEXT)
+            .count(),
+    })
+}
+
+/// Re-seals a KEK-sealed small secret (or a format-0 plaintext one) under the newest KEK.
+fn reseal(cipher: &Cipher, context: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let plaintext = match sealed.split_first() {
+        Some((0, rest)) => rest.to_vec(),
+        _ => cipher.open_with_kek(context, sealed)?,
+    };
+    cipher.seal_with_kek(context, &plaintext)
 }
 
 /// Re-seals everything under the newest KEK: access-key secrets (including any from before
-/// encryption at rest), pipeline data keys, and definitions stored in plaintext. Each item is
-/// its own transaction, so the server keeps serving and an interrupted run resumes where it
-/// stopped (items already under the newest key are skipped).
+/// encryption at rest), MFA seeds, pipeline data keys, and definitions stored in plaintext. Each
+/// item is its own transaction, so the server keeps serving and an interrupted run resumes where
+/// it stopped (items already under the newest key are skipped).
 pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str) -> anyhow::Result<RewrapReport> {
     let mut report = RewrapReport::default();
-    let access_keys = store.begin().await?.access_key_secrets().await?;
+    let access_keys = store.begin_read().await?.access_key_secrets().await?;
     for (access_key_id, sealed) in access_keys {
-        let legacy = sealed.first() == Some(&0);
-        if !legacy && !cipher.needs_rewrap(&sealed) {
+        if !stale(cipher, &sealed) {
             continue;
         }
-        let context = access_key_context(&access_key_id);
-        let plaintext = if legacy {
-            sealed[1..].to_vec()
-        } else {
-            cipher.open_with_kek(&context, &sealed)?
-        };
-        let resealed = cipher.seal_with_kek(&context, &plaintext)?;
+        let resealed = reseal(cipher, &access_key_context(&access_key_id), &sealed)?;
         let mut tx = store.begin().await?;
         tx.replace_access_key_secret(&access_key_id, &resealed).await?;
         tx.commit().await?;
-        report.n_access_keys += 1;
+        report.access_keys += 1;
     }
-    let data_keys = store.begin().await?.data_keys().await?;
+    let seeds = store.begin_read().await?.mfa_seeds().await?;
+    for (serial_number, sealed) in seeds {
+        if !stale(cipher, &sealed) {
+            continue;
+        }
+        let resealed = reseal(cipher, &mfa_seed_context(&serial_number), &sealed)?;
+        let mut tx = store.begin().await?;
+        tx.replace_mfa_seed(&serial_number, &resealed).await?;
+        tx.commit().await?;
+        report.mfa_seeds += 1;
+    }
+    let data_keys = store.begin_read().await?.data_keys().await?;
     for (pipeline_id, wrapped) in data_keys {
         if !cipher.needs_rewrap(&wrapped) {
             continue;
@@ -353,10 +424,13 @@ pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str)
         let mut tx = store.begin().await?;
         tx.replace_data_key(&pipeline_id, &rewrapped).await?;
         tx.commit().await?;
-        report.n_data_keys += 1;
+        report.data_keys += 1;
     }
-    let versions = store.begin().await?.definition_versions().await?;
-    for (pipeline_id, version) in versions {
+    let versions = store.begin_read().await?.definition_versions().await?;
+    for (pipeline_id, version, format) in versions {
+        if format != sluice_store::DEFINITION_FORMAT_PLAINTEXT {
+            continue;
+        }
         let mut tx = store.begin().await?;
         let Some(stored) = tx.definition(&pipeline_id, version).await? else {
             continue;
@@ -386,7 +460,7 @@ pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str)
         };
         tx.replace_definition_body(&pipeline_id, version, &sealed).await?;
         tx.commit().await?;
-        report.n_definitions_sealed += 1;
+        report.plaintext_definitions += 1;
     }
     Ok(report)
 }

@@ -5,6 +5,7 @@
 //! commits only if the handler succeeded. This crate never runs user code or starts processes,
 //! and never writes a secret or a signature to a log.
 
+mod admin;
 pub mod api;
 pub mod audit;
 pub mod authz;
@@ -292,6 +293,8 @@ pub async fn serve_until(
         region: config.region.clone(),
         fips: config.fips,
         scheduler: scheduler::Scheduler::new(config.scheduler.clone()),
+        audit: delivery.clone(),
+        admin: Arc::new(admin::AdminJobs::default()),
     };
     let scheduler_worker = tokio::spawn(scheduler::run(state.clone(), shutdown_sender.subscribe()));
     let router = api::router(state.clone());

@@ -213,6 +213,42 @@ macro_rules! store_conformance_suite {
             }
 
             #[tokio::test]
+            async fn sealed_mfa_seeds_are_listed_and_replaced_for_rewrap() {
+                let store = store_with_root().await;
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_mfa_device(&$crate::MfaDeviceRecord {
+                    serial_number: "arn:aws:iam::000000000000:mfa/a".into(),
+                    account_id: "000000000000".into(),
+                    identity_id: None,
+                    sealed_seed: b"old".to_vec(),
+                    last_step: 0,
+                    enabled_at: None,
+                    created_at: "2026-01-01T00:00:00".into(),
+                })
+                .await
+                .expect("device");
+                tx.commit().await.expect("commit");
+                // A reader keeps the snapshot of its first read while a writer works beside it.
+                let mut reader = store.begin_read().await.expect("begin_read");
+                assert_eq!(reader.mfa_seeds().await.expect("seeds").len(), 1);
+                let mut tx = store.begin().await.expect("a writer beside the reader");
+                tx.replace_mfa_seed("arn:aws:iam::000000000000:mfa/a", b"new")
+                    .await
+                    .expect("replace");
+                tx.commit().await.expect("commit");
+                assert_eq!(
+                    reader.mfa_seeds().await.expect("seeds"),
+                    vec![("arn:aws:iam::000000000000:mfa/a".to_string(), b"old".to_vec())]
+                );
+                drop(reader);
+                let mut tx = store.begin_read().await.expect("begin_read");
+                assert_eq!(
+                    tx.mfa_seeds().await.expect("seeds"),
+                    vec![("arn:aws:iam::000000000000:mfa/a".to_string(), b"new".to_vec())]
+                );
+            }
+
+            #[tokio::test]
             async fn a_transaction_dropped_without_commit_leaves_nothing() {
                 let store = store_with_root().await;
                 let mut tx = store.begin().await.expect("begin");
@@ -300,7 +336,7 @@ macro_rules! store_conformance_suite {
                 );
                 assert_eq!(
                     tx.definition_versions().await.expect("versions"),
-                    vec![("df-1".to_string(), 1), ("df-1".to_string(), 2)]
+                    vec![("df-1".to_string(), 1, 1), ("df-1".to_string(), 2, 1)]
                 );
                 // A pipeline's data key goes with the pipeline (crypto-shredding).
                 tx.insert_data_key("df-1", b"wrapped", "t")

@@ -39,6 +39,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Starts a transaction that may write.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+    /// Starts a transaction that only reads: it keeps the snapshot of its first read and does not wait for, nor
+    /// hold up, writers (long reads such as audit verification). Writing through it fails.
+    async fn begin_read(&self) -> Result<Box<dyn Transaction>>;
 }
 
 /// Everything a request can read or change, inside one transaction.
@@ -141,8 +144,8 @@ pub trait Transaction: Send {
         created_at: &str,
     ) -> Result<()>;
     async fn definition(&mut self, pipeline_id: &str, version: i64) -> Result<Option<StoredDefinition>>;
-    /// Every stored version as `(pipeline_id, version)`, for re-encryption.
-    async fn definition_versions(&mut self) -> Result<Vec<(String, i64)>>;
+    /// Every stored version as `(pipeline_id, version, format_version)`, for re-encryption.
+    async fn definition_versions(&mut self) -> Result<Vec<(String, i64, i64)>>;
     async fn replace_definition_body(
         &mut self,
         pipeline_id: &str,
@@ -158,6 +161,9 @@ pub trait Transaction: Send {
     /// Every access key's sealed secret, for re-encryption.
     async fn access_key_secrets(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
     async fn replace_access_key_secret(&mut self, access_key_id: &str, sealed_secret: &[u8]) -> Result<()>;
+    /// Every MFA device's sealed seed `(serial_number, sealed)`, for re-encryption.
+    async fn mfa_seeds(&mut self) -> Result<Vec<(String, Vec<u8>)>>;
+    async fn replace_mfa_seed(&mut self, serial_number: &str, sealed_seed: &[u8]) -> Result<()>;
 
     /// The newest link of the audit chain: `(seq, hash)`, the pruning anchor, or `(0, genesis)`.
     async fn last_audit_link(&mut self) -> Result<(i64, String)>;

@@ -47,6 +47,12 @@ impl Store for SqliteStore {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Box::new(SqliteTransaction { tx }))
     }
+
+    async fn begin_read(&self) -> Result<Box<dyn Transaction>> {
+        // Deferred: a reader in WAL mode reads its snapshot beside the one writer.
+        let tx = self.pool.begin_with("BEGIN DEFERRED").await?;
+        Ok(Box::new(SqliteTransaction { tx }))
+    }
 }
 
 struct SqliteTransaction {
@@ -538,12 +544,20 @@ impl Transaction for SqliteTransaction {
         }))
     }
 
-    async fn definition_versions(&mut self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT pipeline_id, version FROM definition_versions ORDER BY pipeline_id, version")
-            .fetch_all(&mut *self.tx)
-            .await?;
+    async fn definition_versions(&mut self) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT pipeline_id, version, format_version FROM definition_versions ORDER BY pipeline_id, version",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("version")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get("pipeline_id")?,
+                    row.try_get("version")?,
+                    row.try_get("format_version")?,
+                ))
+            })
             .collect()
     }
 
@@ -615,6 +629,24 @@ impl Transaction for SqliteTransaction {
         sqlx::query("UPDATE access_keys SET sealed_secret = ? WHERE access_key_id = ?")
             .bind(sealed_secret)
             .bind(access_key_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn mfa_seeds(&mut self) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT serial_number, sealed_seed FROM mfa_devices ORDER BY serial_number")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("serial_number")?, row.try_get("sealed_seed")?)))
+            .collect()
+    }
+
+    async fn replace_mfa_seed(&mut self, serial_number: &str, sealed_seed: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE mfa_devices SET sealed_seed = ? WHERE serial_number = ?")
+            .bind(sealed_seed)
+            .bind(serial_number)
             .execute(&mut *self.tx)
             .await?;
         Ok(())

@@ -1,4 +1,5 @@
-//! The 19 operations of Data Pipeline, CloudTrail's LookupEvents and Sluice's identity API,
+//! The 19 operations of Data Pipeline, CloudTrail's LookupEvents, Sluice's identity API and its
+//! administration API,
 //! parsed from `X-Amz-Target` before anything else happens.
 
 use crate::{ApiError, ErrorKind};
@@ -64,14 +65,22 @@ pub enum Operation {
     GetCallerIdentity,
     GetAccountSecuritySettings,
     UpdateAccountSecuritySettings,
+    // Sluice's administration API (`X-Amz-Target: SluiceAdmin.<Op>`, AWS JSON 1.1, SigV4 service
+    // `sluice`, IAM actions `sluice:<Op>`): keys at rest and the audit trail.
+    GetKeyStatus,
+    RotateKeys,
+    RewrapKeys,
+    VerifyAuditTrail,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 /// The target prefix of Sluice's identity API.
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
+/// The target prefix of Sluice's administration API.
+pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 56] = [
+    pub const ALL: [Operation; 60] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -128,6 +137,10 @@ impl Operation {
         Operation::GetCallerIdentity,
         Operation::GetAccountSecuritySettings,
         Operation::UpdateAccountSecuritySettings,
+        Operation::GetKeyStatus,
+        Operation::RotateKeys,
+        Operation::RewrapKeys,
+        Operation::VerifyAuditTrail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -188,6 +201,10 @@ impl Operation {
             Operation::GetCallerIdentity => "GetCallerIdentity",
             Operation::GetAccountSecuritySettings => "GetAccountSecuritySettings",
             Operation::UpdateAccountSecuritySettings => "UpdateAccountSecuritySettings",
+            Operation::GetKeyStatus => "GetKeyStatus",
+            Operation::RotateKeys => "RotateKeys",
+            Operation::RewrapKeys => "RewrapKeys",
+            Operation::VerifyAuditTrail => "VerifyAuditTrail",
         }
     }
 
@@ -197,6 +214,7 @@ impl Operation {
             Operation::LookupEvents => "cloudtrail",
             Operation::GetSessionToken | Operation::GetCallerIdentity => "sts",
             operation if operation.is_iam() => "iam",
+            operation if operation.is_admin() => "sluice",
             _ => "datapipeline",
         }
     }
@@ -207,6 +225,7 @@ impl Operation {
             Operation::LookupEvents => "cloudtrail.amazonaws.com",
             Operation::GetSessionToken | Operation::GetCallerIdentity => "sts.amazonaws.com",
             operation if operation.is_iam() => "iam.amazonaws.com",
+            operation if operation.is_admin() => "sluice.amazonaws.com",
             _ => "datapipeline.amazonaws.com",
         }
     }
@@ -254,6 +273,14 @@ impl Operation {
         )
     }
 
+    /// An operation of the administration API.
+    pub fn is_admin(self) -> bool {
+        matches!(
+            self,
+            Operation::GetKeyStatus | Operation::RotateKeys | Operation::RewrapKeys | Operation::VerifyAuditTrail
+        )
+    }
+
     /// Whether the call only reads (CloudTrail's `readOnly`).
     pub fn read_only(self) -> bool {
         match self {
@@ -278,7 +305,9 @@ impl Operation {
             | Operation::ListAttachedGroupPolicies
             | Operation::SimulatePrincipalPolicy
             | Operation::GetCallerIdentity
-            | Operation::GetAccountSecuritySettings => true,
+            | Operation::GetAccountSecuritySettings
+            | Operation::GetKeyStatus
+            | Operation::VerifyAuditTrail => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -312,7 +341,9 @@ impl Operation {
             | Operation::RemoveUserFromGroup
             | Operation::AttachGroupPolicy
             | Operation::DetachGroupPolicy
-            | Operation::UpdateAccountSecuritySettings => false,
+            | Operation::UpdateAccountSecuritySettings
+            | Operation::RotateKeys
+            | Operation::RewrapKeys => false,
         }
     }
 
@@ -365,6 +396,19 @@ impl Operation {
                     )
                 });
         }
+        if let Some(name) = target.strip_prefix(ADMIN_TARGET_PREFIX) {
+            return Operation::ALL
+                .into_iter()
+                .filter(|operation| operation.is_admin())
+                .find(|operation| operation.name() == name)
+                .ok_or_else(|| {
+                    let shown: String = name.chars().take(64).collect();
+                    ApiError::new(
+                        ErrorKind::UnknownOperationException,
+                        format!("'{shown}' is not an operation of Sluice's administration API"),
+                    )
+                });
+        }
         let name = target
             .strip_prefix("DataPipeline.")
             .or_else(|| target.strip_prefix("DataPipeline_20121129."));
@@ -398,10 +442,16 @@ mod tests {
             Operation::from_target(Some("DataPipeline_20121129.ActivatePipeline")),
             Ok(Operation::ActivatePipeline)
         );
+        assert_eq!(
+            Operation::from_target(Some("SluiceAdmin.RotateKeys")),
+            Ok(Operation::RotateKeys)
+        );
         for bad in [
             None,
             Some("DynamoDB_20120810.ListTables"),
             Some("DataPipeline.DropEverything"),
+            Some("SluiceAdmin.CreateUser"),
+            Some("SluiceIAM.RotateKeys"),
             Some(""),
         ] {
             assert_eq!(

@@ -23,51 +23,91 @@ fn to_epoch(text: &str, option: &str) -> anyhow::Result<i64> {
     Ok(parsed)
 }
 
+/// Prints a verification's findings; exit 1 when anything was tampered with.
+fn print_verification(problems: &[impl AsRef<str>], notes: &[impl AsRef<str>], counts: [usize; 3]) -> ExitCode {
+    for problem in problems {
+        println!("TAMPERED: {}", problem.as_ref());
+    }
+    for note in notes {
+        println!("note: {}", note.as_ref());
+    }
+    let [records, files, digests] = counts;
+    println!(
+        "{records} records, {files} log files, {digests} digests checked: {}",
+        if problems.is_empty() {
+            "intact".to_string()
+        } else {
+            format!("{} problem(s)", problems.len())
+        }
+    );
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify {
             data_dir,
             audit_location,
-            region,
             audit_signing_key,
             public_key,
             from,
             to,
+            admin,
         } => {
+            if let Some(client) = admin.client()? {
+                let mut request = json!({});
+                if let Some(from) = &from {
+                    request["StartTime"] = json!(from);
+                }
+                if let Some(to) = &to {
+                    request["EndTime"] = json!(to);
+                }
+                let report = client.call("SluiceAdmin.VerifyAuditTrail", "sluice", &request).await?;
+                let problems: Vec<&str> = report["Problems"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                return Ok(print_verification(
+                    &problems,
+                    &report["Notes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>(),
+                    [
+                        &report["RecordsChecked"],
+                        &report["FilesChecked"],
+                        &report["DigestsChecked"],
+                    ]
+                    .map(|count| count.as_u64().unwrap_or(0) as usize),
+                ));
+            }
             let database = data_dir.join("sluice.db");
             if !database.exists() {
                 anyhow::bail!("{} holds no Sluice store", data_dir.display());
             }
             let store = SqliteStore::open(&database).await?;
             let destination = match &audit_location.audit_bucket {
-                Some(bucket) => AuditDestination::bucket(bucket, audit_location.audit_s3_endpoint.as_deref(), &region)?,
+                Some(bucket) => {
+                    AuditDestination::bucket(bucket, audit_location.audit_s3_endpoint.as_deref(), &admin.region)?
+                }
                 None => AuditDestination::folder(&audit_location.audit_dir.unwrap_or_else(|| data_dir.join("audit")))?,
             };
             let signing_key = audit_signing_key.unwrap_or_else(|| delivery::default_key_path(&data_dir));
             let public_key = verify::load_public_key(public_key.as_ref(), &signing_key)?;
             let report = verify::verify(&store, &destination, &public_key, &verify::Range { from, to }).await?;
-            for problem in &report.problems {
-                println!("TAMPERED: {problem}");
-            }
-            for note in &report.notes {
-                println!("note: {note}");
-            }
-            println!(
-                "{} records, {} log files, {} digests checked: {}",
-                report.n_records,
-                report.n_files,
-                report.n_digests,
-                if report.problems.is_empty() {
-                    "intact".to_string()
-                } else {
-                    format!("{} problem(s)", report.problems.len())
-                }
-            );
-            Ok(if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(print_verification(
+                &report.problems,
+                &report.notes,
+                [report.n_records, report.n_files, report.n_digests],
+            ))
         }
         AuditCommand::Lookup {
             endpoint,

@@ -285,22 +285,60 @@ enum DoctorCommand {
     },
 }
 
+/// A running server's administration API (`SluiceAdmin.<Op>`), with the caller's credentials as
+/// AWS tools take them; without `--endpoint`, the command works on a data directory directly.
+#[derive(clap::Args)]
+pub(crate) struct AdminEndpoint {
+    /// Act through this server's administration API (authorized as sluice:<Op> and audited).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// PEM file of the server's certificate (or set AWS_CA_BUNDLE).
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+    #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
+    region: String,
+}
+
+impl AdminEndpoint {
+    pub(crate) fn client(&self) -> anyhow::Result<Option<sluice_runner::Client>> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(None);
+        };
+        Ok(Some(sluice_runner::Client::new(
+            endpoint,
+            sluice_runner::Credentials::from_environment()?,
+            self.ca_bundle.as_deref(),
+            self.region.clone(),
+        )?))
+    }
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Add a new key-encryption key version; new data is sealed with it, old versions still decrypt.
     Rotate {
-        #[arg(long, default_value = "./sluice-data")]
+        #[arg(long, default_value = "./sluice-data", conflicts_with = "endpoint")]
         data_dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "endpoint")]
         key_dir: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminEndpoint,
     },
     /// Re-seal every data key and secret under the newest key-encryption key (safe while the
     /// server runs; resumes where an interrupted run stopped).
     Rewrap {
-        #[arg(long, default_value = "./sluice-data")]
+        #[arg(long, default_value = "./sluice-data", conflicts_with = "endpoint")]
         data_dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "endpoint")]
         key_dir: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminEndpoint,
+    },
+    /// A running server's key-encryption key versions, what is still sealed under an older one,
+    /// and the last re-wrap.
+    Status {
+        #[command(flatten)]
+        admin: AdminEndpoint,
     },
 }
 
@@ -327,8 +365,6 @@ enum AuditCommand {
         data_dir: PathBuf,
         #[command(flatten)]
         audit_location: AuditLocation,
-        #[arg(long, default_value = "us-east-1")]
-        region: String,
         /// The signing key the server uses (its public half verifies) [default: DATA_DIR/keys/audit-signing.pk8].
         #[arg(long, conflicts_with = "public_key")]
         audit_signing_key: Option<PathBuf>,
@@ -341,6 +377,8 @@ enum AuditCommand {
         /// Only report on what happened until this time (YYYY-MM-DDTHH:MM:SSZ).
         #[arg(long)]
         to: Option<String>,
+        #[command(flatten)]
+        admin: AdminEndpoint,
     },
     /// Look up audit events through the API (CloudTrail's LookupEvents), newest first.
     Lookup {
@@ -578,8 +616,15 @@ fn kek_from_environment() -> anyhow::Result<Option<sluice_server::keys::KekVersi
 
 async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     use sluice_server::keys::{Cipher, Keyring, default_key_directory, rewrap};
+    if let KeysCommand::Rotate { admin, .. } | KeysCommand::Rewrap { admin, .. } | KeysCommand::Status { admin } =
+        &command
+        && let Some(client) = admin.client()?
+    {
+        return keys_through_api(&client, &command).await;
+    }
     match command {
-        KeysCommand::Rotate { data_dir, key_dir } => {
+        KeysCommand::Status { .. } => anyhow::bail!("sluice keys status asks a running server: give --endpoint"),
+        KeysCommand::Rotate { data_dir, key_dir, .. } => {
             let directory = key_dir.unwrap_or_else(|| default_key_directory(&data_dir));
             let version = Keyring::rotate(&directory)?;
             println!(
@@ -587,7 +632,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 directory.display()
             );
         }
-        KeysCommand::Rewrap { data_dir, key_dir } => {
+        KeysCommand::Rewrap { data_dir, key_dir, .. } => {
             let directory = key_dir.unwrap_or_else(|| default_key_directory(&data_dir));
             let keyring = match kek_from_environment()? {
                 Some(versions) => Keyring::from_versions(versions)?,
@@ -598,10 +643,70 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let now =
                 sluice_server::clock::render(sluice_server::clock::Clock::now(&sluice_server::clock::SystemClock));
             let report = rewrap(&store, &cipher, &now).await?;
+            println!("{}", resealed_summary(&report));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resealed_summary(report: &sluice_server::keys::RewrapReport) -> String {
+    format!(
+        "re-sealed {} access key secret(s), {} MFA seed(s), {} data key(s), {} plaintext definition version(s)",
+        report.access_keys, report.mfa_seeds, report.data_keys, report.plaintext_definitions
+    )
+}
+
+/// `sluice keys ... --endpoint`: the same through the administration API.
+async fn keys_through_api(client: &sluice_runner::Client, command: &KeysCommand) -> anyhow::Result<ExitCode> {
+    let call = |operation: &'static str| async move {
+        client
+            .call(&format!("SluiceAdmin.{operation}"), "sluice", &serde_json::json!({}))
+            .await
+    };
+    match command {
+        KeysCommand::Rotate { .. } => {
+            let answer = call("RotateKeys").await?;
             println!(
-                "re-sealed {} access key secret(s), {} data key(s), {} plaintext definition version(s)",
-                report.n_access_keys, report.n_data_keys, report.n_definitions_sealed
+                "the server now seals with key-encryption key version {}; run `sluice keys rewrap --endpoint ...` to re-seal what older versions hold",
+                answer["NewestVersion"]
             );
+        }
+        KeysCommand::Status { .. } => {
+            println!("{}", serde_json::to_string_pretty(&call("GetKeyStatus").await?)?);
+        }
+        KeysCommand::Rewrap { .. } => {
+            let started = call("RewrapKeys").await?;
+            if started["Started"] != true {
+                println!("a re-wrap is already running; following it");
+            }
+            let progress = indicatif::ProgressBar::new_spinner();
+            progress.enable_steady_tick(std::time::Duration::from_millis(120));
+            loop {
+                let status = call("GetKeyStatus").await?;
+                match status["Rewrap"]["State"].as_str() {
+                    Some("RUNNING") => {
+                        progress.set_message(format!(
+                            "re-sealing under version {}: {} item(s) to go",
+                            status["NewestVersion"], status["PendingRewrapTotal"]
+                        ));
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Some("SUCCEEDED") => {
+                        progress.finish_and_clear();
+                        let report: sluice_server::keys::RewrapReport =
+                            serde_json::from_value(status["Rewrap"]["Resealed"].clone())?;
+                        println!("{}", resealed_summary(&report));
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    _ => {
+                        progress.finish_and_clear();
+                        anyhow::bail!(
+                            "the re-wrap failed: {}",
+                            status["Rewrap"]["Error"].as_str().unwrap_or("no reason given")
+                        );
+                    }
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

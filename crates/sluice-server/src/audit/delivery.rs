@@ -36,6 +36,13 @@ pub struct AuditDelivery {
     pub fingerprint: String,
 }
 
+impl AuditDelivery {
+    /// The public half of the digest signing key (what verification checks digests with).
+    pub fn public_key(&self) -> Vec<u8> {
+        self.signer.public_key()
+    }
+}
+
 pub fn default_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("audit-signing.pk8")
 }

@@ -75,7 +75,7 @@ pub async fn verify(
     range: &Range,
 ) -> anyhow::Result<Verification> {
     let mut report = Verification::default();
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_read().await?;
 
     // 1. The chain of records.
     let anchor = tx.audit_anchor().await?;
