@@ -234,3 +234,82 @@ def client(server):
 
 def unique(prefix="p"):
     return f"{prefix}-{time.time_ns()}"
+
+
+class RecordingProxy:
+    """A forwarding HTTP(S) proxy in front of an S3-protocol server that records the headers of
+    every request (s3s-fs ignores server-side-encryption headers, so this is where the test sees
+    what the runner asked for). With `tls=True` it serves a self-signed certificate for
+    localhost (in `self.cert`), which nothing trusts unless told to."""
+
+    def __init__(self, target_port, workdir, tls=False):
+        import http.server
+        import threading
+        self.requests = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
+                upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in self.headers.items():
+                    upstream.putheader(name, value)
+                upstream.endheaders()
+                if body:
+                    upstream.send(body)
+                response = upstream.getresponse()
+                payload = response.read()
+                self.send_response_only(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                upstream.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.cert = None
+        if tls:
+            workdir = pathlib.Path(workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+            # A private CA (self.cert, what a client must be told to trust) and a certificate it issued.
+            self.cert, ca_key = str(workdir / "ca.pem"), str(workdir / "ca.key")
+            cert, key, request = str(workdir / "proxy.pem"), str(workdir / "proxy.key"), str(workdir / "proxy.csr")
+            extensions = workdir / "san.ext"
+            extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                                  "extendedKeyUsage=serverAuth\n")
+            for command in (
+                    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test private CA",
+                     "-keyout", ca_key, "-out", self.cert],
+                    ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", key, "-out", request],
+                    ["x509", "-req", "-in", request, "-CA", self.cert, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+                     "-extfile", str(extensions), "-out", cert]):
+                subprocess.run(["openssl", *command], check=True, capture_output=True)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.endpoint = f"{'https' if tls else 'http'}://localhost:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def writes(self):
+        """(path, x-amz-server-side-encryption, its KMS key id) of every PUT and POST."""
+        return [(path, headers.get("x-amz-server-side-encryption"),
+                 headers.get("x-amz-server-side-encryption-aws-kms-key-id"))
+                for method, path, headers in self.requests if method in ("PUT", "POST")]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

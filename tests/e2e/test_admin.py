@@ -123,3 +123,50 @@ def test_keys_from_the_environment_cannot_be_rotated_by_the_server(tmp_path):
         assert answer["KeySource"] == "ENVIRONMENT" and answer["KeyVersions"] == [1]
     finally:
         server.stop()
+
+
+def test_rotation_and_rewrap_while_writes_continue(tmp_path):
+    import threading
+    server = Server(tmp_path / "data").start()
+    try:
+        client = server.client()
+        for index in range(20):  # data keys under version 1 for the re-wrap to work through
+            created = client.create_pipeline(name=f"before{index}", uniqueId=f"before{index}")["pipelineId"]
+            put_secret_definition(client, created)
+        written, errors, stop = [], [], threading.Event()
+
+        def writer():
+            writer_client = server.client()
+            index = 0
+            while not stop.is_set():
+                try:
+                    created = writer_client.create_pipeline(name=f"w{index}", uniqueId=f"w{index}")["pipelineId"]
+                    put_secret_definition(writer_client, created)
+                    written.append(created)
+                except Exception as error:  # noqa: BLE001 - reported below
+                    errors.append(repr(error))
+                index += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            time.sleep(0.3)
+            sluice_cli(server, "keys", "rotate")
+            rewrapped = sluice_cli(server, "keys", "rewrap")
+            # The 20 made before, and whatever the writer made before the rotation.
+            import re
+            assert int(re.search(r"(\d+) data key\(s\)", rewrapped.stdout).group(1)) >= 20, rewrapped.stdout
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            thread.join()
+        assert not errors, errors
+        assert len(written) >= 3, written
+        status, answer = admin(server, "GetKeyStatus")
+        assert answer["PendingRewrapTotal"] == 0, answer
+        for pipeline_id in written:
+            objects = client.get_pipeline_definition(pipelineId=pipeline_id)["pipelineObjects"]
+            assert {f["key"]: f.get("stringValue") for o in objects for f in o["fields"]}["*password"] \
+                == "field-secret-hunter2"
+    finally:
+        server.stop()

@@ -308,3 +308,63 @@ def test_database_connections_take_tls_as_the_connection_string_asks(tmp_path):
         assert "cannot connect to mysql://127.0.0.1:3306/test" in failures["NoTls"]
     finally:
         psql(f"DROP TABLE IF EXISTS {table}")
+
+
+def encryption_definition(tmp_path):
+    (tmp_path / "in.csv").write_text("1,a\n2,b\n")
+    return {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local"},
+        {"id": "Source", "name": "Source", "type": "S3DataNode", "filePath": f"file://{tmp_path}/in.csv"},
+        {"id": "Default1", "name": "Default1", "type": "S3DataNode", "directoryPath": "s3://sse/default"},
+        {"id": "Kms", "name": "Kms", "type": "S3DataNode", "directoryPath": "s3://sse/kms",
+         "s3EncryptionType": "SERVER_SIDE_ENCRYPTION_KMS", "s3EncryptionKmsKeyId": "alias/pipeline-data"},
+        {"id": "Plain", "name": "Plain", "type": "S3DataNode", "directoryPath": "s3://sse/none",
+         "s3EncryptionType": "NONE"},
+        *[{"id": f"To{node}", "name": f"To{node}", "type": "CopyActivity", "input": {"ref": "Source"},
+           "output": {"ref": node}} for node in ("Default1", "Kms", "Plain")],
+    ]}
+
+
+def test_s3_outputs_ask_for_the_server_side_encryption_the_node_names(tmp_path, s3_server):
+    from conftest import RecordingProxy
+    s3_client(s3_server).create_bucket(Bucket="sse")
+    proxy = RecordingProxy(s3_server.port, tmp_path / "proxy")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(s3_server.env)
+        path = tmp_path / "sse.json"
+        path.write_text(json.dumps(encryption_definition(tmp_path)))
+        result = subprocess.run([SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs"),
+                                 "--s3-endpoint", proxy.endpoint], capture_output=True, text=True, env=env, timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The plain-HTTP endpoint is the explicit, logged opt-out for local development.
+        assert "plain HTTP" in result.stderr
+    finally:
+        proxy.stop()
+    writes = {path.split("/")[2]: (sse, key) for path, sse, key in proxy.writes() if path.startswith("/sse/")}
+    assert writes == {"default": ("AES256", None), "kms": ("aws:kms", "alias/pipeline-data"),
+                      "none": (None, None)}, proxy.writes()
+
+
+def test_an_untrusted_s3_certificate_is_refused_unless_trusted(tmp_path, s3_server):
+    from conftest import RecordingProxy
+    s3_client(s3_server).create_bucket(Bucket="sse")
+    proxy = RecordingProxy(s3_server.port, tmp_path / "proxy", tls=True)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(s3_server.env)
+        path = tmp_path / "sse.json"
+        path.write_text(json.dumps(encryption_definition(tmp_path)))
+        command = [SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs"), "--s3-endpoint", proxy.endpoint]
+        refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+        assert refused.returncode != 0
+        assert not proxy.writes(), "nothing may be sent to an endpoint whose certificate is not trusted"
+        logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "logs").rglob("*") if p.is_file())
+        assert "certificate" in (refused.stdout + refused.stderr + logs).lower(), refused.stdout + refused.stderr
+        trusted = subprocess.run([*command, "--s3-ca-bundle", proxy.cert], capture_output=True, text=True, env=env,
+                                 timeout=180)
+        assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+        assert "plain HTTP" not in trusted.stderr
+        assert {sse for path, sse, _ in proxy.writes() if path.startswith("/sse/")} == {"AES256", "aws:kms", None}
+    finally:
+        proxy.stop()

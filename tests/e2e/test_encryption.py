@@ -151,3 +151,151 @@ def test_keys_from_the_environment_instead_of_a_folder(tmp_path):
         assert {f["key"]: f.get("stringValue") for o in objects for f in o["fields"]}["*password"] == FIELD_SECRET
     finally:
         restarted.stop()
+
+
+def test_secret_fields_are_masked_unless_the_caller_may_reveal_them(tmp_path):
+    from test_iam import allow, denied, user_with
+    import json
+    import botocore.exceptions
+    import pytest
+    server = Server(tmp_path / "data").start()
+    try:
+        root = server.client()
+        pipeline_id = root.create_pipeline(name="masked", uniqueId="masked")["pipelineId"]
+        put_secret_definition(root, pipeline_id)
+        operator, operator_key, account = user_with(server, "operator", "SluicePipelineOperator")
+        mask = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+        got = operator.get_pipeline_definition(pipelineId=pipeline_id)
+        fields = {f["key"]: f.get("stringValue") for o in got["pipelineObjects"] for f in o["fields"]}
+        assert fields["*password"] == mask and fields["username"] == "u"
+        assert got["parameterValues"] == [{"id": "*myPass", "stringValue": mask}]
+        described = operator.describe_objects(pipelineId=pipeline_id, objectIds=["Db", "Job"],
+                                              evaluateExpressions=False)["pipelineObjects"]
+        assert {f["key"]: f.get("stringValue") for f in described[0]["fields"]}["*password"] == mask
+        evaluated = operator.describe_objects(pipelineId=pipeline_id, objectIds=["Job"], evaluateExpressions=True)
+        command = {f["key"]: f.get("stringValue") for f in evaluated["pipelineObjects"][0]["fields"]}["command"]
+        assert PARAMETER_SECRET not in command and mask in command
+        evaluated = operator.evaluate_expression(pipelineId=pipeline_id, objectId="Db", expression="#{*password}")
+        assert evaluated["evaluatedExpression"] == mask
+        # Selecting on a secret field would reveal it one guess at a time.
+        message = denied(lambda: operator.query_objects(pipelineId=pipeline_id, sphere="COMPONENT", query={
+            "selectors": [{"fieldName": "*password", "operator": {"type": "EQ", "values": [FIELD_SECRET]}}]}))
+        assert "sluice:RevealSecretFields" in message
+
+        # The AWS CLI's get → edit → put round trip keeps the secrets the operator never saw.
+        env = server.cli_env()
+        env.update(AWS_ACCESS_KEY_ID=operator_key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=operator_key["SecretAccessKey"])
+        from conftest import VENV_BIN
+        base = [str(VENV_BIN / "aws"), "--endpoint-url", server.url, "--output", "json", "datapipeline"]
+        shown = subprocess.run([*base, "get-pipeline-definition", "--pipeline-id", pipeline_id],
+                               capture_output=True, text=True, env=env, check=True)
+        document = json.loads(shown.stdout)
+        assert FIELD_SECRET not in shown.stdout and PARAMETER_SECRET not in shown.stdout
+        for item in document["objects"]:
+            if item["id"] == "Db":
+                item["username"] = "u2"
+        edited = tmp_path / "edited.json"
+        edited.write_text(json.dumps(document))
+        put = subprocess.run([*base, "put-pipeline-definition", "--pipeline-id", pipeline_id,
+                              "--pipeline-definition", f"file://{edited}"], capture_output=True, text=True, env=env)
+        assert put.returncode == 0, put.stderr
+        back = root.get_pipeline_definition(pipelineId=pipeline_id)
+        fields = {f["key"]: f.get("stringValue") for o in back["pipelineObjects"] for f in o["fields"]}
+        assert fields["*password"] == FIELD_SECRET and fields["username"] == "u2"
+        assert back["parameterValues"] == [{"id": "*myPass", "stringValue": PARAMETER_SECRET}]
+
+        # A mask where nothing was stored before is refused, naming the place.
+        objects = back["pipelineObjects"] + [{"id": "Db2", "name": "Db2", "fields": [
+            {"key": "type", "stringValue": "JdbcDatabase"}, {"key": "*password", "stringValue": mask}]}]
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            operator.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=objects,
+                                             parameterObjects=back["parameterObjects"],
+                                             parameterValues=back["parameterValues"])
+        assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
+        assert "field '*password' of object 'Db2'" in caught.value.response["Error"]["Message"]
+
+        # An explicit grant reveals them; datapipeline:* alone does not.
+        broad, _, _ = user_with(server, "broad", documents=[allow("datapipeline:*")])
+        fields = {f["key"]: f.get("stringValue") for o in broad.get_pipeline_definition(pipelineId=pipeline_id)
+                  ["pipelineObjects"] for f in o["fields"]}
+        assert fields["*password"] == mask
+        revealer, _, _ = user_with(server, "revealer", documents=[
+            allow("datapipeline:GetPipelineDefinition", "datapipeline:DescribeObjects", "sluice:RevealSecretFields")])
+        fields = {f["key"]: f.get("stringValue") for o in revealer.get_pipeline_definition(pipelineId=pipeline_id)
+                  ["pipelineObjects"] for f in o["fields"]}
+        assert fields["*password"] == FIELD_SECRET
+        described = revealer.describe_objects(pipelineId=pipeline_id, objectIds=["Db"], evaluateExpressions=False)
+        assert {f["key"]: f.get("stringValue") for f in described["pipelineObjects"][0]["fields"]}["*password"] \
+            == FIELD_SECRET
+    finally:
+        server.stop()
+
+
+def test_keys_from_an_operator_command(tmp_path):
+    import base64
+    import os
+    key_file = tmp_path / "kms-answer"
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")  # as `aws kms decrypt ... --output text`
+    key_file.chmod(0o600)
+    command = f"cat {key_file}"
+    server = Server(tmp_path / "data", ["--kek-command", command]).start()
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="cmd", uniqueId="cmd")["pipelineId"]
+        put_secret_definition(client, pipeline_id)
+    finally:
+        server.stop()
+    assert not (server.data_dir / "keys" / "kek-v1.key").exists()
+    # A failing command stops the start, without echoing what it printed.
+    failing = subprocess.run([SLUICE, "serve", "--data-dir", str(server.data_dir), "--listen", "127.0.0.1:0",
+                              "--kek-command", "echo not-a-key-but-private; exit 7"],
+                             capture_output=True, text=True, timeout=30)
+    assert failing.returncode != 0 and "key command failed" in failing.stderr
+    assert "not-a-key-but-private" not in failing.stderr.replace("echo not-a-key-but-private", "")
+    restarted = Server(server.data_dir, ["--kek-command", command]).start()
+    try:
+        objects = restarted.client().get_pipeline_definition(pipelineId=pipeline_id)["pipelineObjects"]
+        assert {f["key"]: f.get("stringValue") for o in objects for f in o["fields"]}["*password"] == FIELD_SECRET
+    finally:
+        restarted.stop()
+
+
+def test_after_a_run_no_file_holds_a_secret_in_plaintext(tmp_path):
+    """A whole run — server, scheduler, runner, logs, audit — then every file it wrote is read."""
+    import json
+    import os
+    definition = {
+        "objects": [
+            {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local"},
+            {"id": "Db", "name": "Db", "type": "JdbcDatabase", "connectionString": "jdbc:mysql://db/x",
+             "jdbcDriverClass": "D", "username": "u", "*password": FIELD_SECRET},
+            {"id": "Job", "name": "Job", "type": "ShellCommandActivity", "stage": "true",
+             "command": f"echo {DEFINITION_MARKER} > /dev/null; echo token=#{{*myPass}}; "
+                        "echo \"password=#{*myPass}\" >&2; echo data > $OUTPUT1_STAGING_DIR/out.txt",
+             "output": {"ref": "Out"}},
+            {"id": "Out", "name": "Out", "type": "S3DataNode", "directoryPath": f"file://{tmp_path}/out"},
+        ],
+        "parameters": [{"id": "*myPass", "type": "String"}],
+        "values": {"*myPass": PARAMETER_SECRET},
+    }
+    path = tmp_path / "secret.json"
+    path.write_text(json.dumps(definition))
+    data_dir, log_dir = tmp_path / "data", tmp_path / "logs"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run([SLUICE, "run", str(path), "--data-dir", str(data_dir), "--log-dir", str(log_dir)],
+                            capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out" / "out.txt").read_text() == "data\n"
+    stdout_logs = [p for p in log_dir.rglob("stdout")]
+    assert stdout_logs and "token=" in stdout_logs[0].read_text()
+    files = [p for p in sorted(data_dir.rglob("*")) + sorted(log_dir.rglob("*")) if p.is_file()]
+    assert len(files) > 8, files
+    for file in files:
+        content = file.read_bytes()
+        if file.suffix == ".gz":
+            content = gzip.decompress(content)
+        for secret in (FIELD_SECRET, PARAMETER_SECRET, DEFINITION_MARKER):
+            assert secret.encode() not in content, f"{secret} in {file}"
+    # The attempt's working folder (staged data) is gone.
+    assert not list(tmp_path.glob("**/Job*Attempt*/output1"))

@@ -395,7 +395,12 @@ pub static TYPES: &[TypeSpec] = &[
             opt("directoryPath", S),
             opt("filePath", S),
             opt("manifestFilePath", S),
-            opt("s3EncryptionType", ValueKind::Enum(&["SERVER_SIDE_ENCRYPTION", "NONE"])),
+            // SERVER_SIDE_ENCRYPTION_KMS and s3EncryptionKmsKeyId are Sluice's: SSE-KMS.
+            opt(
+                "s3EncryptionType",
+                ValueKind::Enum(&["SERVER_SIDE_ENCRYPTION", "SERVER_SIDE_ENCRYPTION_KMS", "NONE"]),
+            ),
+            opt("s3EncryptionKmsKeyId", S),
         ],
         sets: DATA_NODE_SETS,
         groups: &[Group {

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod model;
 pub mod runtime;
 pub mod schedule;
+pub mod secrets;
 pub mod validate;
 pub mod values;
 

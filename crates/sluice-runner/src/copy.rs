@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::execute::{ExecutionSettings, Outcome, attempt_folder, record_outcome_logs};
 use crate::format::{Column, DataFormat, Record};
-use crate::storage::Location;
+use crate::storage::{Encryption, Location};
 use crate::tables::{self, BATCH_RECORDS, InsertMode, TableNode};
 use crate::task::{Object, Task};
 
@@ -31,6 +31,8 @@ struct ObjectNode {
     single_file: bool,
     format: Option<DataFormat>,
     gzip: bool,
+    /// What S3 is asked for on writes (`s3EncryptionType`).
+    encryption: Encryption,
 }
 
 impl ObjectNode {
@@ -86,6 +88,7 @@ fn end(task: &Task, node: &Object) -> anyhow::Result<End> {
         gzip: node
             .string("compression")
             .is_some_and(|value| value.eq_ignore_ascii_case("gzip")),
+        encryption: Encryption::of_node(node)?,
     }))
 }
 
@@ -235,9 +238,9 @@ async fn copy_files(
         }
         output.sync_all().await?;
         drop(output);
-        upload_single(&to.url, &joined, settings).await?
+        upload_single(to, &joined, settings).await?
     } else {
-        Location::parse(&to.url, &settings.storage)?
+        Location::parse_with(&to.url, &settings.storage, &to.encryption)?
             .upload_from(&staged)
             .await
             .with_context(|| format!("writing {}", to.url))?
@@ -250,12 +253,13 @@ async fn copy_files(
     ))
 }
 
-async fn upload_single(url: &str, file: &Path, settings: &ExecutionSettings) -> anyhow::Result<u64> {
+async fn upload_single(node: &ObjectNode, file: &Path, settings: &ExecutionSettings) -> anyhow::Result<u64> {
+    let url = &node.url;
     let (folder_url, name) = url
         .rsplit_once('/')
         .filter(|(_, name)| !name.is_empty())
         .with_context(|| format!("the output filePath {url} names no file"))?;
-    Location::parse(folder_url, &settings.storage)?
+    Location::parse_with(folder_url, &settings.storage, &node.encryption)?
         .put_file(name, file)
         .await
         .with_context(|| format!("writing {url}"))
@@ -474,9 +478,9 @@ async fn write_objects(
     let count = writer.await??;
     forwarding?;
     let written = if node.single_file {
-        upload_single(&node.url, &path, settings).await?
+        upload_single(node, &path, settings).await?
     } else {
-        Location::parse(&node.url, &settings.storage)?
+        Location::parse_with(&node.url, &settings.storage, &node.encryption)?
             .put_file(&name, &path)
             .await
             .with_context(|| format!("writing {}", node.url))?

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::storage::{Location, StorageSettings};
+use crate::storage::{Encryption, Location, StorageSettings};
 use crate::task::Task;
 
 /// What the runner reports with SetTaskStatus.
@@ -130,7 +130,7 @@ async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: wat
 }
 
 /// The numbered staging folders of an activity's inputs or outputs, with their locations.
-fn staging(task: &Task, key: &str) -> Vec<(usize, Option<String>)> {
+fn staging(task: &Task, key: &str) -> anyhow::Result<Vec<(usize, Option<String>, Encryption)>> {
     task.referenced(key)
         .iter()
         .enumerate()
@@ -139,7 +139,7 @@ fn staging(task: &Task, key: &str) -> Vec<(usize, Option<String>)> {
                 .string("directoryPath")
                 .or_else(|| node.string("filePath"))
                 .map(str::to_string);
-            (index + 1, location)
+            Ok((index + 1, location, Encryption::of_node(node)?))
         })
         .collect()
 }
@@ -197,7 +197,7 @@ async fn run_in_folder(
         .is_some_and(|flag| flag.eq_ignore_ascii_case("true"));
     let mut outputs = Vec::new();
     if stage {
-        for (number, location) in staging(task, "input") {
+        for (number, location, _) in staging(task, "input")? {
             let directory = folder.join(format!("input{number}"));
             if let Some(location) = location {
                 Location::parse(&location, &settings.storage)?
@@ -209,11 +209,11 @@ async fn run_in_folder(
             }
             environment.push((format!("INPUT{number}_STAGING_DIR"), directory.display().to_string()));
         }
-        for (number, location) in staging(task, "output") {
+        for (number, location, encryption) in staging(task, "output")? {
             let directory = folder.join(format!("output{number}"));
             tokio::fs::create_dir_all(&directory).await?;
             environment.push((format!("OUTPUT{number}_STAGING_DIR"), directory.display().to_string()));
-            outputs.push((number, directory, location));
+            outputs.push((number, directory, location, encryption));
         }
     }
 
@@ -279,9 +279,9 @@ async fn run_in_folder(
     };
 
     let outcome = if status.success() {
-        for (number, directory, location) in &outputs {
+        for (number, directory, location, encryption) in &outputs {
             if let Some(location) = location {
-                Location::parse(location, &settings.storage)?
+                Location::parse_with(location, &settings.storage, encryption)?
                     .upload_from(directory)
                     .await
                     .with_context(|| format!("staging output {number} to {location}"))?;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::ClientOptions;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
@@ -26,6 +27,74 @@ pub struct StorageSettings {
     /// An S3-compatible endpoint instead of AWS's; credentials come from the environment.
     pub s3_endpoint: Option<String>,
     pub region: String,
+    /// A PEM file of certificates trusted for object stores beside the system's roots (a
+    /// private CA, or a self-signed endpoint in development). Certificates are always verified.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl StorageSettings {
+    /// Says once, at start, what is less than TLS with verification: a plain-HTTP endpoint is
+    /// the explicit opt-out for local development, and is logged as such.
+    pub fn warn_if_insecure(&self) {
+        if let Some(endpoint) = self.s3_endpoint.as_deref()
+            && endpoint.starts_with("http://")
+        {
+            tracing::warn!(
+                endpoint,
+                "the S3 endpoint is plain HTTP: data and request signatures travel unencrypted (use it for local development only; https:// with --ca-bundle for a private CA)"
+            );
+        }
+    }
+
+    fn client_options(&self) -> anyhow::Result<ClientOptions> {
+        let mut options = ClientOptions::new();
+        if let Some(path) = &self.ca_bundle {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read the CA bundle {}", path.display()))?;
+            let certificates = object_store::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificates", path.display()))?;
+            for certificate in certificates {
+                options = options.with_root_certificate(certificate);
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Server-side encryption asked of S3 for what is written: S3DataNode's `s3EncryptionType`
+/// (`SERVER_SIDE_ENCRYPTION`, AWS's default → SSE-S3; `NONE`), and Sluice's
+/// `SERVER_SIDE_ENCRYPTION_KMS` with `s3EncryptionKmsKeyId` → SSE-KMS. Other stores encrypt at
+/// rest on their own terms.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    #[default]
+    S3Managed,
+    /// SSE-KMS with this key (the bucket's default KMS key when empty).
+    Kms(String),
+    None,
+}
+
+impl Encryption {
+    /// What a data node asks for.
+    pub fn of_node(node: &crate::task::Object) -> anyhow::Result<Encryption> {
+        let kms_key = node.string("s3EncryptionKmsKeyId").unwrap_or("").to_string();
+        match node.string("s3EncryptionType") {
+            None => Ok(Encryption::S3Managed),
+            Some(kind) if kind.eq_ignore_ascii_case("SERVER_SIDE_ENCRYPTION") => Ok(Encryption::S3Managed),
+            Some(kind) if kind.eq_ignore_ascii_case("SERVER_SIDE_ENCRYPTION_KMS") => Ok(Encryption::Kms(kms_key)),
+            Some(kind) if kind.eq_ignore_ascii_case("NONE") => Ok(Encryption::None),
+            Some(other) => bail!(
+                "data node {}: s3EncryptionType '{other}' is not SERVER_SIDE_ENCRYPTION, SERVER_SIDE_ENCRYPTION_KMS or NONE",
+                node.component_id()
+            ),
+        }
+    }
+}
+
+/// object_store's configuration key for the `x-amz-server-side-encryption` header.
+fn server_side_encryption_key() -> anyhow::Result<AmazonS3ConfigKey> {
+    "aws_server_side_encryption"
+        .parse()
+        .map_err(|error| anyhow::anyhow!("object_store lacks its server-side encryption setting: {error}"))
 }
 
 /// A location: the store and the key prefix inside it.
@@ -36,7 +105,13 @@ pub struct Location {
 }
 
 impl Location {
+    /// A location written with the default encryption (SSE-S3 on S3), or only read.
     pub fn parse(url: &str, settings: &StorageSettings) -> anyhow::Result<Location> {
+        Location::parse_with(url, settings, &Encryption::default())
+    }
+
+    /// A location whose writes ask for `encryption`.
+    pub fn parse_with(url: &str, settings: &StorageSettings, encryption: &Encryption) -> anyhow::Result<Location> {
         if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
                 bail!("'{url}' is not an absolute file:// location");
@@ -64,6 +139,7 @@ impl Location {
             let store: Arc<dyn ObjectStore> = if scheme == "gs" {
                 Arc::new(
                     GoogleCloudStorageBuilder::from_env()
+                        .with_client_options(settings.client_options()?)
                         .with_bucket_name(bucket)
                         .build()
                         .with_context(|| format!("cannot reach bucket '{bucket}'"))?,
@@ -71,6 +147,7 @@ impl Location {
             } else {
                 Arc::new(
                     MicrosoftAzureBuilder::from_env()
+                        .with_client_options(settings.client_options()?)
                         .with_container_name(bucket)
                         .build()
                         .with_context(|| format!("cannot reach container '{bucket}'"))?,
@@ -94,8 +171,15 @@ impl Location {
             bail!("'{url}' names no bucket");
         }
         let mut builder = AmazonS3Builder::from_env()
+            .with_client_options(settings.client_options()?)
             .with_bucket_name(bucket)
             .with_region(&settings.region);
+        builder = match encryption {
+            Encryption::S3Managed => builder.with_config(server_side_encryption_key()?, "AES256"),
+            Encryption::Kms(key) if key.is_empty() => builder.with_config(server_side_encryption_key()?, "aws:kms"),
+            Encryption::Kms(key) => builder.with_sse_kms_encryption(key),
+            Encryption::None => builder,
+        };
         if let Some(endpoint) = &settings.s3_endpoint {
             builder = builder
                 .with_endpoint(endpoint)

@@ -103,7 +103,7 @@ pub async fn rotate_keys(state: &AppState, principal: &Principal) -> Result<Stri
     if state.cipher.directory().is_none() {
         return Err(ApiError::new(
             ErrorKind::InvalidRequestException,
-            "the key-encryption keys come from the environment (SLUICE_KEK_V<N>), not a key folder: add the new version where they are issued and restart the server",
+            "the key-encryption keys come from the environment (SLUICE_KEK_V<N> or --kek-command), not a key folder: add the new version where they are issued and restart the server",
         ));
     }
     let version = state

@@ -117,10 +117,43 @@ pub fn managed_policy(arn: &str) -> Option<(&'static str, &'static str)> {
 /// group polled, the tags a request sets).
 pub type Extra<'a> = &'a [(String, Vec<String>)];
 
+/// Permissions checked inside an operation rather than for a whole call. Under Sluice's own
+/// prefix, so `datapipeline:*` or `datapipeline:Get*` never grant them by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read `*` fields and parameters in GetPipelineDefinition, DescribeObjects, QueryObjects
+    /// selectors and EvaluateExpression, instead of the mask.
+    RevealSecretFields,
+}
+
+impl Permission {
+    pub fn action(self) -> &'static str {
+        match self {
+            Permission::RevealSecretFields => "sluice:RevealSecretFields",
+        }
+    }
+}
+
+/// Whether the caller holds a permission (an Allow and no Deny; the root always does).
+pub fn permits(principal: &Principal, permission: Permission, resource: &str, extra: Extra) -> bool {
+    if principal.identity.kind == "Root" {
+        return true;
+    }
+    if principal.mfa_missing {
+        return false;
+    }
+    let context = context_for_action(principal, permission.action(), resource, extra);
+    matches!(principal.policies.evaluate(&context), Decision::Allow { .. })
+}
+
 /// The request as policies see it.
 pub fn request_context(principal: &Principal, operation: Operation, resource: &str, extra: Extra) -> RequestContext {
+    context_for_action(principal, action(operation), resource, extra)
+}
+
+fn context_for_action(principal: &Principal, action: &str, resource: &str, extra: Extra) -> RequestContext {
     let identity = &principal.identity;
-    let mut context = RequestContext::new(action(operation), resource)
+    let mut context = RequestContext::new(action, resource)
         .with("aws:username", identity.name.clone())
         .with("aws:userid", identity.identity_id.clone())
         .with("aws:PrincipalArn", identity.arn.clone())

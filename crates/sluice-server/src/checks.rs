@@ -21,6 +21,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct CheckSettings {
     /// An S3-compatible endpoint (MinIO, Garage, Ceph, ...) instead of AWS's.
     pub s3_endpoint: Option<String>,
+    /// PEM certificates trusted for the object store beside the system's roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
     pub region: String,
     /// The folder `file://` locations may point into; `None` refuses them (a definition must not
     /// be able to probe the server's own files).
@@ -93,7 +95,18 @@ async fn check(settings: &CheckSettings, kind: ServiceCheck, target: &str) -> Ch
     if bucket.is_empty() {
         return Err(format!("'{target}' names no bucket"));
     }
+    let mut options = object_store::ClientOptions::new();
+    if let Some(path) = &settings.ca_bundle {
+        let pem =
+            std::fs::read(path).map_err(|error| format!("cannot read the CA bundle {}: {error}", path.display()))?;
+        let certificates = object_store::Certificate::from_pem_bundle(&pem)
+            .map_err(|error| format!("{} holds no PEM certificates: {error}", path.display()))?;
+        for certificate in certificates {
+            options = options.with_root_certificate(certificate);
+        }
+    }
     let mut builder = AmazonS3Builder::from_env()
+        .with_client_options(options)
         .with_bucket_name(bucket)
         .with_region(&settings.region);
     if let Some(endpoint) = &settings.s3_endpoint {

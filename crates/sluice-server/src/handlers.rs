@@ -111,6 +111,27 @@ pub(crate) async fn authorize_pipeline_with(
     crate::authz::authorize_with(principal, operation, &resource, &extra)
 }
 
+/// Whether the caller may read the pipeline's `*` fields and parameters
+/// (`sluice:RevealSecretFields` on the pipeline, with its tags and creator as context).
+pub(crate) async fn reveals_secrets(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    pipeline_id: &str,
+) -> Result<bool, ApiError> {
+    let resource = pipeline_arn(principal, pipeline_id);
+    let extra = if principal.identity.kind == "Root" {
+        Vec::new()
+    } else {
+        pipeline_context(tx, pipeline_id).await?
+    };
+    Ok(crate::authz::permits(
+        principal,
+        crate::authz::Permission::RevealSecretFields,
+        &resource,
+        &extra,
+    ))
+}
+
 /// `aws:RequestTag/<key>` and `aws:TagKeys` for the tags a request sets.
 pub(crate) fn request_tags<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, Vec<String>)> {
     let mut keys = Vec::new();
@@ -507,7 +528,32 @@ async fn put_definition(
     input.check()?;
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
     authorize_pipeline(tx, principal, operation, &record.pipeline_id).await?;
-    let definition = input.to_definition()?;
+    let mut definition = input.to_definition()?;
+    if sluice_core::secrets::holds_mask(&definition) {
+        // A definition read back masked keeps the secrets stored before in the places the mask holds.
+        let previous = match tx
+            .definition(&record.pipeline_id, record.latest_version)
+            .await
+            .map_err(store_error)?
+        {
+            Some(stored) if record.latest_version > 0 => {
+                Some(read_definition(state, tx, &record.pipeline_id, record.latest_version, &stored).await?)
+            }
+            _ => None,
+        };
+        let unresolved = sluice_core::secrets::restore_masked(&mut definition, previous.as_ref());
+        if let Some(first) = unresolved.first() {
+            return Err(ApiError::invalid_request(format!(
+                "{first} holds {}, the mask shown for secret values, but the pipeline's latest definition has no value there to keep: give the value itself{}",
+                sluice_core::expression::MASK,
+                if unresolved.len() > 1 {
+                    format!(" ({} such places)", unresolved.len())
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    }
     let report = validate(&definition, &state.limits);
     if operation == Operation::PutPipelineDefinition {
         if report.has_fatal_errors() {
@@ -586,6 +632,11 @@ async fn get_definition(
         None => None,
     }
     .unwrap_or_default();
+    if !reveals_secrets(tx, principal, &record.pipeline_id).await? {
+        return json(&shapes::GetPipelineDefinitionOutput::from_definition(
+            &sluice_core::secrets::masked(&definition),
+        ));
+    }
     json(&shapes::GetPipelineDefinitionOutput::from_definition(&definition))
 }
 
@@ -636,11 +687,13 @@ async fn describe_objects(
         }
         _ => Default::default(),
     };
-    // Whoever may describe objects sees expressions evaluated, but not the secrets in them.
-    let evaluation = if input.evaluate_expressions {
-        runs::Evaluation::Masked
-    } else {
-        runs::Evaluation::None
+    // Whoever may describe objects sees expressions evaluated, but not the secrets in them
+    // unless allowed to (sluice:RevealSecretFields).
+    let reveal = reveals_secrets(tx, principal, &record.pipeline_id).await?;
+    let evaluation = match (input.evaluate_expressions, reveal) {
+        (false, _) => runs::Evaluation::None,
+        (true, false) => runs::Evaluation::Masked,
+        (true, true) => runs::Evaluation::Revealed,
     };
     if let Some((version, definition)) = definition_in_force(state, tx, &record).await? {
         let has_default = definition.object("Default").is_some();
@@ -659,7 +712,7 @@ async fn describe_objects(
             }
             let Some(object) = definition.object(id) else { continue };
             let scope = sluice_core::expression::ComponentScope::new(&definition, &record.pipeline_id, id)
-                .map(sluice_core::expression::ComponentScope::masking_secrets);
+                .map(|scope| if reveal { scope } else { scope.masking_secrets() });
             let mut fields: Vec<shapes::Field> = object
                 .fields
                 .iter()
@@ -696,6 +749,13 @@ async fn describe_objects(
                 name: object.name.clone(),
                 fields,
             });
+        }
+    }
+    if !reveal {
+        for field in objects.iter_mut().flat_map(|object| object.fields.iter_mut()) {
+            if sluice_core::secrets::is_secret_key(&field.key) && field.string_value.is_some() {
+                field.string_value = Some(sluice_core::expression::MASK.to_string());
+            }
         }
     }
     json(&shapes::DescribeObjectsOutput {
@@ -791,6 +851,24 @@ async fn query_objects(
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
     authorize_pipeline(tx, principal, Operation::QueryObjects, &record.pipeline_id).await?;
     let selectors = input.query.map(|query| query.selectors).unwrap_or_default();
+    // Selecting on a secret field would tell its value one guess at a time.
+    if let Some(secret) = selectors.iter().find_map(|selector| {
+        selector
+            .field_name
+            .as_deref()
+            .filter(|name| sluice_core::secrets::is_secret_key(name))
+    }) && !reveals_secrets(tx, principal, &record.pipeline_id).await?
+    {
+        return Err(ApiError::new(
+            sluice_wire::ErrorKind::AccessDeniedException,
+            format!(
+                "User: {} is not authorized to perform: {} on resource: {} (selecting on the secret field '{secret}')",
+                principal.identity.arn,
+                crate::authz::Permission::RevealSecretFields.action(),
+                pipeline_arn(principal, &record.pipeline_id)
+            ),
+        ));
+    }
     let mut ids = Vec::new();
     if sphere != "COMPONENT" {
         if let Some(run) = crate::scheduler::load_run(state, tx, &record).await? {
@@ -860,8 +938,12 @@ async fn evaluate_expression(
                 "object '{}' is not in the definition of {}",
                 input.object_id, record.pipeline_id
             ))
-        })?
-        .masking_secrets();
+        })?;
+    let scope = if reveals_secrets(tx, principal, &record.pipeline_id).await? {
+        scope
+    } else {
+        scope.masking_secrets()
+    };
     let parts = sluice_core::expression::evaluate_template(&input.expression, &scope).map_err(|error| {
         ApiError::invalid_request(format!(
             "the expression cannot be evaluated: {} at position {}",

@@ -933,6 +933,9 @@ pub async fn poll_for_task(
             pending = next;
             depth += 1;
         }
+        if let Some(object) = secrets_for_masking(&run.definition, &objects) {
+            objects.insert(object.id.clone(), object);
+        }
     }
     let changes = run.state.take_changes();
     tx.save_runtime(&pipeline_id, &changes).await.map_err(store_error)?;
@@ -943,6 +946,55 @@ pub async fn poll_for_task(
             attempt_id,
             objects,
         }),
+    })
+}
+
+/// The id of the object that tells a runner which values in its task are secret.
+pub const TASK_SECRETS_ID: &str = "@SluiceTaskSecrets";
+
+/// The values of `*` parameters that the task's evaluated fields contain (a command with
+/// `#{*myPass}` in it, say), as `*value` fields of one extra object: a runner masks every `*`
+/// value it holds in logs and reported errors, and once expressions are evaluated it could not
+/// tell these apart. Only values the task already holds are named; none when there are none.
+fn secrets_for_masking(
+    definition: &sluice_core::PipelineDefinition,
+    objects: &BTreeMap<String, shapes::PipelineObject>,
+) -> Option<shapes::PipelineObject> {
+    let candidates = definition
+        .values
+        .iter()
+        .filter(|value| sluice_core::secrets::is_secret_key(&value.id))
+        .map(|value| value.value.as_str())
+        .chain(
+            definition
+                .parameters
+                .iter()
+                .filter(|parameter| sluice_core::secrets::is_secret_key(&parameter.id))
+                .flat_map(|parameter| parameter.attributes("default")),
+        )
+        .filter(|value| value.len() >= 4);
+    let mut held: Vec<&str> = Vec::new();
+    for candidate in candidates {
+        let in_task = objects.values().flat_map(|object| object.fields.iter()).any(|field| {
+            field
+                .string_value
+                .as_deref()
+                .is_some_and(|text| text.contains(candidate))
+        });
+        if in_task && !held.contains(&candidate) {
+            held.push(candidate);
+        }
+    }
+    if held.is_empty() {
+        return None;
+    }
+    Some(shapes::PipelineObject {
+        id: TASK_SECRETS_ID.to_string(),
+        name: TASK_SECRETS_ID.to_string(),
+        fields: held
+            .into_iter()
+            .map(|value| string("*value", value.to_string()))
+            .collect(),
     })
 }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod doctor;
 mod iam;
+mod kek;
 mod run;
 use sluice_core::{Limits, definition_file, validate};
 
@@ -55,6 +56,10 @@ enum Command {
         /// Folder of key-encryption keys (kek-v<N>.key) [default: DATA_DIR/keys, created on first start].
         #[arg(long)]
         key_dir: Option<PathBuf>,
+        /// A shell command that prints the key-encryption keys (`<version> <base64>` per line, or
+        /// one bare base64 key), e.g. from a KMS or Vault; instead of the key folder.
+        #[arg(long, env = "SLUICE_KEK_COMMAND", conflicts_with = "key_dir")]
+        kek_command: Option<String>,
         /// Region named in audit records and file names when a request names none.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -110,6 +115,9 @@ enum Command {
         /// S3-compatible endpoint for s3:// data nodes (credentials from the environment).
         #[arg(long)]
         s3_endpoint: Option<String>,
+        /// PEM certificates to trust for object stores beside the system's roots.
+        #[arg(long, env = "AWS_CA_BUNDLE")]
+        s3_ca_bundle: Option<PathBuf>,
         /// Folder that file:// preconditions may check.
         #[arg(long)]
         local_data_root: Option<PathBuf>,
@@ -163,6 +171,9 @@ enum Command {
         log_uri: Option<String>,
         #[arg(long)]
         s3_endpoint: Option<String>,
+        /// PEM certificates to trust for object stores beside the system's roots.
+        #[arg(long, env = "AWS_CA_BUNDLE")]
+        s3_ca_bundle: Option<PathBuf>,
         #[arg(long, default_value = "us-east-1")]
         region: String,
     },
@@ -221,6 +232,10 @@ struct SchedulingOptions {
     /// S3PrefixNotEmpty); AWS's when not given. Credentials come from the environment.
     #[arg(long)]
     s3_endpoint: Option<String>,
+    /// PEM certificates to trust for object stores (preconditions, the in-process runner)
+    /// beside the system's roots.
+    #[arg(long)]
+    s3_ca_bundle: Option<PathBuf>,
     /// Folder that file:// locations in definitions may point into (refused when not given).
     #[arg(long)]
     local_data_root: Option<PathBuf>,
@@ -255,6 +270,7 @@ impl SchedulingOptions {
             max_active_instances: self.max_active_instances.max(1),
             checks: sluice_server::scheduler::CheckSettings {
                 s3_endpoint: self.s3_endpoint.clone(),
+                ca_bundle: self.s3_ca_bundle.clone(),
                 region: region.to_string(),
                 local_root: self.local_data_root.clone(),
             },
@@ -331,6 +347,9 @@ enum KeysCommand {
         data_dir: PathBuf,
         #[arg(long, conflicts_with = "endpoint")]
         key_dir: Option<PathBuf>,
+        /// The server's key command (see `sluice serve --kek-command`).
+        #[arg(long, env = "SLUICE_KEK_COMMAND", conflicts_with_all = ["endpoint", "key_dir"])]
+        kek_command: Option<String>,
         #[command(flatten)]
         admin: AdminEndpoint,
     },
@@ -440,6 +459,7 @@ fn main() -> ExitCode {
             max_pipelines,
             max_objects,
             key_dir,
+            kek_command,
             region,
             audit_location,
             audit_signing_key,
@@ -483,7 +503,7 @@ fn main() -> ExitCode {
                 in_process_runner: !runner.no_runner && (!runner.worker_groups.is_empty() || runner.run_resources),
                 in_process_runner_identity: sluice_server::RunnerIdentity::TaskRunner,
             };
-            kek_from_environment()
+            kek::versions(kek_command.as_deref())
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })
                 .and_then(|config| {
                     runtime().and_then(|runtime| {
@@ -516,6 +536,7 @@ fn main() -> ExitCode {
             log_dir,
             log_uri,
             s3_endpoint,
+            s3_ca_bundle,
             region,
         } => runtime().and_then(|runtime| {
             runtime.block_on(run::logs(run::LogsOptions {
@@ -524,6 +545,7 @@ fn main() -> ExitCode {
                 log_dir,
                 log_uri,
                 s3_endpoint,
+                s3_ca_bundle,
                 region,
             }))
         }),
@@ -534,6 +556,7 @@ fn main() -> ExitCode {
             log_dir,
             concurrency,
             s3_endpoint,
+            s3_ca_bundle,
             local_data_root,
             region,
             max_objects,
@@ -546,6 +569,7 @@ fn main() -> ExitCode {
                 work_dir: None,
                 concurrency,
                 s3_endpoint,
+                s3_ca_bundle,
                 region,
                 local_data_root,
                 max_objects,
@@ -586,34 +610,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `SLUICE_KEK_V<N>=<base64 of 32 bytes>`: key-encryption keys from the environment (as a KMS or
-/// Vault agent would inject them), used instead of the key folder when any is set.
-#[allow(clippy::disallowed_methods, reason = "the binary is where configuration is read")]
-fn kek_from_environment() -> anyhow::Result<Option<sluice_server::keys::KekVersions>> {
-    use base64::Engine;
-    let mut versions = Vec::new();
-    for (name, value) in std::env::vars() {
-        let Some(version) = name.strip_prefix("SLUICE_KEK_V") else {
-            continue;
-        };
-        let version: u32 = version
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}: the suffix must be a version number"))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(value.trim())
-            .map_err(|_| anyhow::anyhow!("{name} is not base64"))?;
-        versions.push((version, bytes));
-    }
-    if versions.is_empty() {
-        return Ok(None);
-    }
-    eprintln!(
-        "sluice: using {} key-encryption key version(s) from the environment",
-        versions.len()
-    );
-    Ok(Some(versions))
-}
-
 async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     use sluice_server::keys::{Cipher, Keyring, default_key_directory, rewrap};
     if let KeysCommand::Rotate { admin, .. } | KeysCommand::Rewrap { admin, .. } | KeysCommand::Status { admin } =
@@ -632,9 +628,14 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 directory.display()
             );
         }
-        KeysCommand::Rewrap { data_dir, key_dir, .. } => {
+        KeysCommand::Rewrap {
+            data_dir,
+            key_dir,
+            kek_command,
+            ..
+        } => {
             let directory = key_dir.unwrap_or_else(|| default_key_directory(&data_dir));
-            let keyring = match kek_from_environment()? {
+            let keyring = match kek::versions(kek_command.as_deref())? {
                 Some(versions) => Keyring::from_versions(versions)?,
                 None => Keyring::open(&directory)?,
             };

@@ -26,6 +26,7 @@ pub struct RunOptions {
     pub work_dir: Option<PathBuf>,
     pub concurrency: usize,
     pub s3_endpoint: Option<String>,
+    pub s3_ca_bundle: Option<PathBuf>,
     pub region: String,
     pub local_data_root: Option<PathBuf>,
     pub max_objects: usize,
@@ -299,6 +300,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         tick: Duration::from_millis(100),
         checks: sluice_server::scheduler::CheckSettings {
             s3_endpoint: options.s3_endpoint.clone(),
+            ca_bundle: options.s3_ca_bundle.clone(),
             region: options.region.clone(),
             local_root: options.local_data_root.clone(),
         },
@@ -407,10 +409,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
             storage: StorageSettings {
                 s3_endpoint: options.s3_endpoint.clone(),
                 region: options.region.clone(),
+                ca_bundle: options.s3_ca_bundle.clone(),
             },
             keep_work_dirs: false,
         },
     };
+    runner_config.execution.storage.warn_if_insecure();
     let runner = tokio::spawn(sluice_runner::run(client.clone(), runner_config, runner_stopped));
 
     let interactive = std::io::stderr().is_terminal();
@@ -612,10 +616,13 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
             storage: StorageSettings {
                 s3_endpoint: options.s3_endpoint.clone(),
                 region: options.region.clone(),
+                // The bundle AWS tools take (AWS_CA_BUNDLE) serves the object stores too.
+                ca_bundle: options.ca_bundle.clone(),
             },
             keep_work_dirs: false,
         },
     };
+    config.execution.storage.warn_if_insecure();
     eprintln!(
         "sluice runner: polling {} for {}",
         options.endpoint,
@@ -635,6 +642,7 @@ pub struct LogsOptions {
     pub log_dir: PathBuf,
     pub log_uri: Option<String>,
     pub s3_endpoint: Option<String>,
+    pub s3_ca_bundle: Option<PathBuf>,
     pub region: String,
 }
 
@@ -649,6 +657,7 @@ pub async fn logs(options: LogsOptions) -> anyhow::Result<ExitCode> {
             let storage = StorageSettings {
                 s3_endpoint: options.s3_endpoint.clone(),
                 region: options.region.clone(),
+                ca_bundle: options.s3_ca_bundle.clone(),
             };
             sluice_runner::storage::Location::parse(&location, &storage)?
                 .download_to(temporary.path())
@@ -717,6 +726,7 @@ pub async fn serve_with_runner(
 ) -> anyhow::Result<()> {
     let region = config.region.clone();
     let s3_endpoint = config.scheduler.checks.s3_endpoint.clone();
+    let s3_ca_bundle = config.scheduler.checks.ca_bundle.clone();
     let (ready_sender, ready) = tokio::sync::oneshot::channel();
     let (stop_server, server_stop) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(sluice_server::serve_until(
@@ -754,10 +764,15 @@ pub async fn serve_with_runner(
                 execution: ExecutionSettings {
                     work_dir: runner_dir.join("work"),
                     log_dir: runner_dir.join("logs"),
-                    storage: StorageSettings { s3_endpoint, region },
+                    storage: StorageSettings {
+                        s3_endpoint,
+                        region,
+                        ca_bundle: s3_ca_bundle,
+                    },
                     keep_work_dirs: false,
                 },
             };
+            config.execution.storage.warn_if_insecure();
             Some(tokio::spawn(sluice_runner::run(client, config, runner_stopped)))
         }
         _ => None,

@@ -47,7 +47,14 @@ impl AuditDestination {
         if bucket.is_empty() {
             anyhow::bail!("'{url}' names no bucket");
         }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(region);
+        // Log and digest files are encrypted at rest by the bucket (SSE-S3), as CloudTrail's are.
+        let server_side_encryption = "aws_server_side_encryption"
+            .parse()
+            .map_err(|error| anyhow::anyhow!("object_store lacks its server-side encryption setting: {error}"))?;
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_region(region)
+            .with_config(server_side_encryption, "AES256");
         if let Some(endpoint) = endpoint {
             builder = builder
                 .with_endpoint(endpoint)
