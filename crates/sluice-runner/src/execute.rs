@@ -47,6 +47,40 @@ pub struct ExecutionSettings {
     pub storage: StorageSettings,
     /// Keep attempt folders after the attempt (for debugging); removed by default.
     pub keep_work_dirs: bool,
+    /// The service's API as tasks reach it with their own credentials (`aws` and SDKs inside a
+    /// task need no configuration).
+    pub task_api: Option<TaskApi>,
+}
+
+/// Where a task's AWS tools find the service.
+#[derive(Debug, Clone)]
+pub struct TaskApi {
+    pub endpoint: String,
+    /// The CA bundle that trusts the service's certificate, if the system's roots do not.
+    pub ca_bundle: Option<PathBuf>,
+    pub region: String,
+}
+
+impl TaskApi {
+    /// Service-specific endpoint variables (botocore and the AWS CLI read them), so calls to
+    /// Data Pipeline, IAM, STS and CloudTrail go to Sluice and nothing else does.
+    fn environment(&self) -> Vec<(String, String)> {
+        let mut environment: Vec<(String, String)> = [
+            "AWS_ENDPOINT_URL_DATA_PIPELINE",
+            "AWS_ENDPOINT_URL_IAM",
+            "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_CLOUDTRAIL",
+        ]
+        .into_iter()
+        .map(|name| (name.to_string(), self.endpoint.clone()))
+        .collect();
+        environment.push(("AWS_DEFAULT_REGION".into(), self.region.clone()));
+        environment.push(("AWS_REGION".into(), self.region.clone()));
+        if let Some(bundle) = &self.ca_bundle {
+            environment.push(("AWS_CA_BUNDLE".into(), bundle.display().to_string()));
+        }
+        environment
+    }
 }
 
 /// Path-safe form of an id (instance and attempt ids hold `@`, `:` and `=`): one path segment,
@@ -216,6 +250,18 @@ async fn run_in_folder(
             outputs.push((number, directory, location, encryption));
         }
     }
+    // The task's own credentials, on a loopback endpoint that lives as long as the attempt.
+    let _credential_endpoint = match &task.credentials {
+        Some(credentials) => {
+            let endpoint = crate::credentials::CredentialEndpoint::start(credentials.clone(), &folder).await?;
+            environment.extend(endpoint.environment());
+            if let Some(api) = &settings.task_api {
+                environment.extend(api.environment());
+            }
+            Some(endpoint)
+        }
+        None => None,
+    };
 
     let arguments: Vec<String> = attempt.strings("scriptArgument").map(str::to_string).collect();
     let script = match (attempt.string("command"), attempt.string("scriptUri")) {

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod copy;
+pub mod credentials;
 pub mod execute;
 pub mod format;
 pub mod sql;

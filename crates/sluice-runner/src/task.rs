@@ -49,6 +49,8 @@ pub struct Task {
     pub pipeline_id: String,
     pub attempt_id: String,
     pub objects: HashMap<String, Object>,
+    /// The task's own credentials (its pipeline's `resourceRole`), when the service gave any.
+    pub credentials: Option<crate::credentials::TaskCredentials>,
 }
 
 impl Task {
@@ -82,6 +84,9 @@ impl Task {
             pipeline_id: text("pipelineId")?,
             attempt_id: text("attemptId")?,
             objects,
+            credentials: task
+                .get("sluiceTaskCredentials")
+                .and_then(crate::credentials::TaskCredentials::from_json),
         };
         if !task.objects.contains_key(&task.attempt_id) {
             bail!("the task does not carry its attempt {}", task.attempt_id);

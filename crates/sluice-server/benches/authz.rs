@@ -53,6 +53,7 @@ fn main() {
         session: false,
         mfa_authenticated_at: None,
         mfa_missing: false,
+        session_issuer: None,
     };
     let resource = "arn:aws:datapipeline:local:123456789012:pipeline/df-0123456789ABCDEFGHIJ";
     let extra = vec![

@@ -77,6 +77,9 @@ pub struct Principal {
     /// The account requires MFA of this (human) user and the call does not carry it: only what
     /// sets MFA up is allowed.
     pub mfa_missing: bool,
+    /// For a role session (a task's credentials): the role it is a session of. `identity` is
+    /// then the session (`AssumedRole`, `arn:aws:sts::<account>:assumed-role/<role>/<session>`).
+    pub session_issuer: Option<IdentityRecord>,
 }
 
 /// SHA-256 in lowercase hex (session tokens are stored only as this).
@@ -457,6 +460,15 @@ async fn authenticate(
                     "The security token included in the request is expired",
                 ));
             }
+            // A task's credentials work only while its attempt runs.
+            if let Some(task) = &session.task
+                && task.attempt_status.as_deref() != Some("RUNNING")
+            {
+                return Err(ApiError::new(
+                    ErrorKind::ExpiredTokenException,
+                    "The security token included in the request is expired: the task attempt it was issued for has ended",
+                ));
+            }
         }
         _ => return Err(unrecognized()),
     }
@@ -492,11 +504,30 @@ async fn authenticate(
             .iter()
             .any(|(key, value)| key == "sluice:service" && value.eq_ignore_ascii_case("true"))
         && tx.require_mfa(&key.identity.account_id).await.map_err(store_failure)?;
+    // A role session acts as `assumed-role/<role>/<session>` with the role's policies.
+    let (identity, session_issuer) = match key.session.as_ref().and_then(|session| session.task.as_ref()) {
+        Some(task) if key.identity.kind == "Role" => {
+            let session = crate::roles::session_name(&task.pipeline_id, &task.attempt_id);
+            let assumed = IdentityRecord {
+                identity_id: format!("{}:{session}", key.identity.identity_id),
+                account_id: key.identity.account_id.clone(),
+                kind: "AssumedRole".into(),
+                name: session.clone(),
+                arn: format!(
+                    "arn:aws:sts::{}:assumed-role/{}/{session}",
+                    key.identity.account_id, key.identity.name
+                ),
+            };
+            (assumed, Some(key.identity))
+        }
+        _ => (key.identity, None),
+    };
     Ok(Principal {
         mfa_missing,
+        session_issuer,
         session: key.session.is_some(),
         mfa_authenticated_at,
-        identity: key.identity,
+        identity,
         access_key_id: key.access_key_id,
         policies,
         tags,
@@ -522,11 +553,17 @@ pub(crate) async fn named_policies(
     tx: &mut dyn Transaction,
     identity: &IdentityRecord,
 ) -> sluice_store::Result<(Vec<(String, sluice_policy::Policy)>, Vec<(String, String)>)> {
-    let tags = tx
-        .user(&identity.account_id, &identity.name)
-        .await?
-        .map(|user| user.tags)
-        .unwrap_or_default();
+    let tags = if identity.kind == "Role" {
+        tx.role(&identity.account_id, &identity.name)
+            .await?
+            .map(|role| role.tags)
+            .unwrap_or_default()
+    } else {
+        tx.user(&identity.account_id, &identity.name)
+            .await?
+            .map(|user| user.tags)
+            .unwrap_or_default()
+    };
     let mut policies = Vec::new();
     // The user's own policies, then those of each of its groups.
     let mut arns = tx.attached_policies(&identity.identity_id).await?;

@@ -68,6 +68,14 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::GetCallerIdentity => "sts:GetCallerIdentity",
         Operation::GetAccountSecuritySettings => "iam:GetAccountSecuritySettings",
         Operation::UpdateAccountSecuritySettings => "iam:UpdateAccountSecuritySettings",
+        Operation::CreateRole => "iam:CreateRole",
+        Operation::GetRole => "iam:GetRole",
+        Operation::ListRoles => "iam:ListRoles",
+        Operation::DeleteRole => "iam:DeleteRole",
+        Operation::UpdateAssumeRolePolicy => "iam:UpdateAssumeRolePolicy",
+        Operation::AttachRolePolicy => "iam:AttachRolePolicy",
+        Operation::DetachRolePolicy => "iam:DetachRolePolicy",
+        Operation::ListAttachedRolePolicies => "iam:ListAttachedRolePolicies",
         Operation::GetKeyStatus => "sluice:GetKeyStatus",
         Operation::RotateKeys => "sluice:RotateKeys",
         Operation::RewrapKeys => "sluice:RewrapKeys",
@@ -87,7 +95,7 @@ pub const MANAGED_POLICIES: &[(&str, &str)] = &[
     ),
     (
         "SluicePipelineOperator",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
     ),
     (
         "SluiceInProcessRunner",
@@ -124,12 +132,15 @@ pub enum Permission {
     /// Read `*` fields and parameters in GetPipelineDefinition, DescribeObjects, QueryObjects
     /// selectors and EvaluateExpression, instead of the mask.
     RevealSecretFields,
+    /// Name a role in a definition that is activated (`iam:PassRole` on the role, as on AWS).
+    PassRole,
 }
 
 impl Permission {
     pub fn action(self) -> &'static str {
         match self {
             Permission::RevealSecretFields => "sluice:RevealSecretFields",
+            Permission::PassRole => "iam:PassRole",
         }
     }
 }
@@ -287,6 +298,7 @@ mod tests {
                 arn: "arn:aws:iam::123456789012:user/runner".into(),
             },
             access_key_id: "AKIAEXAMPLE".into(),
+            session_issuer: None,
             policies: std::sync::Arc::new(sluice_policy::PolicySet::new(
                 policies
                     .iter()

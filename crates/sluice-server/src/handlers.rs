@@ -145,7 +145,10 @@ pub(crate) fn request_tags<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -
 }
 
 /// A pipeline's context keys for policies.
-async fn pipeline_context(tx: &mut dyn Transaction, pipeline_id: &str) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+pub(crate) async fn pipeline_context(
+    tx: &mut dyn Transaction,
+    pipeline_id: &str,
+) -> Result<Vec<(String, Vec<String>)>, ApiError> {
     let mut extra: Vec<(String, Vec<String>)> = Vec::new();
     if let Some(record) = tx.pipeline(pipeline_id).await.map_err(store_error)? {
         extra.push(("datapipeline:PipelineCreator".into(), vec![record.creator_identity_id]));
@@ -234,6 +237,15 @@ pub async fn dispatch(
         Operation::UpdateAccountSecuritySettings => {
             crate::iam::update_account_security_settings(state, tx, principal, body).await
         }
+        Operation::CreateRole => crate::roles::create_role(state, tx, principal, body).await,
+        Operation::GetRole => crate::roles::get_role(tx, principal, body).await,
+        Operation::ListRoles => crate::roles::list_roles(tx, principal).await,
+        Operation::DeleteRole => crate::roles::delete_role(tx, principal, body).await,
+        Operation::UpdateAssumeRolePolicy => crate::roles::update_assume_role_policy(tx, principal, body).await,
+        Operation::AttachRolePolicy | Operation::DetachRolePolicy => {
+            crate::roles::attach_or_detach_role_policy(tx, principal, operation, body).await
+        }
+        Operation::ListAttachedRolePolicies => crate::roles::list_attached_role_policies(tx, principal, body).await,
         Operation::GetKeyStatus => crate::admin::get_key_status(state, tx, principal).await,
         Operation::RotateKeys => crate::admin::rotate_keys(state, principal).await,
         Operation::RewrapKeys => crate::admin::rewrap_keys(state, principal).await,

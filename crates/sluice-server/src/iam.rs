@@ -415,7 +415,11 @@ pub async fn create_policy(
 }
 
 /// A policy by ARN: one Sluice ships, or one of the caller's account.
-async fn find_policy(tx: &mut dyn Transaction, principal: &Principal, arn: &str) -> Result<Policy, ApiError> {
+pub(crate) async fn find_policy(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    arn: &str,
+) -> Result<Policy, ApiError> {
     let attachments = tx.attachment_count(arn).await.map_err(store_error)?;
     if let Some((name, document)) = authz::managed_policy(arn) {
         return Ok(managed_shape(name, document, attachments));
@@ -918,6 +922,7 @@ pub async fn get_session_token(
             expires_at: render(expires),
             mfa_at,
             parent_key_id: Some(principal.access_key_id.clone()),
+            task: None,
         },
     )
     .await

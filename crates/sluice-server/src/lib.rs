@@ -17,6 +17,7 @@ mod iam;
 pub mod keys;
 mod notify;
 mod query;
+mod roles;
 mod runs;
 pub mod scheduler;
 pub mod tls;
@@ -251,6 +252,11 @@ pub async fn serve_until(
     };
     let vault: Arc<dyn vault::SecretVault> = Arc::new(vault::KekVault { cipher: cipher.clone() });
     let account_id = bootstrap::ensure_root(store.as_ref(), vault.as_ref(), clock.as_ref(), &config.data_dir).await?;
+    {
+        let mut tx = store.begin().await?;
+        roles::ensure_default_roles(tx.as_mut(), &account_id, &clock::render(clock.now())).await?;
+        tx.commit().await?;
+    }
 
     let delivery = Arc::new(
         audit::delivery::AuditDelivery::open(

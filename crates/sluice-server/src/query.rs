@@ -30,11 +30,13 @@ pub fn to_json(body: &[u8]) -> Result<(Operation, String), ApiError> {
             continue;
         }
         let value = match key.as_ref() {
-            "DurationSeconds" | "MaxItems" => Value::from(value.parse::<i64>().map_err(|_| {
-                ApiError::invalid_request(format!(
-                    "1 validation error detected: Value at '{key}' must be a number"
-                ))
-            })?),
+            "DurationSeconds" | "MaxItems" | "MaxSessionDuration" => {
+                Value::from(value.parse::<i64>().map_err(|_| {
+                    ApiError::invalid_request(format!(
+                        "1 validation error detected: Value at '{key}' must be a number"
+                    ))
+                })?)
+            }
             "RequireMfa" => Value::from(value.eq_ignore_ascii_case("true")),
             _ => Value::from(value.into_owned()),
         };

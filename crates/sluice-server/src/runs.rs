@@ -684,6 +684,7 @@ pub async fn activate_pipeline(
             list.join("; ")
         )));
     }
+    crate::roles::check_definition_roles(tx, principal, &record.pipeline_id, &definition).await?;
     let graph = scheduler::build_graph(app, &definition, &record.pipeline_id)?;
     let mut state = tx
         .runtime(&record.pipeline_id)
@@ -889,6 +890,7 @@ pub async fn poll_for_task(
     // The runner gets the attempt, its instance and the instances it refers to, evaluated:
     // this is where `*` fields are revealed, to the task that needs them.
     let mut objects = BTreeMap::new();
+    let mut credentials = None;
     let reports = HashMap::new();
     if let Some(attempt) = run.state.attempt(&attempt_id)
         && let Some(object) = attempt_object(&run, &pipeline_id, attempt, Evaluation::Revealed, &reports)
@@ -936,6 +938,20 @@ pub async fn poll_for_task(
         if let Some(object) = secrets_for_masking(&run.definition, &objects) {
             objects.insert(object.id.clone(), object);
         }
+        // The task's own credentials: a session of its resourceRole that ends with the attempt.
+        if let Some(role_name) = crate::roles::task_role_name(&objects, &attempt_id) {
+            let timeout = run.graph.node(&attempt.component).and_then(|node| node.attempt_timeout);
+            credentials = crate::roles::credentials_for_task(
+                app,
+                tx,
+                principal,
+                &pipeline_id,
+                &attempt_id,
+                &role_name,
+                timeout.map(|timeout| timeout.num_seconds()),
+            )
+            .await?;
+        }
     }
     let changes = run.state.take_changes();
     tx.save_runtime(&pipeline_id, &changes).await.map_err(store_error)?;
@@ -945,6 +961,7 @@ pub async fn poll_for_task(
             pipeline_id,
             attempt_id,
             objects,
+            sluice_task_credentials: credentials,
         }),
     })
 }
@@ -1097,6 +1114,10 @@ pub async fn set_task_status(
     }
     let now = scheduler::now(app);
     runtime::finish_task(&mut run.state, &input.task_id, outcome, now).map_err(|_| task_not_found())?;
+    // The attempt's role session ends with it.
+    tx.delete_task_sessions(&pipeline_id, &attempt_id)
+        .await
+        .map_err(store_error)?;
     if input.error_id.is_some() || input.error_message.is_some() || input.error_stack_trace.is_some() {
         let report = Report {
             error_id: input.error_id,

@@ -19,7 +19,7 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
     GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary,
-    PolicyRecord, SessionFacts, StoredDefinition, Tag, UserRecord,
+    PolicyRecord, RoleRecord, SessionFacts, StoredDefinition, Tag, TaskBinding, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -93,6 +93,14 @@ pub trait Transaction: Send {
     async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64>;
     /// Ends the sessions got with a long-term key.
     async fn delete_sessions_from(&mut self, parent_key_id: &str) -> Result<u64>;
+    /// Ends the role sessions handed to an attempt.
+    async fn delete_task_sessions(&mut self, pipeline_id: &str, attempt_id: &str) -> Result<u64>;
+    async fn insert_role(&mut self, role: &RoleRecord) -> Result<()>;
+    async fn role(&mut self, account_id: &str, name: &str) -> Result<Option<RoleRecord>>;
+    async fn roles(&mut self, account_id: &str) -> Result<Vec<RoleRecord>>;
+    async fn update_trust_policy(&mut self, identity_id: &str, trust_policy: &str) -> Result<()>;
+    /// Removes a role; its attachments must be gone (its sessions go with it).
+    async fn delete_role(&mut self, identity_id: &str) -> Result<()>;
     async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;
     async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>>;

@@ -12,6 +12,29 @@ pub struct IdentityRecord {
     pub arn: String,
 }
 
+/// The attempt a role session was handed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskBinding {
+    pub pipeline_id: String,
+    pub attempt_id: String,
+    /// The attempt's status when read back (`None` when writing, or when the attempt is gone).
+    pub attempt_status: Option<String>,
+}
+
+/// A role: policies a task (or the service) acts with, and the trust policy saying which
+/// pipelines may use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    /// Kind `Role`, ARN `arn:aws:iam::<account>:role<path><name>`.
+    pub identity: IdentityRecord,
+    pub path: String,
+    pub tags: Vec<(String, String)>,
+    pub trust_policy: String,
+    pub description: Option<String>,
+    pub max_session_seconds: i64,
+    pub created_at: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct AccessKeyRecord {
     pub access_key_id: String,
@@ -30,6 +53,8 @@ pub struct SessionFacts {
     pub mfa_at: Option<String>,
     /// The long-term key the session was got with.
     pub parent_key_id: Option<String>,
+    /// A role session handed to a task: the attempt it ends with.
+    pub task: Option<TaskBinding>,
 }
 
 /// A virtual MFA device.

@@ -163,8 +163,12 @@ impl Transaction for SqliteTransaction {
 
     async fn access_key(&mut self, access_key_id: &str) -> Result<Option<AccessKeyRecord>> {
         let row = sqlx::query(
-            "SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, k.parent_key_id, i.identity_id, i.account_id, i.kind, i.name, i.arn
-             FROM access_keys k JOIN identities i ON i.identity_id = k.identity_id WHERE k.access_key_id = ?",
+            "SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, k.parent_key_id,
+                    k.task_pipeline_id, k.task_attempt_id, a.status AS attempt_status,
+                    i.identity_id, i.account_id, i.kind, i.name, i.arn
+             FROM access_keys k JOIN identities i ON i.identity_id = k.identity_id
+             LEFT JOIN attempts a ON a.pipeline_id = k.task_pipeline_id AND a.attempt_id = k.task_attempt_id
+             WHERE k.access_key_id = ?",
         )
         .bind(access_key_id)
         .fetch_optional(&mut *self.tx)
@@ -180,6 +184,17 @@ impl Transaction for SqliteTransaction {
                     expires_at: row.try_get::<Option<String>, _>("expires_at")?.unwrap_or_default(),
                     mfa_at: row.try_get("mfa_at")?,
                     parent_key_id: row.try_get("parent_key_id")?,
+                    task: match (
+                        row.try_get::<Option<String>, _>("task_pipeline_id")?,
+                        row.try_get::<Option<String>, _>("task_attempt_id")?,
+                    ) {
+                        (Some(pipeline_id), Some(attempt_id)) => Some(crate::TaskBinding {
+                            pipeline_id,
+                            attempt_id,
+                            attempt_status: row.try_get("attempt_status")?,
+                        }),
+                        _ => None,
+                    },
                 }),
                 None => None,
             },
@@ -287,6 +302,30 @@ impl Transaction for SqliteTransaction {
 
     async fn delete_sessions_from(&mut self, parent_key_id: &str) -> Result<u64> {
         crate::sqlite_iam::delete_sessions_from(&mut self.tx, parent_key_id).await
+    }
+
+    async fn delete_task_sessions(&mut self, pipeline_id: &str, attempt_id: &str) -> Result<u64> {
+        crate::sqlite_iam::delete_task_sessions(&mut self.tx, pipeline_id, attempt_id).await
+    }
+
+    async fn insert_role(&mut self, role: &crate::RoleRecord) -> Result<()> {
+        crate::sqlite_iam::insert_role(&mut self.tx, role).await
+    }
+
+    async fn role(&mut self, account_id: &str, name: &str) -> Result<Option<crate::RoleRecord>> {
+        crate::sqlite_iam::role(&mut self.tx, account_id, name).await
+    }
+
+    async fn roles(&mut self, account_id: &str) -> Result<Vec<crate::RoleRecord>> {
+        crate::sqlite_iam::roles(&mut self.tx, account_id).await
+    }
+
+    async fn update_trust_policy(&mut self, identity_id: &str, trust_policy: &str) -> Result<()> {
+        crate::sqlite_iam::update_trust_policy(&mut self.tx, identity_id, trust_policy).await
+    }
+
+    async fn delete_role(&mut self, identity_id: &str) -> Result<()> {
+        crate::sqlite_iam::delete_role(&mut self.tx, identity_id).await
     }
 
     async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64> {

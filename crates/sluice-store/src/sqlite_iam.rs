@@ -250,7 +250,7 @@ pub(crate) async fn insert_session_key(
     session: &SessionFacts,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO access_keys (access_key_id, identity_id, sealed_secret, status, created_at, session_token_hash, expires_at, mfa_at, parent_key_id) VALUES (?, ?, ?, 'Active', ?, ?, ?, ?, ?)",
+        "INSERT INTO access_keys (access_key_id, identity_id, sealed_secret, status, created_at, session_token_hash, expires_at, mfa_at, parent_key_id, task_pipeline_id, task_attempt_id) VALUES (?, ?, ?, 'Active', ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(access_key_id)
     .bind(identity_id)
@@ -260,9 +260,112 @@ pub(crate) async fn insert_session_key(
     .bind(&session.expires_at)
     .bind(&session.mfa_at)
     .bind(&session.parent_key_id)
+    .bind(session.task.as_ref().map(|task| &task.pipeline_id))
+    .bind(session.task.as_ref().map(|task| &task.attempt_id))
     .execute(connection)
     .await?;
     Ok(())
+}
+
+pub(crate) async fn delete_task_sessions(
+    connection: &mut SqliteConnection,
+    pipeline_id: &str,
+    attempt_id: &str,
+) -> Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM access_keys WHERE task_pipeline_id = ? AND task_attempt_id = ?")
+            .bind(pipeline_id)
+            .bind(attempt_id)
+            .execute(connection)
+            .await?
+            .rows_affected(),
+    )
+}
+
+const ROLE_COLUMNS: &str = "i.identity_id, i.account_id, i.kind, i.name, i.arn, i.path, i.tags, i.created_at, r.trust_policy, r.description, r.max_session_seconds";
+
+fn role_row(row: &SqliteRow) -> Result<crate::RoleRecord> {
+    let user = user_row(row)?;
+    Ok(crate::RoleRecord {
+        identity: user.identity,
+        path: user.path,
+        tags: user.tags,
+        trust_policy: row.try_get("trust_policy")?,
+        description: row.try_get("description")?,
+        max_session_seconds: row.try_get("max_session_seconds")?,
+        created_at: user.created_at,
+    })
+}
+
+pub(crate) async fn insert_role(connection: &mut SqliteConnection, role: &crate::RoleRecord) -> Result<()> {
+    insert_user(
+        &mut *connection,
+        &UserRecord {
+            identity: role.identity.clone(),
+            path: role.path.clone(),
+            tags: role.tags.clone(),
+            created_at: role.created_at.clone(),
+        },
+    )
+    .await?;
+    sqlx::query("INSERT INTO roles (identity_id, trust_policy, description, max_session_seconds) VALUES (?, ?, ?, ?)")
+        .bind(&role.identity.identity_id)
+        .bind(&role.trust_policy)
+        .bind(&role.description)
+        .bind(role.max_session_seconds)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn role(
+    connection: &mut SqliteConnection,
+    account_id: &str,
+    name: &str,
+) -> Result<Option<crate::RoleRecord>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROLE_COLUMNS} FROM identities i JOIN roles r ON r.identity_id = i.identity_id WHERE i.account_id = ? AND i.kind = 'Role' AND i.name = ?"
+    )))
+    .bind(account_id)
+    .bind(name)
+    .fetch_optional(connection)
+    .await?;
+    row.as_ref().map(role_row).transpose()
+}
+
+pub(crate) async fn roles(connection: &mut SqliteConnection, account_id: &str) -> Result<Vec<crate::RoleRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROLE_COLUMNS} FROM identities i JOIN roles r ON r.identity_id = i.identity_id WHERE i.account_id = ? AND i.kind = 'Role' ORDER BY i.name"
+    )))
+    .bind(account_id)
+    .fetch_all(connection)
+    .await?;
+    rows.iter().map(role_row).collect()
+}
+
+pub(crate) async fn update_trust_policy(
+    connection: &mut SqliteConnection,
+    identity_id: &str,
+    trust_policy: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE roles SET trust_policy = ? WHERE identity_id = ?")
+        .bind(trust_policy)
+        .bind(identity_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn delete_role(connection: &mut SqliteConnection, identity_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM access_keys WHERE identity_id = ?")
+        .bind(identity_id)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("DELETE FROM roles WHERE identity_id = ?")
+        .bind(identity_id)
+        .execute(&mut *connection)
+        .await?;
+    delete_identity(connection, identity_id).await
 }
 
 pub(crate) async fn delete_expired_sessions(connection: &mut SqliteConnection, now: &str) -> Result<u64> {

@@ -591,3 +591,115 @@ pub struct AccountSecuritySettings {
     /// MFA-bearing session credentials; without them only what sets MFA up is allowed.
     pub require_mfa: bool,
 }
+
+// ---- Roles
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRoleInput {
+    pub role_name: String,
+    pub assume_role_policy_document: String,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+impl CreateRoleInput {
+    pub fn check(&self) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_name(&mut check, "RoleName", &self.role_name);
+        check.string(
+            "AssumeRolePolicyDocument",
+            &self.assume_role_policy_document,
+            1,
+            POLICY_MAX,
+        );
+        check_path(&mut check, &self.path);
+        if let Some(description) = &self.description {
+            check.string("Description", description, 0, 1000);
+        }
+        if let Some(seconds) = self.max_session_duration
+            && !(3_600..=43_200).contains(&seconds)
+        {
+            check.violation(
+                "Value at 'MaxSessionDuration' failed to satisfy constraint: Member must have value between 3600 and 43200"
+                    .into(),
+            );
+        }
+        check.count("Tags", self.tags.len(), 0, TAGS_MAX);
+        for (index, tag) in self.tags.iter().enumerate() {
+            check
+                .string(&format!("Tags.{}.member.Key", index + 1), &tag.key, 1, 128)
+                .string(&format!("Tags.{}.member.Value", index + 1), &tag.value, 0, 256);
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Role {
+    pub path: String,
+    pub role_name: String,
+    pub role_id: String,
+    pub arn: String,
+    pub create_date: String,
+    pub assume_role_policy_document: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub max_session_duration: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleOutput {
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRolesOutput {
+    pub roles: Vec<Role>,
+    pub is_truncated: bool,
+}
+
+/// Inputs that name a role, and for some a policy (attach, detach) or a trust policy (update).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleInput {
+    pub role_name: String,
+    pub policy_arn: Option<String>,
+    pub policy_document: Option<String>,
+}
+
+impl RoleInput {
+    pub fn check(&self, needs_policy_arn: bool, needs_document: bool) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_name(&mut check, "RoleName", &self.role_name);
+        match (&self.policy_arn, needs_policy_arn) {
+            (Some(arn), _) => {
+                check.string("PolicyArn", arn, 20, 2048);
+            }
+            (None, true) => {
+                check.violation("Value at 'PolicyArn' failed to satisfy constraint: Member must not be null".into());
+            }
+            (None, false) => {}
+        }
+        match (&self.policy_document, needs_document) {
+            (Some(document), _) => {
+                check.string("PolicyDocument", document, 1, POLICY_MAX);
+            }
+            (None, true) => {
+                check.violation(
+                    "Value at 'PolicyDocument' failed to satisfy constraint: Member must not be null".into(),
+                );
+            }
+            (None, false) => {}
+        }
+        check.finish()
+    }
+}

@@ -65,6 +65,14 @@ pub enum Operation {
     GetCallerIdentity,
     GetAccountSecuritySettings,
     UpdateAccountSecuritySettings,
+    CreateRole,
+    GetRole,
+    ListRoles,
+    DeleteRole,
+    UpdateAssumeRolePolicy,
+    AttachRolePolicy,
+    DetachRolePolicy,
+    ListAttachedRolePolicies,
     // Sluice's administration API (`X-Amz-Target: SluiceAdmin.<Op>`, AWS JSON 1.1, SigV4 service
     // `sluice`, IAM actions `sluice:<Op>`): keys at rest and the audit trail.
     GetKeyStatus,
@@ -80,7 +88,7 @@ pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 60] = [
+    pub const ALL: [Operation; 68] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -137,6 +145,14 @@ impl Operation {
         Operation::GetCallerIdentity,
         Operation::GetAccountSecuritySettings,
         Operation::UpdateAccountSecuritySettings,
+        Operation::CreateRole,
+        Operation::GetRole,
+        Operation::ListRoles,
+        Operation::DeleteRole,
+        Operation::UpdateAssumeRolePolicy,
+        Operation::AttachRolePolicy,
+        Operation::DetachRolePolicy,
+        Operation::ListAttachedRolePolicies,
         Operation::GetKeyStatus,
         Operation::RotateKeys,
         Operation::RewrapKeys,
@@ -201,6 +217,14 @@ impl Operation {
             Operation::GetCallerIdentity => "GetCallerIdentity",
             Operation::GetAccountSecuritySettings => "GetAccountSecuritySettings",
             Operation::UpdateAccountSecuritySettings => "UpdateAccountSecuritySettings",
+            Operation::CreateRole => "CreateRole",
+            Operation::GetRole => "GetRole",
+            Operation::ListRoles => "ListRoles",
+            Operation::DeleteRole => "DeleteRole",
+            Operation::UpdateAssumeRolePolicy => "UpdateAssumeRolePolicy",
+            Operation::AttachRolePolicy => "AttachRolePolicy",
+            Operation::DetachRolePolicy => "DetachRolePolicy",
+            Operation::ListAttachedRolePolicies => "ListAttachedRolePolicies",
             Operation::GetKeyStatus => "GetKeyStatus",
             Operation::RotateKeys => "RotateKeys",
             Operation::RewrapKeys => "RewrapKeys",
@@ -270,6 +294,14 @@ impl Operation {
                 | Operation::GetCallerIdentity
                 | Operation::GetAccountSecuritySettings
                 | Operation::UpdateAccountSecuritySettings
+                | Operation::CreateRole
+                | Operation::GetRole
+                | Operation::ListRoles
+                | Operation::DeleteRole
+                | Operation::UpdateAssumeRolePolicy
+                | Operation::AttachRolePolicy
+                | Operation::DetachRolePolicy
+                | Operation::ListAttachedRolePolicies
         )
     }
 
@@ -306,6 +338,9 @@ impl Operation {
             | Operation::SimulatePrincipalPolicy
             | Operation::GetCallerIdentity
             | Operation::GetAccountSecuritySettings
+            | Operation::GetRole
+            | Operation::ListRoles
+            | Operation::ListAttachedRolePolicies
             | Operation::GetKeyStatus
             | Operation::VerifyAuditTrail => true,
             Operation::ActivatePipeline
@@ -342,6 +377,11 @@ impl Operation {
             | Operation::AttachGroupPolicy
             | Operation::DetachGroupPolicy
             | Operation::UpdateAccountSecuritySettings
+            | Operation::CreateRole
+            | Operation::DeleteRole
+            | Operation::UpdateAssumeRolePolicy
+            | Operation::AttachRolePolicy
+            | Operation::DetachRolePolicy
             | Operation::RotateKeys
             | Operation::RewrapKeys => false,
         }

@@ -719,6 +719,10 @@ pub struct TaskObject {
     pub attempt_id: String,
     /// The attempt, its instance and the objects they refer to, by id.
     pub objects: std::collections::BTreeMap<String, PipelineObject>,
+    /// Sluice's extension: temporary credentials of the task's `resourceRole`, ending with the
+    /// attempt (`roleArn`, `accessKeyId`, `secretAccessKey`, `sessionToken`, `expiration`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sluice_task_credentials: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]

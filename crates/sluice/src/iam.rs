@@ -119,6 +119,57 @@ pub enum IamCommand {
         connection: Connection,
         user: String,
     },
+    /// Create a role for pipelines to name as `resourceRole` (what their tasks get) or `role`.
+    /// Without trust options every pipeline of the account may use it.
+    CreateRole {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+        #[command(flatten)]
+        trust: TrustOptions,
+        #[arg(long)]
+        description: Option<String>,
+        /// Attach this policy at once (an ARN, a shipped policy's name or one of the account's).
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+    },
+    /// Replace a role's trust policy.
+    UpdateTrust {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+        #[command(flatten)]
+        trust: TrustOptions,
+    },
+    ListRoles {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// A role, its trust policy and its attached policies.
+    GetRole {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    /// Delete a role (its policies detached first).
+    DeleteRole {
+        #[command(flatten)]
+        connection: Connection,
+        name: String,
+    },
+    /// Attach a policy to a role.
+    AttachRole {
+        #[command(flatten)]
+        connection: Connection,
+        role: String,
+        policy: String,
+    },
+    DetachRole {
+        #[command(flatten)]
+        connection: Connection,
+        role: String,
+        policy: String,
+    },
     /// Create a group; its members get the policies attached to it.
     CreateGroup {
         #[command(flatten)]
@@ -304,6 +355,66 @@ async fn two_codes(
         body["UserName"] = json!(user);
     }
     call(connection, operation, body).await.map(|_| ())
+}
+
+/// Which pipelines may use a role.
+#[derive(clap::Args)]
+pub struct TrustOptions {
+    /// A trust policy document (IAM's grammar, principal datapipeline.amazonaws.com; `-` for stdin).
+    #[arg(long, conflicts_with_all = ["trust_tag", "trust_pipeline", "trust_creator"])]
+    trust_file: Option<PathBuf>,
+    /// Only pipelines with this tag (KEY=VALUE).
+    #[arg(long)]
+    trust_tag: Vec<String>,
+    /// Only these pipelines (ids; `*` wildcards allowed).
+    #[arg(long)]
+    trust_pipeline: Vec<String>,
+    /// Only pipelines created by this user id (AIDA...).
+    #[arg(long)]
+    trust_creator: Vec<String>,
+}
+
+impl TrustOptions {
+    fn document(&self) -> anyhow::Result<String> {
+        if let Some(path) = &self.trust_file {
+            return if path.as_os_str() == "-" {
+                Ok(std::io::read_to_string(std::io::stdin())?)
+            } else {
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+        }
+        let mut conditions = serde_json::Map::new();
+        let mut equals = serde_json::Map::new();
+        for tag in &self.trust_tag {
+            let (key, value) = tag
+                .split_once('=')
+                .with_context(|| format!("--trust-tag takes KEY=VALUE, got '{tag}'"))?;
+            equals.insert(format!("datapipeline:Tag/{key}"), json!(value));
+        }
+        if !self.trust_creator.is_empty() {
+            equals.insert("datapipeline:PipelineCreator".into(), json!(self.trust_creator));
+        }
+        if !equals.is_empty() {
+            conditions.insert("StringEquals".into(), Value::Object(equals));
+        }
+        if !self.trust_pipeline.is_empty() {
+            let arns: Vec<String> = self
+                .trust_pipeline
+                .iter()
+                .map(|id| format!("arn:aws:datapipeline:*:*:pipeline/{id}"))
+                .collect();
+            conditions.insert("ArnLike".into(), json!({ "aws:SourceArn": arns }));
+        }
+        let mut statement = json!({
+            "Effect": "Allow",
+            "Principal": { "Service": "datapipeline.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+        });
+        if !conditions.is_empty() {
+            statement["Condition"] = Value::Object(conditions);
+        }
+        Ok(json!({ "Version": "2012-10-17", "Statement": [statement] }).to_string())
+    }
 }
 
 fn print(value: &Value) {
@@ -536,6 +647,106 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             let arn = policy_arn(&connection, &policy).await?;
             call(&connection, "DeletePolicy", json!({ "PolicyArn": arn })).await?;
             println!("deleted policy {arn}");
+        }
+        IamCommand::CreateRole {
+            connection,
+            name,
+            trust,
+            description,
+            policies,
+        } => {
+            let mut body = json!({ "RoleName": name, "AssumeRolePolicyDocument": trust.document()? });
+            if let Some(description) = description {
+                body["Description"] = json!(description);
+            }
+            let created = call(&connection, "CreateRole", body).await?;
+            for policy in policies {
+                let arn = policy_arn(&connection, &policy).await?;
+                call(
+                    &connection,
+                    "AttachRolePolicy",
+                    json!({ "RoleName": name, "PolicyArn": arn }),
+                )
+                .await?;
+            }
+            println!("{}", created["Role"]["Arn"].as_str().unwrap_or_default());
+        }
+        IamCommand::UpdateTrust {
+            connection,
+            name,
+            trust,
+        } => {
+            call(
+                &connection,
+                "UpdateAssumeRolePolicy",
+                json!({ "RoleName": name, "PolicyDocument": trust.document()? }),
+            )
+            .await?;
+            println!("updated the trust policy of {name}");
+        }
+        IamCommand::ListRoles { connection } => {
+            let listed = call(&connection, "ListRoles", json!({})).await?;
+            println!("{:<40} {:<24} arn", "role", "id");
+            for role in listed["Roles"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<40} {:<24} {}",
+                    role["RoleName"].as_str().unwrap_or(""),
+                    role["RoleId"].as_str().unwrap_or(""),
+                    role["Arn"].as_str().unwrap_or("")
+                );
+            }
+        }
+        IamCommand::GetRole { connection, name } => {
+            let mut role = call(&connection, "GetRole", json!({ "RoleName": name })).await?["Role"].take();
+            if let Some(document) = role["AssumeRolePolicyDocument"].as_str()
+                && let Ok(parsed) = serde_json::from_str::<Value>(document)
+            {
+                role["AssumeRolePolicyDocument"] = parsed;
+            }
+            let attached = call(&connection, "ListAttachedRolePolicies", json!({ "RoleName": name })).await?;
+            role["AttachedPolicies"] = attached["AttachedPolicies"].clone();
+            print(&role);
+        }
+        IamCommand::DeleteRole { connection, name } => {
+            let attached = call(&connection, "ListAttachedRolePolicies", json!({ "RoleName": name })).await?;
+            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
+                call(
+                    &connection,
+                    "DetachRolePolicy",
+                    json!({ "RoleName": name, "PolicyArn": policy["PolicyArn"] }),
+                )
+                .await?;
+            }
+            call(&connection, "DeleteRole", json!({ "RoleName": name })).await?;
+            println!("deleted role {name}");
+        }
+        IamCommand::AttachRole {
+            connection,
+            role,
+            policy,
+        } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(
+                &connection,
+                "AttachRolePolicy",
+                json!({ "RoleName": role, "PolicyArn": arn }),
+            )
+            .await?;
+            println!("attached {arn} to role {role}");
+        }
+        IamCommand::DetachRole {
+            connection,
+            role,
+            policy,
+        } => {
+            let arn = policy_arn(&connection, &policy).await?;
+            call(
+                &connection,
+                "DetachRolePolicy",
+                json!({ "RoleName": role, "PolicyArn": arn }),
+            )
+            .await?;
+            println!("detached {arn} from role {role}");
         }
         IamCommand::Attach {
             connection,

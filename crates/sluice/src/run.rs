@@ -412,6 +412,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: options.s3_ca_bundle.clone(),
             },
             keep_work_dirs: false,
+            task_api: Some(sluice_runner::execute::TaskApi {
+                endpoint: url.clone(),
+                ca_bundle: access.ca_bundle.clone(),
+                region: options.region.clone(),
+            }),
         },
     };
     runner_config.execution.storage.warn_if_insecure();
@@ -620,6 +625,11 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: options.ca_bundle.clone(),
             },
             keep_work_dirs: false,
+            task_api: Some(sluice_runner::execute::TaskApi {
+                endpoint: options.endpoint.clone(),
+                ca_bundle: options.ca_bundle.clone(),
+                region: options.region.clone(),
+            }),
         },
     };
     config.execution.storage.warn_if_insecure();
@@ -766,10 +776,15 @@ pub async fn serve_with_runner(
                     log_dir: runner_dir.join("logs"),
                     storage: StorageSettings {
                         s3_endpoint,
-                        region,
+                        region: region.clone(),
                         ca_bundle: s3_ca_bundle,
                     },
                     keep_work_dirs: false,
+                    task_api: Some(sluice_runner::execute::TaskApi {
+                        endpoint: url.replace("127.0.0.1", "localhost"),
+                        ca_bundle: access.ca_bundle.clone(),
+                        region: region.clone(),
+                    }),
                 },
             };
             config.execution.storage.warn_if_insecure();

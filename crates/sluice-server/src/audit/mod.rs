@@ -321,8 +321,24 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
                 "accountId": principal.identity.account_id,
                 "accessKeyId": principal.access_key_id,
             });
-            if principal.identity.kind != "Root" {
-                identity["userName"] = Value::String(principal.identity.name.clone());
+            match &principal.session_issuer {
+                // CloudTrail's AssumedRole: the session, and the role it is a session of.
+                Some(role) => {
+                    identity["sessionContext"] = json!({
+                        "sessionIssuer": {
+                            "type": "Role",
+                            "principalId": role.identity_id,
+                            "arn": role.arn,
+                            "accountId": role.account_id,
+                            "userName": role.name,
+                        },
+                        "attributes": { "mfaAuthenticated": "false" },
+                    });
+                }
+                None if principal.identity.kind != "Root" => {
+                    identity["userName"] = Value::String(principal.identity.name.clone());
+                }
+                None => {}
             }
             identity
         }
