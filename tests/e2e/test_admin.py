@@ -49,7 +49,8 @@ def test_rotate_rewrap_and_verify_through_the_api(tmp_path):
         status, after = admin(server, "GetKeyStatus")
         assert after["KeyVersions"] == [1, 2] and after["NewestVersion"] == 2
         # The root's key, the pipeline's data key and the MFA seed are still under version 1.
-        assert after["PendingRewrap"] == {"AccessKeys": 1, "DataKeys": 1, "MfaSeeds": 1, "PlaintextDefinitions": 0}
+        assert after["PendingRewrap"] == {"AccessKeys": 1, "DataKeys": 1, "MfaSeeds": 1, "PlaintextDefinitions": 0,
+                                          "RoleSecrets": 0}
 
         rewrapped = sluice_cli(server, "keys", "rewrap")
         assert "re-sealed 1 access key secret(s), 1 MFA seed(s), 1 data key(s)" in rewrapped.stdout, rewrapped.stdout

@@ -222,3 +222,85 @@ def test_roles_through_the_aws_cli(runner_server):
     aws_iam("delete-role", "--role-name", role)
     missing = aws_iam("get-role", "--role-name", role, check=False)
     assert missing.returncode != 0 and "NoSuchEntity" in missing.stderr
+
+
+SECRET_FETCH = r"""
+import os, urllib.request
+request = urllib.request.Request(os.environ["SLUICE_SECRETS_URI"] + "api.token",
+                                 headers={"Authorization": open(os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read()})
+token = urllib.request.urlopen(request, timeout=5).read().decode()
+print("token has", len(token), "characters:", token)
+open(os.path.join(os.environ["OUTPUT1_STAGING_DIR"], "proof.txt"), "w").write("fetched\n")
+"""
+
+
+def test_a_role_carries_credentials_for_external_systems(tmp_path):
+    from conftest import S3Server
+    from test_copy import databases, mariadb, s3_client
+    databases()  # the MariaDB user sluice_e2e with its password
+    s3 = S3Server(tmp_path / "s3")
+    s3_client(s3).create_bucket(Bucket="role-secrets")
+    # The server and its runner hold no S3 credentials and no database password: the role does.
+    server = Server(tmp_path / "data", extra_args=["--worker-group", "tasks", "--runner-dir", str(tmp_path / "runner"),
+                                                   "--s3-endpoint", s3.endpoint, "--scheduler-tick-ms", "50"]).start()
+    server.base = tmp_path
+    api_token = "tok-role-secret-7a1c"
+    try:
+        client = server.client()
+        role = unique("EtlWriter")
+        sluice_iam(server, "create-role", role)
+        env = server.cli_env()
+        env["SLUICE_ENDPOINT"] = server.url
+        for name, value in [("api.token", api_token), ("maria-password", "e2e-Secret/pw@1"),
+                            ("s3.accessKeyId", s3.ACCESS_KEY), ("s3.secretAccessKey", s3.SECRET_KEY)]:
+            stored = subprocess.run([SLUICE, "iam", "put-role-secret", role, name], input=value + "\n",
+                                    capture_output=True, text=True, env=env, timeout=60)
+            assert stored.returncode == 0, stored.stderr
+        listed = sluice_iam(server, "list-role-secrets", role).stdout
+        assert "api.token" in listed and api_token not in listed
+        table = f"role_secret_{unique('t').replace('-', '_')}"
+        pipeline_id = on_demand(
+            client, role,
+            obj("Maria", type="JdbcDatabase", connectionString="jdbc:mysql://127.0.0.1:3306/test",
+                jdbcDriverClass="com.mysql.jdbc.Driver", username="sluice_e2e",
+                **{"*password": "role-secret:maria-password"}),
+            obj("Write", type="SqlActivity", database={"ref": "Maria"},
+                script=f"CREATE TABLE {table} (n int); INSERT INTO {table} VALUES (42)"),
+            obj("Fetch", type="ShellCommandActivity", stage="true", output={"ref": "Out"},
+                command=f"{PYTHON} -c '{SECRET_FETCH}'"),
+            obj("Out", type="S3DataNode", directoryPath="s3://role-secrets/out"))
+        client.activate_pipeline(pipelineId=pipeline_id)
+        wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=60,
+                 what="the tasks using the role's secrets")
+        assert mariadb(f"SELECT n FROM {table}") == "42"
+        stdout = logs(server, pipeline_id, "stdout")
+        assert f"token has {len(api_token)} characters" in stdout and api_token not in stdout, stdout
+        body = s3_client(s3).get_object(Bucket="role-secrets", Key="out/proof.txt")["Body"].read()
+        assert body == b"fetched\n"
+        # A role without that secret: the task fails, naming the field and the secret.
+        other = on_demand(client, "DataPipelineDefaultResourceRole",
+                          obj("Maria", type="JdbcDatabase", connectionString="jdbc:mysql://127.0.0.1:3306/test",
+                              jdbcDriverClass="com.mysql.jdbc.Driver", username="sluice_e2e",
+                              **{"*password": "role-secret:maria-password"}),
+                          obj("Write", type="SqlActivity", database={"ref": "Maria"}, script="SELECT 1",
+                              maximumRetries="0"))
+        client.activate_pipeline(pipelineId=other)
+        wait_for(lambda: "FAILED" in statuses(client, other).values(), timeout=60, what="the refused task")
+        attempts = [fields(item) for item in instances(client, other)]
+        messages = " ".join(fields_.get("errorMessage", "") for fields_ in attempts)
+        if "maria-password" not in messages:
+            ids = client.query_objects(pipelineId=other, sphere="ATTEMPT")["ids"]
+            described = client.describe_objects(pipelineId=other, objectIds=ids)["pipelineObjects"]
+            messages = " ".join(fields(item).get("errorMessage", "") for item in described)
+        assert "role secret 'maria-password'" in messages and "does not carry" in messages, messages
+        mariadb(f"DROP TABLE {table}")
+    finally:
+        server.stop()
+        s3.stop()
+    # The secrets are nowhere on disk in plaintext: not in the store, the audit trail or the logs.
+    for path in [p for p in tmp_path.rglob("*") if p.is_file() and "s3" not in p.parts]:
+        content = path.read_bytes()
+        if path.suffix == ".gz":
+            import gzip
+            content = gzip.decompress(content)
+        assert api_token.encode() not in content and b"e2e-Secret/pw@1" not in content, path

@@ -36,6 +36,8 @@ pub struct TaskCredentials {
     pub session_token: Secret<String>,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     pub expiration: String,
+    /// Credentials for external systems the role carries, by name.
+    pub secrets: Vec<(String, Secret<String>)>,
 }
 
 impl TaskCredentials {
@@ -48,7 +50,21 @@ impl TaskCredentials {
             secret_access_key: Secret::new(text("secretAccessKey")?),
             session_token: Secret::new(text("sessionToken")?),
             expiration: text("expiration")?,
+            secrets: value
+                .get("secrets")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, value)| Some((name.clone(), Secret::new(value.as_str()?.to_string()))))
+                .collect(),
         })
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&str> {
+        self.secrets
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value.expose_secret().as_str())
     }
 }
 
@@ -118,6 +134,17 @@ impl Shared {
             (&Method::GET, "/credentials") => match header("authorization") {
                 Some(token) if same(&token, self.container_token.expose_secret()) => {
                     Answer(StatusCode::OK, "application/json", self.credentials_json(false))
+                }
+                Some(_) => refuse(StatusCode::FORBIDDEN, "the authorization token is not this task's"),
+                None => refuse(StatusCode::UNAUTHORIZED, "an authorization token is required"),
+            },
+            (&Method::GET, path) if path.starts_with("/secrets/") => match header("authorization") {
+                Some(token) if same(&token, self.container_token.expose_secret()) => {
+                    let name = path.trim_start_matches("/secrets/");
+                    match self.credentials.secret(name) {
+                        Some(value) => Answer(StatusCode::OK, "text/plain", value.to_string()),
+                        None => refuse(StatusCode::NOT_FOUND, "the role carries no secret of that name"),
+                    }
                 }
                 Some(_) => refuse(StatusCode::FORBIDDEN, "the authorization token is not this task's"),
                 None => refuse(StatusCode::UNAUTHORIZED, "an authorization token is required"),
@@ -256,6 +283,8 @@ impl CredentialEndpoint {
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), format!("{base}/")),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE".into(), "IPv4".into()),
             ("AWS_EC2_METADATA_V1_DISABLED".into(), "true".into()),
+            // The role's secrets: GET <uri><name> with the token file's content as Authorization.
+            ("SLUICE_SECRETS_URI".into(), format!("{base}/secrets/")),
         ]
     }
 }
@@ -280,6 +309,7 @@ mod tests {
                 secret_access_key: Secret::new("secret".into()),
                 session_token: Secret::new("token".into()),
                 expiration: "2026-11-29T02:00:00Z".into(),
+                secrets: vec![("db.password".into(), Secret::new("hunter2".into()))],
             },
             container_token: Secret::new("container-token".into()),
             imds_tokens: Mutex::new(Vec::new()),
@@ -369,5 +399,19 @@ mod tests {
         );
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("\"RoleArn\":\"arn:aws:iam::1:role/Reader\""), "{body}");
+        let secret = |token: &str, name: &str| {
+            ask(
+                &shared,
+                Method::GET,
+                &format!("/secrets/{name}"),
+                &[("authorization", token)],
+            )
+        };
+        assert_eq!(
+            secret("container-token", "db.password"),
+            (StatusCode::OK, "hunter2".into())
+        );
+        assert_eq!(secret("container-token", "other").0, StatusCode::NOT_FOUND);
+        assert_eq!(secret("guess", "db.password").0, StatusCode::FORBIDDEN);
     }
 }

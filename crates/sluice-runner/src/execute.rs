@@ -61,6 +61,23 @@ pub struct TaskApi {
     pub region: String,
 }
 
+impl ExecutionSettings {
+    /// The settings for one task: its role's S3 credentials (secrets `s3.accessKeyId` and
+    /// `s3.secretAccessKey`), when it carries them, replace the runner's for its object stores.
+    fn for_task(&self, task: &Task) -> ExecutionSettings {
+        let mut settings = self.clone();
+        if let Some(credentials) = &task.credentials
+            && let (Some(key), Some(secret)) = (
+                credentials.secret("s3.accessKeyId"),
+                credentials.secret("s3.secretAccessKey"),
+            )
+        {
+            settings.storage.s3_credentials = Some((key.to_string(), sluice_crypto::Secret::new(secret.to_string())));
+        }
+        settings
+    }
+}
+
 impl TaskApi {
     /// Service-specific endpoint variables (botocore and the AWS CLI read them), so calls to
     /// Data Pipeline, IAM, STS and CloudTrail go to Sluice and nothing else does.
@@ -125,6 +142,12 @@ pub fn log_folder(task: &Task) -> String {
 /// Runs a task to its outcome. `cancel` turns true when the service says the attempt was
 /// cancelled; the process is then killed.
 pub async fn execute(task: &Task, settings: &ExecutionSettings, cancel: watch::Receiver<bool>) -> Outcome {
+    let settings = &settings.for_task(task);
+    let mut resolved = task.clone();
+    if let Err(message) = resolved.resolve_role_secrets() {
+        return Outcome::failed("SluiceRoleSecretMissing", message);
+    }
+    let task = &resolved;
     let mut outcome = execute_unmasked(task, settings, cancel).await;
     // Whatever the failure quotes (stderr, a database's message), the task's secrets stay out.
     if let Some(message) = &outcome.error_message {

@@ -30,6 +30,9 @@ pub struct StorageSettings {
     /// A PEM file of certificates trusted for object stores beside the system's roots (a
     /// private CA, or a self-signed endpoint in development). Certificates are always verified.
     pub ca_bundle: Option<PathBuf>,
+    /// S3 credentials of the task's role (its `s3.accessKeyId` and `s3.secretAccessKey`
+    /// secrets) instead of the runner's environment.
+    pub s3_credentials: Option<(String, sluice_crypto::Secret<String>)>,
 }
 
 impl StorageSettings {
@@ -174,6 +177,12 @@ impl Location {
             .with_client_options(settings.client_options()?)
             .with_bucket_name(bucket)
             .with_region(&settings.region);
+        if let Some((access_key_id, secret)) = &settings.s3_credentials {
+            builder = builder
+                .with_access_key_id(access_key_id)
+                .with_secret_access_key(secret.expose_secret())
+                .with_skip_signature(false);
+        }
         builder = match encryption {
             Encryption::S3Managed => builder.with_config(server_side_encryption_key()?, "AES256"),
             Encryption::Kms(key) if key.is_empty() => builder.with_config(server_side_encryption_key()?, "aws:kms"),

@@ -43,6 +43,9 @@ impl Object {
     }
 }
 
+/// A `*` field whose value is `role-secret:<name>` takes the task role's secret `<name>`.
+pub const ROLE_SECRET_PREFIX: &str = "role-secret:";
+
 #[derive(Debug, Clone)]
 pub struct Task {
     pub task_id: String,
@@ -79,19 +82,51 @@ impl Task {
                 objects.insert(id.clone(), Object { id: id.clone(), fields });
             }
         }
+        let credentials = task
+            .get("sluiceTaskCredentials")
+            .and_then(crate::credentials::TaskCredentials::from_json);
         let task = Task {
             task_id: text("taskId")?,
             pipeline_id: text("pipelineId")?,
             attempt_id: text("attemptId")?,
             objects,
-            credentials: task
-                .get("sluiceTaskCredentials")
-                .and_then(crate::credentials::TaskCredentials::from_json),
+            credentials,
         };
         if !task.objects.contains_key(&task.attempt_id) {
             bail!("the task does not carry its attempt {}", task.attempt_id);
         }
         Ok(task)
+    }
+
+    /// Puts the task's role secrets where a `*` field says `role-secret:<name>` (a database's
+    /// `*password`, say), so the definition names the secret instead of holding it. A name the
+    /// role does not carry is an error naming the field.
+    pub fn resolve_role_secrets(&mut self) -> Result<(), String> {
+        let credentials = self.credentials.clone();
+        for object in self.objects.values_mut() {
+            for (key, value) in &mut object.fields {
+                let FieldValue::String(text) = value else { continue };
+                let Some(name) = text.strip_prefix(ROLE_SECRET_PREFIX) else {
+                    continue;
+                };
+                if !key.starts_with('*') {
+                    return Err(format!(
+                        "field '{key}' of {} names a role secret, but only `*` fields may (their values are kept out of logs)",
+                        object.id
+                    ));
+                }
+                match credentials.as_ref().and_then(|credentials| credentials.secret(name)) {
+                    Some(secret) => *text = secret.to_string(),
+                    None => {
+                        return Err(format!(
+                            "field '{key}' of {} names the role secret '{name}', which the task's resourceRole does not carry",
+                            object.id
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn attempt(&self) -> &Object {
@@ -114,6 +149,18 @@ impl Task {
                 _ => None,
             })
             .collect();
+        // The task's own credentials and its role's secrets.
+        if let Some(credentials) = &self.credentials {
+            secrets.push(credentials.secret_access_key.expose_secret().clone());
+            secrets.push(credentials.session_token.expose_secret().clone());
+            secrets.extend(
+                credentials
+                    .secrets
+                    .iter()
+                    .map(|(_, value)| value.expose_secret().clone())
+                    .filter(|value| value.len() >= 4),
+            );
+        }
         // Longest first, so a secret containing another is hidden whole.
         secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
         secrets.dedup();

@@ -246,6 +246,9 @@ pub async fn dispatch(
             crate::roles::attach_or_detach_role_policy(tx, principal, operation, body).await
         }
         Operation::ListAttachedRolePolicies => crate::roles::list_attached_role_policies(tx, principal, body).await,
+        Operation::PutRoleSecret => crate::roles::put_role_secret(state, tx, principal, body).await,
+        Operation::ListRoleSecrets => crate::roles::list_role_secrets(tx, principal, body).await,
+        Operation::DeleteRoleSecret => crate::roles::delete_role_secret(tx, principal, body).await,
         Operation::GetKeyStatus => crate::admin::get_key_status(state, tx, principal).await,
         Operation::RotateKeys => crate::admin::rotate_keys(state, principal).await,
         Operation::RewrapKeys => crate::admin::rewrap_keys(state, principal).await,

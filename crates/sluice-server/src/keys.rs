@@ -348,11 +348,13 @@ pub struct RewrapReport {
     pub data_keys: usize,
     pub mfa_seeds: usize,
     pub plaintext_definitions: usize,
+    #[serde(default)]
+    pub role_secrets: usize,
 }
 
 impl RewrapReport {
     pub fn total(&self) -> usize {
-        self.access_keys + self.data_keys + self.mfa_seeds + self.plaintext_definitions
+        self.access_keys + self.data_keys + self.mfa_seeds + self.plaintext_definitions + self.role_secrets
     }
 }
 
@@ -369,6 +371,12 @@ pub async fn pending(tx: &mut dyn sluice_store::Transaction, cipher: &Cipher) ->
         access_keys: count(tx.access_key_secrets().await?),
         data_keys: count(tx.data_keys().await?),
         mfa_seeds: count(tx.mfa_seeds().await?),
+        role_secrets: tx
+            .all_role_secrets()
+            .await?
+            .iter()
+            .filter(|(_, _, sealed)| stale(cipher, sealed))
+            .count(),
         plaintext_definitions: tx
             .definition_versions()
             .await?
@@ -388,7 +396,7 @@ fn reseal(cipher: &Cipher, context: &str, sealed: &[u8]) -> anyhow::Result<Vec<u
 }
 
 /// Re-seals everything under the newest KEK: access-key secrets (including any from before
-/// encryption at rest), MFA seeds, pipeline data keys, and definitions stored in plaintext. Each
+/// encryption at rest), MFA seeds, role secrets, pipeline data keys, and definitions stored in plaintext. Each
 /// item is its own transaction, so the server keeps serving and an interrupted run resumes where
 /// it stopped (items already under the newest key are skipped).
 pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str) -> anyhow::Result<RewrapReport> {
@@ -414,6 +422,17 @@ pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str)
         tx.replace_mfa_seed(&serial_number, &resealed).await?;
         tx.commit().await?;
         report.mfa_seeds += 1;
+    }
+    let role_secrets = store.begin_read().await?.all_role_secrets().await?;
+    for (role_id, name, sealed) in role_secrets {
+        if !stale(cipher, &sealed) {
+            continue;
+        }
+        let resealed = reseal(cipher, &crate::roles::role_secret_context(&role_id, &name), &sealed)?;
+        let mut tx = store.begin().await?;
+        tx.put_role_secret(&role_id, &name, &resealed, now).await?;
+        tx.commit().await?;
+        report.role_secrets += 1;
     }
     let data_keys = store.begin_read().await?.data_keys().await?;
     for (pipeline_id, wrapped) in data_keys {

@@ -45,6 +45,7 @@ pub const ROLE_FIELDS: [&str; 2] = ["role", "resourceRole"];
 
 const MAX_ATTACHED_POLICIES: usize = 20;
 const DEFAULT_SESSION_SECONDS: i64 = 3_600;
+const MAX_ROLE_SECRETS: usize = 50;
 
 fn role_arn(account_id: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account_id}:role{path}{name}")
@@ -383,6 +384,87 @@ pub async fn list_attached_role_policies(
     })
 }
 
+/// Context binding a role secret's ciphertext to its role and name.
+pub fn role_secret_context(role_id: &str, name: &str) -> String {
+    format!("role-secret/{role_id}/{name}")
+}
+
+/// Keeps a credential for an external system with the role, sealed under the KEK; replaces a
+/// secret of the same name.
+pub async fn put_role_secret(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::RoleSecretInput = parse_body(body)?;
+    input.check(true, true)?;
+    let role = find_role(tx, principal, &input.role_name).await?;
+    authorize(principal, Operation::PutRoleSecret, &role.identity.arn)?;
+    let name = input.secret_name.unwrap_or_default();
+    let value = sluice_crypto::Secret::new(input.secret_value.unwrap_or_default());
+    let existing = tx.role_secrets(&role.identity.identity_id).await.map_err(store_error)?;
+    if existing.len() >= MAX_ROLE_SECRETS && !existing.iter().any(|(known, _, _)| *known == name) {
+        return Err(ApiError::new(
+            ErrorKind::LimitExceeded,
+            format!("Cannot exceed quota for SecretsPerRole: {MAX_ROLE_SECRETS}"),
+        ));
+    }
+    let sealed = state
+        .vault
+        .seal(&role_secret_context(&role.identity.identity_id, &name), &value)
+        .map_err(crate::handlers::crypto_error)?;
+    tx.put_role_secret(&role.identity.identity_id, &name, &sealed, &render(state.clock.now()))
+        .await
+        .map_err(store_error)?;
+    Ok("{}".into())
+}
+
+/// The names of a role's secrets, never their values.
+pub async fn list_role_secrets(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::RoleSecretInput = parse_body(body)?;
+    input.check(false, false)?;
+    let role = find_role(tx, principal, &input.role_name).await?;
+    authorize(principal, Operation::ListRoleSecrets, &role.identity.arn)?;
+    let secrets = tx.role_secrets(&role.identity.identity_id).await.map_err(store_error)?;
+    json(&iam::ListRoleSecretsOutput {
+        secrets: secrets
+            .into_iter()
+            .map(|(name, _, created)| iam::RoleSecret {
+                secret_name: name,
+                create_date: iso(&created),
+            })
+            .collect(),
+    })
+}
+
+pub async fn delete_role_secret(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::RoleSecretInput = parse_body(body)?;
+    input.check(true, false)?;
+    let role = find_role(tx, principal, &input.role_name).await?;
+    authorize(principal, Operation::DeleteRoleSecret, &role.identity.arn)?;
+    let name = input.secret_name.unwrap_or_default();
+    if !tx
+        .delete_role_secret(&role.identity.identity_id, &name)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(
+            ErrorKind::NoSuchEntity,
+            format!("The role {} has no secret named {name}.", role.identity.name),
+        ));
+    }
+    Ok("{}".into())
+}
+
 /// The roles a definition names: role name → the first `(object id, field)` naming it.
 pub fn named_roles(definition: &PipelineDefinition) -> BTreeMap<String, (String, String)> {
     let mut roles = BTreeMap::new();
@@ -557,7 +639,23 @@ async fn task_credentials(
     )
     .await
     .map_err(store_error)?;
+    // The role's credentials for external systems go with its session, to this task only.
+    let mut secrets = serde_json::Map::new();
+    for (name, sealed, _) in tx.role_secrets(&role.identity.identity_id).await.map_err(store_error)? {
+        match app
+            .vault
+            .open(&role_secret_context(&role.identity.identity_id, &name), &sealed)
+        {
+            Some(value) => {
+                secrets.insert(name, Value::String(value.expose_secret().clone()));
+            }
+            None => {
+                tracing::error!(role = %role.identity.name, secret = %name, "a role secret cannot be opened; left out")
+            }
+        }
+    }
     Ok(json!({
+        "secrets": secrets,
         "roleArn": role.identity.arn,
         "roleName": role.identity.name,
         "accessKeyId": access_key_id,

@@ -99,8 +99,21 @@ pub trait Transaction: Send {
     async fn role(&mut self, account_id: &str, name: &str) -> Result<Option<RoleRecord>>;
     async fn roles(&mut self, account_id: &str) -> Result<Vec<RoleRecord>>;
     async fn update_trust_policy(&mut self, identity_id: &str, trust_policy: &str) -> Result<()>;
-    /// Removes a role; its attachments must be gone (its sessions go with it).
+    /// Removes a role; its attachments must be gone (its sessions and secrets go with it).
     async fn delete_role(&mut self, identity_id: &str) -> Result<()>;
+    /// Adds or replaces a role's secret (sealed by the server).
+    async fn put_role_secret(
+        &mut self,
+        identity_id: &str,
+        name: &str,
+        sealed_value: &[u8],
+        created_at: &str,
+    ) -> Result<()>;
+    /// A role's secrets: `(name, sealed value, created_at)` by name.
+    async fn role_secrets(&mut self, identity_id: &str) -> Result<Vec<(String, Vec<u8>, String)>>;
+    async fn delete_role_secret(&mut self, identity_id: &str, name: &str) -> Result<bool>;
+    /// Every role secret `(identity_id, name, sealed value)`, for re-encryption.
+    async fn all_role_secrets(&mut self) -> Result<Vec<(String, String, Vec<u8>)>>;
     async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;
     async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>>;

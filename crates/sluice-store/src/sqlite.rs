@@ -328,6 +328,70 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_iam::delete_role(&mut self.tx, identity_id).await
     }
 
+    async fn put_role_secret(
+        &mut self,
+        identity_id: &str,
+        name: &str,
+        sealed_value: &[u8],
+        created_at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO role_secrets (identity_id, name, sealed_value, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (identity_id, name) DO UPDATE SET sealed_value = excluded.sealed_value, created_at = excluded.created_at",
+        )
+        .bind(identity_id)
+        .bind(name)
+        .bind(sealed_value)
+        .bind(created_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn role_secrets(&mut self, identity_id: &str) -> Result<Vec<(String, Vec<u8>, String)>> {
+        let rows =
+            sqlx::query("SELECT name, sealed_value, created_at FROM role_secrets WHERE identity_id = ? ORDER BY name")
+                .bind(identity_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("name")?,
+                    row.try_get("sealed_value")?,
+                    row.try_get("created_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn delete_role_secret(&mut self, identity_id: &str, name: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("DELETE FROM role_secrets WHERE identity_id = ? AND name = ?")
+                .bind(identity_id)
+                .bind(name)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    async fn all_role_secrets(&mut self) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT identity_id, name, sealed_value FROM role_secrets ORDER BY identity_id, name")
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("identity_id")?,
+                    row.try_get("name")?,
+                    row.try_get("sealed_value")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64> {
         crate::sqlite_iam::delete_sessions_of(&mut self.tx, identity_id).await
     }

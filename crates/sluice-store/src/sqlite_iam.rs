@@ -361,6 +361,10 @@ pub(crate) async fn delete_role(connection: &mut SqliteConnection, identity_id: 
         .bind(identity_id)
         .execute(&mut *connection)
         .await?;
+    sqlx::query("DELETE FROM role_secrets WHERE identity_id = ?")
+        .bind(identity_id)
+        .execute(&mut *connection)
+        .await?;
     sqlx::query("DELETE FROM roles WHERE identity_id = ?")
         .bind(identity_id)
         .execute(&mut *connection)

@@ -703,3 +703,68 @@ impl RoleInput {
         check.finish()
     }
 }
+
+/// PutRoleSecret, ListRoleSecrets (name and value absent) and DeleteRoleSecret (no value).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleSecretInput {
+    pub role_name: String,
+    pub secret_name: Option<String>,
+    pub secret_value: Option<String>,
+}
+
+/// At most this many bytes in one secret.
+pub const ROLE_SECRET_MAX: usize = 16_384;
+
+impl RoleSecretInput {
+    pub fn check(&self, needs_name: bool, needs_value: bool) -> Result<(), ApiError> {
+        let mut check = Check::new();
+        check_name(&mut check, "RoleName", &self.role_name);
+        match (&self.secret_name, needs_name) {
+            (Some(name), _) => {
+                check.string("SecretName", name, 1, 128);
+                if !name
+                    .chars()
+                    .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
+                {
+                    check.violation(
+                        "Value at 'SecretName' failed to satisfy constraint: Member must satisfy regular expression pattern [A-Za-z0-9._-]+"
+                            .into(),
+                    );
+                }
+            }
+            (None, true) => {
+                check.violation("Value at 'SecretName' failed to satisfy constraint: Member must not be null".into());
+            }
+            (None, false) => {}
+        }
+        match (&self.secret_value, needs_value) {
+            (Some(value), _) => {
+                // Never echoes the value: only its size is checked and named.
+                if value.is_empty() || value.len() > ROLE_SECRET_MAX {
+                    check.violation(format!(
+                        "Value at 'SecretValue' failed to satisfy constraint: Member must have length between 1 and {ROLE_SECRET_MAX}"
+                    ));
+                }
+            }
+            (None, true) => {
+                check.violation("Value at 'SecretValue' failed to satisfy constraint: Member must not be null".into());
+            }
+            (None, false) => {}
+        }
+        check.finish()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleSecret {
+    pub secret_name: String,
+    pub create_date: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRoleSecretsOutput {
+    pub secrets: Vec<RoleSecret>,
+}

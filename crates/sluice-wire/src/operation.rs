@@ -73,6 +73,10 @@ pub enum Operation {
     AttachRolePolicy,
     DetachRolePolicy,
     ListAttachedRolePolicies,
+    // Sluice's own: credentials for external systems a role carries.
+    PutRoleSecret,
+    ListRoleSecrets,
+    DeleteRoleSecret,
     // Sluice's administration API (`X-Amz-Target: SluiceAdmin.<Op>`, AWS JSON 1.1, SigV4 service
     // `sluice`, IAM actions `sluice:<Op>`): keys at rest and the audit trail.
     GetKeyStatus,
@@ -88,7 +92,7 @@ pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
 pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 68] = [
+    pub const ALL: [Operation; 71] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -153,6 +157,9 @@ impl Operation {
         Operation::AttachRolePolicy,
         Operation::DetachRolePolicy,
         Operation::ListAttachedRolePolicies,
+        Operation::PutRoleSecret,
+        Operation::ListRoleSecrets,
+        Operation::DeleteRoleSecret,
         Operation::GetKeyStatus,
         Operation::RotateKeys,
         Operation::RewrapKeys,
@@ -225,6 +232,9 @@ impl Operation {
             Operation::AttachRolePolicy => "AttachRolePolicy",
             Operation::DetachRolePolicy => "DetachRolePolicy",
             Operation::ListAttachedRolePolicies => "ListAttachedRolePolicies",
+            Operation::PutRoleSecret => "PutRoleSecret",
+            Operation::ListRoleSecrets => "ListRoleSecrets",
+            Operation::DeleteRoleSecret => "DeleteRoleSecret",
             Operation::GetKeyStatus => "GetKeyStatus",
             Operation::RotateKeys => "RotateKeys",
             Operation::RewrapKeys => "RewrapKeys",
@@ -302,6 +312,9 @@ impl Operation {
                 | Operation::AttachRolePolicy
                 | Operation::DetachRolePolicy
                 | Operation::ListAttachedRolePolicies
+                | Operation::PutRoleSecret
+                | Operation::ListRoleSecrets
+                | Operation::DeleteRoleSecret
         )
     }
 
@@ -341,6 +354,7 @@ impl Operation {
             | Operation::GetRole
             | Operation::ListRoles
             | Operation::ListAttachedRolePolicies
+            | Operation::ListRoleSecrets
             | Operation::GetKeyStatus
             | Operation::VerifyAuditTrail => true,
             Operation::ActivatePipeline
@@ -382,6 +396,8 @@ impl Operation {
             | Operation::UpdateAssumeRolePolicy
             | Operation::AttachRolePolicy
             | Operation::DetachRolePolicy
+            | Operation::PutRoleSecret
+            | Operation::DeleteRoleSecret
             | Operation::RotateKeys
             | Operation::RewrapKeys => false,
         }

@@ -157,6 +157,31 @@ pub enum IamCommand {
         connection: Connection,
         name: String,
     },
+    /// Keep a credential for an external system with a role (read from stdin or --value-file,
+    /// never from the command line). Tasks of pipelines the role trusts get it: at
+    /// `$SLUICE_SECRETS_URI<name>`; `s3.accessKeyId` and `s3.secretAccessKey` are used for their
+    /// object stores, and a `*` field reading `role-secret:<name>` (a database's `*password`)
+    /// takes the secret's value.
+    PutRoleSecret {
+        #[command(flatten)]
+        connection: Connection,
+        role: String,
+        name: String,
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+    },
+    /// The names of a role's secrets (never their values).
+    ListRoleSecrets {
+        #[command(flatten)]
+        connection: Connection,
+        role: String,
+    },
+    DeleteRoleSecret {
+        #[command(flatten)]
+        connection: Connection,
+        role: String,
+        name: String,
+    },
     /// Attach a policy to a role.
     AttachRole {
         #[command(flatten)]
@@ -719,6 +744,46 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             }
             call(&connection, "DeleteRole", json!({ "RoleName": name })).await?;
             println!("deleted role {name}");
+        }
+        IamCommand::PutRoleSecret {
+            connection,
+            role,
+            name,
+            value_file,
+        } => {
+            let value = match value_file {
+                Some(path) => {
+                    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+                }
+                None => std::io::read_to_string(std::io::stdin())?,
+            };
+            let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
+            call(
+                &connection,
+                "PutRoleSecret",
+                json!({ "RoleName": role, "SecretName": name, "SecretValue": value }),
+            )
+            .await?;
+            println!("stored secret {name} with role {role}");
+        }
+        IamCommand::ListRoleSecrets { connection, role } => {
+            let listed = call(&connection, "ListRoleSecrets", json!({ "RoleName": role })).await?;
+            for secret in listed["Secrets"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<40} {}",
+                    secret["SecretName"].as_str().unwrap_or(""),
+                    secret["CreateDate"].as_str().unwrap_or("")
+                );
+            }
+        }
+        IamCommand::DeleteRoleSecret { connection, role, name } => {
+            call(
+                &connection,
+                "DeleteRoleSecret",
+                json!({ "RoleName": role, "SecretName": name }),
+            )
+            .await?;
+            println!("deleted secret {name} of role {role}");
         }
         IamCommand::AttachRole {
             connection,

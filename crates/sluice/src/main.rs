@@ -652,8 +652,8 @@ async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
 
 fn resealed_summary(report: &sluice_server::keys::RewrapReport) -> String {
     format!(
-        "re-sealed {} access key secret(s), {} MFA seed(s), {} data key(s), {} plaintext definition version(s)",
-        report.access_keys, report.mfa_seeds, report.data_keys, report.plaintext_definitions
+        "re-sealed {} access key secret(s), {} MFA seed(s), {} data key(s), {} plaintext definition version(s), {} role secret(s)",
+        report.access_keys, report.mfa_seeds, report.data_keys, report.plaintext_definitions, report.role_secrets
     )
 }
 

@@ -410,6 +410,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
                 s3_endpoint: options.s3_endpoint.clone(),
                 region: options.region.clone(),
                 ca_bundle: options.s3_ca_bundle.clone(),
+                s3_credentials: None,
             },
             keep_work_dirs: false,
             task_api: Some(sluice_runner::execute::TaskApi {
@@ -623,6 +624,7 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
                 region: options.region.clone(),
                 // The bundle AWS tools take (AWS_CA_BUNDLE) serves the object stores too.
                 ca_bundle: options.ca_bundle.clone(),
+                s3_credentials: None,
             },
             keep_work_dirs: false,
             task_api: Some(sluice_runner::execute::TaskApi {
@@ -668,6 +670,7 @@ pub async fn logs(options: LogsOptions) -> anyhow::Result<ExitCode> {
                 s3_endpoint: options.s3_endpoint.clone(),
                 region: options.region.clone(),
                 ca_bundle: options.s3_ca_bundle.clone(),
+                s3_credentials: None,
             };
             sluice_runner::storage::Location::parse(&location, &storage)?
                 .download_to(temporary.path())
@@ -778,6 +781,7 @@ pub async fn serve_with_runner(
                         s3_endpoint,
                         region: region.clone(),
                         ca_bundle: s3_ca_bundle,
+                        s3_credentials: None,
                     },
                     keep_work_dirs: false,
                     task_api: Some(sluice_runner::execute::TaskApi {
