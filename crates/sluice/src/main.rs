@@ -12,6 +12,7 @@ mod doctor;
 mod iam;
 mod kek;
 mod run;
+mod scan;
 use sluice_core::{Limits, definition_file, validate};
 
 #[derive(Parser)]
@@ -175,6 +176,31 @@ enum Command {
         #[arg(long, env = "AWS_CA_BUNDLE")]
         s3_ca_bundle: Option<PathBuf>,
         #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
+    /// Find sensitive data (credentials, financial and personal data) in files, folders or
+    /// s3:// prefixes, as Amazon Macie does; exit 1 when any is found.
+    Scan {
+        /// Files, folders (recursively) or s3://bucket/prefix locations.
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// text, csv, tsv, json or jsonl [default: by extension; .gz is decompressed].
+        #[arg(long)]
+        format: Option<String>,
+        /// Print Macie findings as JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// A JSON list of custom identifiers: {name, regex, keywords, ignoreWords, maximumMatchDistance}.
+        #[arg(long)]
+        custom_identifiers: Option<PathBuf>,
+        /// Values never reported: one per line, or `regex:<pattern>`.
+        #[arg(long)]
+        allow_list: Option<PathBuf>,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long, env = "AWS_CA_BUNDLE")]
+        s3_ca_bundle: Option<PathBuf>,
+        #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
         region: String,
     },
     /// Validate a definition file offline, as PutPipelineDefinition would.
@@ -530,6 +556,27 @@ fn main() -> ExitCode {
             .and_then(|runtime| runtime.block_on(iam::run(command)))
             .map(|()| ExitCode::SUCCESS),
         Command::Validate { file, params } => validate_file(&file, &params),
+        Command::Scan {
+            targets,
+            format,
+            json,
+            custom_identifiers,
+            allow_list,
+            s3_endpoint,
+            s3_ca_bundle,
+            region,
+        } => runtime().and_then(|runtime| {
+            runtime.block_on(scan::run(scan::ScanOptions {
+                targets,
+                format,
+                json,
+                custom_identifiers,
+                allow_list,
+                s3_endpoint,
+                s3_ca_bundle,
+                region,
+            }))
+        }),
         Command::Logs {
             pipeline_id,
             instance,

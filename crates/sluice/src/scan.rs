@@ -1,0 +1,227 @@
+//! `sluice scan PATH|s3://bucket/prefix ...`: Macie-style discovery of sensitive data in files and
+//! buckets, with a progress bar and a summary table (or Macie findings as JSON lines).
+//! Exit status 0 when nothing was found, 1 when something was, 2 when something could not be read.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::json;
+use sluice_detect::{AllowList, CustomIdentifier, Detector, Format, ObjectReport, managed_identifiers, scan_object};
+
+pub struct ScanOptions {
+    pub targets: Vec<String>,
+    pub format: Option<String>,
+    pub json: bool,
+    pub custom_identifiers: Option<PathBuf>,
+    pub allow_list: Option<PathBuf>,
+    pub s3_endpoint: Option<String>,
+    pub s3_ca_bundle: Option<PathBuf>,
+    pub region: String,
+}
+
+fn files_below(root: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let metadata = std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+    if metadata.is_file() {
+        out.push(root.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot list {}", root.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            files_below(&entry, out)?;
+        } else if entry.is_file() {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn detector(options: &ScanOptions) -> anyhow::Result<Detector> {
+    let mut identifiers = managed_identifiers();
+    if let Some(path) = &options.custom_identifiers {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let custom: Vec<CustomIdentifier> = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: a JSON list of {{name, regex, keywords, ignoreWords, maximumMatchDistance}}",
+                path.display()
+            )
+        })?;
+        for identifier in custom {
+            identifiers.push(identifier.identifier()?);
+        }
+    }
+    let mut allow = AllowList::default();
+    if let Some(path) = &options.allow_list {
+        // One literal per line; lines of the form `regex:<pattern>` are patterns.
+        for line in std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+        {
+            match line.strip_prefix("regex:") {
+                Some(pattern) => allow.patterns.push(pattern.to_string()),
+                None => allow.words.push(line.to_string()),
+            }
+        }
+    }
+    Detector::new(identifiers, &allow)
+}
+
+pub async fn run(options: ScanOptions) -> anyhow::Result<ExitCode> {
+    let detector = detector(&options)?;
+    let format = match &options.format {
+        Some(name) => {
+            Some(Format::parse(name).with_context(|| format!("--format {name}: text, csv, tsv, json or jsonl"))?)
+        }
+        None => None,
+    };
+    // (name reported, local file)
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let staging = tempfile::tempdir()?;
+    for (index, target) in options.targets.iter().enumerate() {
+        if target.contains("://") {
+            let storage = sluice_runner::storage::StorageSettings {
+                s3_endpoint: options.s3_endpoint.clone(),
+                region: options.region.clone(),
+                ca_bundle: options.s3_ca_bundle.clone(),
+                s3_credentials: None,
+            };
+            let folder = staging.path().join(index.to_string());
+            sluice_runner::storage::Location::parse(target, &storage)?
+                .download_to(&folder)
+                .await
+                .with_context(|| format!("cannot read {target}"))?;
+            let mut found = Vec::new();
+            files_below(&folder, &mut found)?;
+            for file in found {
+                let relative = file
+                    .strip_prefix(&folder)
+                    .unwrap_or(&file)
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((format!("{}/{relative}", target.trim_end_matches('/')), file));
+            }
+        } else {
+            let mut found = Vec::new();
+            files_below(Path::new(target), &mut found)?;
+            files.extend(found.into_iter().map(|file| (file.display().to_string(), file)));
+        }
+    }
+    let total: u64 = files
+        .iter()
+        .map(|(_, file)| std::fs::metadata(file).map(|metadata| metadata.len()).unwrap_or(0))
+        .sum();
+    let progress = if options.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut reports: Vec<ObjectReport> = Vec::new();
+    let mut unreadable = 0;
+    for (name, file) in &files {
+        progress.set_message(name.clone());
+        let report = match std::fs::File::open(file) {
+            Ok(reader) => {
+                let mut report = scan_object(&detector, file.to_string_lossy().as_ref(), reader, format);
+                report.path = name.clone();
+                report
+            }
+            Err(error) => {
+                let mut report = ObjectReport::new(name.clone(), Format::Text);
+                report.problem = Some(format!("cannot open: {error}"));
+                report
+            }
+        };
+        if report.problem.is_some() {
+            unreadable += 1;
+        }
+        progress.inc(std::fs::metadata(file).map(|metadata| metadata.len()).unwrap_or(0));
+        reports.push(report);
+    }
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let with_findings: Vec<&ObjectReport> = reports.iter().filter(|report| report.total() > 0).collect();
+    if options.json {
+        let now = sluice_server::clock::Clock::now(&sluice_server::clock::SystemClock)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        for (index, report) in with_findings.iter().enumerate() {
+            let resource = json!({ "object": { "path": report.path, "size": report.size_classified } });
+            if let Some(finding) = report.finding(&format!("local-{index}"), "local", &options.region, &now, resource) {
+                println!("{finding}");
+            }
+        }
+    } else {
+        println!(
+            "{:<50} {:<36} {:>7} {:<8} samples",
+            "object", "type", "count", "severity"
+        );
+        for report in &with_findings {
+            for (name, detail) in report.detections.values().flatten() {
+                println!(
+                    "{:<50} {:<36} {:>7} {:<8} {}",
+                    shorten(&report.path, 50),
+                    name,
+                    detail.count,
+                    detail.severity().description(),
+                    detail.samples.join(", ")
+                );
+            }
+        }
+        for report in reports.iter().filter(|report| report.problem.is_some()) {
+            println!(
+                "{:<50} could not be read whole: {}",
+                shorten(&report.path, 50),
+                report.problem.as_deref().unwrap_or("")
+            );
+        }
+        let bytes: u64 = reports.iter().map(|report| report.size_classified).sum();
+        println!(
+            "\n{} object(s), {:.1} MiB in {seconds:.2} s ({:.0} MiB/s): {} with sensitive data, {} occurrence(s){}",
+            reports.len(),
+            bytes as f64 / 1048576.0,
+            bytes as f64 / 1048576.0 / seconds.max(1e-9),
+            with_findings.len(),
+            with_findings.iter().map(|report| report.total()).sum::<u64>(),
+            if unreadable > 0 {
+                format!(", {unreadable} unreadable")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if unreadable > 0 {
+        ExitCode::from(2)
+    } else if with_findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(width - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}

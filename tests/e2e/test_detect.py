@@ -1,0 +1,102 @@
+"""Sensitive-data discovery with `sluice scan`: files, folders and an S3 prefix, Macie-shaped
+findings with located occurrences and redacted samples, custom identifiers and allow lists."""
+
+import gzip
+import json
+import os
+import subprocess
+
+from conftest import SLUICE
+
+CARD = "4556 7375 8689 9855"
+SSN = "536-22-1234"
+
+
+def scan(*args, env=None):
+    result = subprocess.run([SLUICE, "scan", *args], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **(env or {})})
+    return result
+
+
+def findings(result):
+    return {f["resourcesAffected"]["object"]["path"].rsplit("/", 1)[-1]: f
+            for f in map(json.loads, result.stdout.splitlines())}
+
+
+def detections(finding):
+    return {d["type"]: d for group in finding["classificationDetails"]["result"]["sensitiveData"]
+            for d in group["detections"]}
+
+
+def corpus(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "people.csv").write_text(f"name,ssn,email,note\nAda,{SSN},ada@corp.com,ok\nKen,123,none,fine\n")
+    (folder / "events.jsonl").write_text(
+        json.dumps({"user": {"dob": "1984-03-12", "card": CARD}}) + "\n" + json.dumps({"user": {"n": 1}}) + "\n")
+    (folder / "app.log.gz").write_bytes(gzip.compress(
+        b"2026-11-29 INFO start\n2026-11-29 INFO deploy key AKIAQWERTYUIOPASDFGH used\n"))
+    (folder / "clean.txt").write_text("nothing to see here\nversion 1.2.3\n")
+
+
+def test_scan_finds_locates_and_redacts(tmp_path):
+    corpus(tmp_path / "data")
+    table = scan(str(tmp_path / "data"))
+    assert table.returncode == 1, table.stdout + table.stderr
+    assert "USA_SOCIAL_SECURITY_NUMBER" in table.stdout and SSN not in table.stdout and CARD not in table.stdout
+    assert "4 object(s)" in table.stdout and "3 with sensitive data" in table.stdout
+
+    result = scan(str(tmp_path / "data"), "--json")
+    found = findings(result)
+    assert set(found) == {"people.csv", "events.jsonl", "app.log.gz"}
+    people = found["people.csv"]
+    assert people["type"] == "SensitiveData:S3Object/Personal" and people["severity"]["description"] == "High"
+    ssn = detections(people)["USA_SOCIAL_SECURITY_NUMBER"]
+    assert ssn["occurrences"]["cells"] == [{"row": 2, "column": 2, "columnName": "ssn", "cellReference": None}]
+    assert ssn["sluiceSamples"] == ["53*******34"]
+    events = found["events.jsonl"]
+    assert events["type"] == "SensitiveData:S3Object/Multiple"
+    assert detections(events)["CREDIT_CARD_NUMBER"]["occurrences"]["records"] == [
+        {"recordIndex": 0, "jsonPath": "$.user.card"}]
+    log = detections(found["app.log.gz"])["AWS_ACCESS_KEY_ID"]
+    assert log["occurrences"]["lineRanges"] == [{"start": 2, "end": 2, "startColumn": 28}]
+    assert found["app.log.gz"]["type"] == "SensitiveData:S3Object/Credentials"
+    for text in (table.stdout, result.stdout):
+        assert "AKIAQWERTYUIOPASDFGH" not in text
+
+    clean = scan(str(tmp_path / "data" / "clean.txt"))
+    assert clean.returncode == 0 and "0 with sensitive data" in clean.stdout
+
+
+def test_custom_identifiers_and_allow_lists(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hr.txt").write_text("employee id EMP-004512 joined\nemployee id EMP-000001 is the test account\n"
+                                 "contact ada@corp.com or noreply@corp.com\n")
+    custom = tmp_path / "custom.json"
+    custom.write_text(json.dumps([{"name": "EMPLOYEE_ID", "regex": "EMP-[0-9]{6}", "keywords": ["employee id"],
+                                   "ignoreWords": ["EMP-000001"], "maximumMatchDistance": 20}]))
+    allow = tmp_path / "allow.txt"
+    allow.write_text("noreply@corp.com\n")
+    found = findings(scan(str(data), "--json", "--custom-identifiers", str(custom), "--allow-list", str(allow)))
+    result = found["hr.txt"]["classificationDetails"]["result"]
+    assert result["customDataIdentifiers"]["totalCount"] == 1
+    assert result["customDataIdentifiers"]["detections"][0]["name"] == "EMPLOYEE_ID"
+    assert detections(found["hr.txt"])["EMAIL_ADDRESS"]["count"] == 1
+    assert found["hr.txt"]["type"] == "SensitiveData:S3Object/Multiple"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"name": "X", "regex": "a", "maximumMatchDistance": 999}]))
+    refused = scan(str(data), "--custom-identifiers", str(bad))
+    assert refused.returncode == 2 and "maximumMatchDistance" in refused.stderr
+
+
+def test_scan_an_s3_prefix(tmp_path, s3_server):
+    from test_copy import s3_client
+    client = s3_client(s3_server)
+    client.create_bucket(Bucket="lake")
+    client.put_object(Bucket="lake", Key="raw/2026/people.csv", Body=f"name,ssn\nAda,{SSN}\n".encode())
+    client.put_object(Bucket="lake", Key="raw/2026/clean.txt", Body=b"hello\n")
+    result = scan("s3://lake/raw", "--json", "--s3-endpoint", s3_server.endpoint, env=s3_server.env)
+    assert result.returncode == 1, result.stderr
+    (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert finding["resourcesAffected"]["object"]["path"] == "s3://lake/raw/2026/people.csv"
+    assert "USA_SOCIAL_SECURITY_NUMBER" in detections(finding)
