@@ -100,3 +100,48 @@ def test_scan_an_s3_prefix(tmp_path, s3_server):
     (finding,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert finding["resourcesAffected"]["object"]["path"] == "s3://lake/raw/2026/people.csv"
     assert "USA_SOCIAL_SECURITY_NUMBER" in detections(finding)
+
+
+def test_outputs_are_reviewed_before_publishing_as_the_policy_says(tmp_path):
+    source = tmp_path / "people.csv"
+    source.write_text(f"name,ssn,city\nAda,{SSN},Lisbon\nKen,none,Oslo\n")
+    out = tmp_path / "out"
+
+    def copy(name, policy=None):
+        node = {"id": f"To{name}", "name": f"To{name}", "type": "S3DataNode",
+                "directoryPath": f"file://{out}/{name.lower()}"}
+        if policy:
+            node["sensitiveDataPolicy"] = policy
+        activity = {"id": f"Copy{name}", "name": f"Copy{name}", "type": "CopyActivity",
+                    "input": {"ref": "Source"}, "output": {"ref": f"To{name}"}}
+        return [node, activity]
+
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local",
+         "maximumRetries": "0"},
+        {"id": "Source", "name": "Source", "type": "S3DataNode", "filePath": f"file://{source}"},
+        *copy("Warned"), *copy("Masked", "MASK"), *copy("Quarantined", "QUARANTINE"), *copy("Failed", "FAIL"),
+        *copy("Allowed", "ALLOW"),
+        {"id": "Shell", "name": "Shell", "type": "ShellCommandActivity", "stage": "true",
+         "sensitiveDataPolicy": "FAIL", "output": {"ref": "ShellOut"},
+         "command": f"echo 'card {CARD}' > $OUTPUT1_STAGING_DIR/notes.txt"},
+        {"id": "ShellOut", "name": "ShellOut", "type": "S3DataNode", "directoryPath": f"file://{out}/shell"},
+    ]}
+    path = tmp_path / "policies.json"
+    path.write_text(json.dumps(definition))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run([SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs")],
+                            capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode != 0, result.stdout + result.stderr  # three activities fail by policy
+    original = source.read_text()
+    assert (out / "warned" / "people.csv").read_text() == original
+    assert (out / "allowed" / "people.csv").read_text() == original
+    masked = (out / "masked" / "people.csv").read_text()
+    assert SSN not in masked and "Ada,***********,Lisbon" in masked and "Ken,none,Oslo" in masked
+    assert not (out / "quarantined").exists() and not (out / "failed").exists() and not (out / "shell").exists()
+    quarantined = list((tmp_path / "out").glob("quarantined.quarantine/*/people.csv"))
+    assert len(quarantined) == 1 and quarantined[0].read_text() == original
+    logs = "\n".join(p.read_text(errors="replace") for p in (tmp_path / "logs").rglob("*") if p.is_file())
+    assert "USA_SOCIAL_SECURITY_NUMBER ×1 (High)" in logs and "sensitiveDataPolicy WARN" in logs
+    assert "CREDIT_CARD_NUMBER" in logs and "nothing was published (sensitiveDataPolicy FAIL)" in logs
+    assert SSN not in logs and CARD not in logs

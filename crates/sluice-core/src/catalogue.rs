@@ -221,9 +221,17 @@ const ACTIVITY_COMMON: &[FieldSpec] = &[
     opt("workerGroup", S),
     rep("input", DATA_NODE_REF),
     rep("output", DATA_NODE_REF),
+    opt("sensitiveDataPolicy", ValueKind::Enum(SENSITIVE_DATA_POLICIES)),
 ];
 
-const DATA_NODE_COMMON: &[FieldSpec] = &[opt("runsOn", RESOURCE_REF), opt("workerGroup", S)];
+/// Sluice's extension: what happens when an output about to be published holds sensitive data.
+pub const SENSITIVE_DATA_POLICIES: &[&str] = &["ALLOW", "WARN", "MASK", "QUARANTINE", "FAIL"];
+
+const DATA_NODE_COMMON: &[FieldSpec] = &[
+    opt("runsOn", RESOURCE_REF),
+    opt("workerGroup", S),
+    opt("sensitiveDataPolicy", ValueKind::Enum(SENSITIVE_DATA_POLICIES)),
+];
 
 const PRE_TASK_CONFIG: &[FieldSpec] = &[
     opt("postActivityTaskConfig", SHELL_SCRIPT_CONFIG_REF),

@@ -33,6 +33,28 @@ struct ObjectNode {
     gzip: bool,
     /// What S3 is asked for on writes (`s3EncryptionType`).
     encryption: Encryption,
+    /// What happens if the output holds sensitive data (`sensitiveDataPolicy`).
+    policy: crate::sensitive::Policy,
+    /// The attempt writing it (for the quarantine location).
+    attempt_id: String,
+}
+
+impl ObjectNode {
+    /// Scans what is about to be published at `url` (the staged `local` file or folder) and
+    /// returns where to publish it and the note for the log, or the refusal.
+    async fn reviewed_target(&self, url: &str, local: &Path) -> anyhow::Result<(String, Option<String>)> {
+        use crate::sensitive::{Policy, note, quarantine_location, review};
+        let found = review(local, self.policy).await?;
+        if !found.found {
+            return Ok((url.to_string(), None));
+        }
+        let note = note(self.policy, url, &found);
+        match self.policy {
+            Policy::Fail => Err(anyhow::anyhow!(note)),
+            Policy::Quarantine => Ok((quarantine_location(url, &self.attempt_id), Some(note))),
+            _ => Ok((url.to_string(), Some(note))),
+        }
+    }
 }
 
 impl ObjectNode {
@@ -89,6 +111,8 @@ fn end(task: &Task, node: &Object) -> anyhow::Result<End> {
             .string("compression")
             .is_some_and(|value| value.eq_ignore_ascii_case("gzip")),
         encryption: Encryption::of_node(node)?,
+        policy: crate::sensitive::Policy::for_output(task, node),
+        attempt_id: task.attempt_id.clone(),
     }))
 }
 
@@ -228,9 +252,10 @@ async fn copy_files(
             tokio::task::spawn_blocking(move || recompress(&file, unzip)).await??;
         }
     }
-    let written = if to.single_file {
+    let (written, note, target) = if to.single_file {
         // Concatenated on disk, file by file, then uploaded (in parts when large).
-        let joined = folder.join("joined");
+        let name = to.url.rsplit('/').next().unwrap_or("joined");
+        let joined = folder.join(crate::execute::safe(name));
         let mut output = tokio::fs::File::create(&joined).await?;
         for file in &files {
             let mut input = tokio::fs::File::open(file).await?;
@@ -238,23 +263,34 @@ async fn copy_files(
         }
         output.sync_all().await?;
         drop(output);
-        upload_single(to, &joined, settings).await?
+        let (target, note) = to.reviewed_target(&to.url, &joined).await?;
+        (upload_single(to, &target, &joined, settings).await?, note, target)
     } else {
-        Location::parse_with(&to.url, &settings.storage, &to.encryption)?
+        let (target, note) = to.reviewed_target(&to.url, &staged).await?;
+        let written = Location::parse_with(&target, &settings.storage, &to.encryption)?
             .upload_from(&staged)
             .await
-            .with_context(|| format!("writing {}", to.url))?
+            .with_context(|| format!("writing {target}"))?;
+        (written, note, target)
     };
-    Ok(format!(
-        "copied {} object(s) from {} to {}: {read} bytes read, {written} bytes written",
+    let summary = format!(
+        "copied {} object(s) from {} to {target}: {read} bytes read, {written} bytes written",
         files.len(),
         from.url,
-        to.url
-    ))
+    );
+    finish_reviewed(to, summary, note)
 }
 
-async fn upload_single(node: &ObjectNode, file: &Path, settings: &ExecutionSettings) -> anyhow::Result<u64> {
-    let url = &node.url;
+/// A copy's summary with the sensitive-data note; a quarantined output fails the attempt.
+fn finish_reviewed(node: &ObjectNode, summary: String, note: Option<String>) -> anyhow::Result<String> {
+    match note {
+        Some(note) if node.policy == crate::sensitive::Policy::Quarantine => Err(anyhow::anyhow!(note)),
+        Some(note) => Ok(format!("{summary}\n{note}")),
+        None => Ok(summary),
+    }
+}
+
+async fn upload_single(node: &ObjectNode, url: &str, file: &Path, settings: &ExecutionSettings) -> anyhow::Result<u64> {
     let (folder_url, name) = url
         .rsplit_once('/')
         .filter(|(_, name)| !name.is_empty())
@@ -477,15 +513,20 @@ async fn write_objects(
     .await;
     let count = writer.await??;
     forwarding?;
+    let (target, note) = node.reviewed_target(&node.url, &path).await?;
     let written = if node.single_file {
-        upload_single(node, &path, settings).await?
+        upload_single(node, &target, &path, settings).await?
     } else {
-        Location::parse_with(&node.url, &settings.storage, &node.encryption)?
+        Location::parse_with(&target, &settings.storage, &node.encryption)?
             .put_file(&name, &path)
             .await
-            .with_context(|| format!("writing {}", node.url))?
+            .with_context(|| format!("writing {target}"))?
     };
-    Ok(format!("{count} record(s), {written} bytes written"))
+    finish_reviewed(
+        node,
+        format!("{count} record(s), {written} bytes written to {target}"),
+        note,
+    )
 }
 
 fn write_records<W: Write>(

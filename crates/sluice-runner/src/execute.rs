@@ -187,7 +187,9 @@ async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: wat
 }
 
 /// The numbered staging folders of an activity's inputs or outputs, with their locations.
-fn staging(task: &Task, key: &str) -> anyhow::Result<Vec<(usize, Option<String>, Encryption)>> {
+type Staging = (usize, Option<String>, Encryption, crate::sensitive::Policy);
+
+fn staging(task: &Task, key: &str) -> anyhow::Result<Vec<Staging>> {
     task.referenced(key)
         .iter()
         .enumerate()
@@ -196,7 +198,12 @@ fn staging(task: &Task, key: &str) -> anyhow::Result<Vec<(usize, Option<String>,
                 .string("directoryPath")
                 .or_else(|| node.string("filePath"))
                 .map(str::to_string);
-            Ok((index + 1, location, Encryption::of_node(node)?))
+            Ok((
+                index + 1,
+                location,
+                Encryption::of_node(node)?,
+                crate::sensitive::Policy::for_output(task, node),
+            ))
         })
         .collect()
 }
@@ -254,7 +261,7 @@ async fn run_in_folder(
         .is_some_and(|flag| flag.eq_ignore_ascii_case("true"));
     let mut outputs = Vec::new();
     if stage {
-        for (number, location, _) in staging(task, "input")? {
+        for (number, location, _, _) in staging(task, "input")? {
             let directory = folder.join(format!("input{number}"));
             if let Some(location) = location {
                 Location::parse(&location, &settings.storage)?
@@ -266,11 +273,11 @@ async fn run_in_folder(
             }
             environment.push((format!("INPUT{number}_STAGING_DIR"), directory.display().to_string()));
         }
-        for (number, location, encryption) in staging(task, "output")? {
+        for (number, location, encryption, policy) in staging(task, "output")? {
             let directory = folder.join(format!("output{number}"));
             tokio::fs::create_dir_all(&directory).await?;
             environment.push((format!("OUTPUT{number}_STAGING_DIR"), directory.display().to_string()));
-            outputs.push((number, directory, location, encryption));
+            outputs.push((number, directory, location, encryption, policy));
         }
     }
     // The task's own credentials, on a loopback endpoint that lives as long as the attempt.
@@ -348,15 +355,34 @@ async fn run_in_folder(
     };
 
     let outcome = if status.success() {
-        for (number, directory, location, encryption) in &outputs {
-            if let Some(location) = location {
-                Location::parse_with(location, &settings.storage, encryption)?
-                    .upload_from(directory)
-                    .await
-                    .with_context(|| format!("staging output {number} to {location}"))?;
-            }
+        let mut refused = None;
+        for (number, directory, location, encryption, policy) in &outputs {
+            let Some(location) = location else { continue };
+            // What is about to be published is scanned first; the policy decides.
+            let review = crate::sensitive::review(directory, *policy).await?;
+            let target = if review.found {
+                let note = crate::sensitive::note(*policy, &format!("output {number} ({location})"), &review);
+                append_line(&stderr_path, &note).await;
+                match policy {
+                    crate::sensitive::Policy::Fail => {
+                        refused = Some(Outcome::failed("SluiceSensitiveData", note));
+                        continue;
+                    }
+                    crate::sensitive::Policy::Quarantine => {
+                        refused = Some(Outcome::failed("SluiceSensitiveDataQuarantined", note));
+                        crate::sensitive::quarantine_location(location, &task.attempt_id)
+                    }
+                    _ => location.clone(),
+                }
+            } else {
+                location.clone()
+            };
+            Location::parse_with(&target, &settings.storage, encryption)?
+                .upload_from(directory)
+                .await
+                .with_context(|| format!("staging output {number} to {target}"))?;
         }
-        Outcome::finished()
+        refused.unwrap_or_else(Outcome::finished)
     } else if precondition {
         Outcome {
             status: "FALSE",
@@ -375,6 +401,14 @@ async fn run_in_folder(
     };
     publish_logs(task, settings, &stdout_path, &stderr_path).await;
     Ok(outcome)
+}
+
+/// Adds a line to a log file (the runner's own notes, such as sensitive-data warnings).
+async fn append_line(path: &Path, line: &str) {
+    use tokio::io::AsyncWriteExt;
+    if let Ok(mut file) = tokio::fs::OpenOptions::new().append(true).create(true).open(path).await {
+        let _ = file.write_all(format!("[sluice] {line}\n").as_bytes()).await;
+    }
 }
 
 /// What a masked secret reads as (the service's own word for it).

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod credentials;
 pub mod execute;
 pub mod format;
+pub mod sensitive;
 pub mod sql;
 pub mod storage;
 pub mod tables;
