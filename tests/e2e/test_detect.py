@@ -145,3 +145,72 @@ def test_outputs_are_reviewed_before_publishing_as_the_policy_says(tmp_path):
     assert "USA_SOCIAL_SECURITY_NUMBER ×1 (High)" in logs and "sensitiveDataPolicy WARN" in logs
     assert "CREDIT_CARD_NUMBER" in logs and "nothing was published (sensitiveDataPolicy FAIL)" in logs
     assert SSN not in logs and CARD not in logs
+
+
+def test_findings_reported_by_runners_are_listed_sealed_and_authorized(tmp_path):
+    from conftest import Server
+    from test_iam import user_with
+    from test_scheduler import obj, statuses, wait_for
+    source = tmp_path / "people.csv"
+    source.write_text(f"name,ssn\nAda,{SSN}\n")
+    server = Server(tmp_path / "data", extra_args=["--worker-group", "wg", "--runner-dir", str(tmp_path / "runner"),
+                                                   "--local-data-root", str(tmp_path), "--scheduler-tick-ms", "50"]).start()
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="findings", uniqueId="findings")["pipelineId"]
+        client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+            obj("Default", scheduleType="ondemand", workerGroup="wg"),
+            obj("Source", type="S3DataNode", filePath=f"file://{source}"),
+            obj("Out", type="S3DataNode", directoryPath=f"file://{tmp_path}/out"),
+            obj("Copy", type="CopyActivity", input={"ref": "Source"}, output={"ref": "Out"}),
+        ])
+        client.activate_pipeline(pipelineId=pipeline_id)
+        wait_for(lambda: set(statuses(client, pipeline_id).values()) == {"FINISHED"}, timeout=60, what="the copy")
+
+        env = server.cli_env()
+        listed = subprocess.run([SLUICE, "findings", "--endpoint", server.url, "--pipeline", pipeline_id],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert "USA_SOCIAL_SECURITY_NUMBER ×1" in listed.stdout and f"file://{tmp_path}/out/people.csv" in listed.stdout
+        assert SSN not in listed.stdout
+        full = subprocess.run([SLUICE, "findings", "--endpoint", server.url, "--json", "--severity", "High"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        (finding,) = [json.loads(line) for line in full.stdout.splitlines()]
+        assert finding["type"] == "SensitiveData:S3Object/Personal" and finding["accountId"] != "local"
+        assert finding["sluicePipeline"]["pipelineId"] == pipeline_id
+        assert finding["sluicePipeline"]["attemptId"].startswith("@Copy_")
+
+        # Findings are sealed with the pipeline's data key: the database holds no sample or path.
+        import sqlite3
+        database = sqlite3.connect(f"file:{server.data_dir / 'sluice.db'}?mode=ro", uri=True)
+        (body,) = database.execute("SELECT sealed_body FROM findings").fetchone()
+        database.close()
+        assert body[:3] == b"SLE" and b"people.csv" not in body
+
+        # Reading findings is a permission of its own; reporting them is the runner's.
+        _, key, _ = user_with(server, "operator", "SluicePipelineOperator")
+        status, _, answer = server.raw("SluiceFindings.ListFindings", {"pipelineId": pipeline_id}, service="sluice",
+                                       access_key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        assert status == 200 and len(answer["findings"]) == 1, answer
+        _, denied_key, _ = user_with(server, "norights")
+        status, _, answer = server.raw("SluiceFindings.ListFindings", {"pipelineId": pipeline_id}, service="sluice",
+                                       access_key_id=denied_key["AccessKeyId"], secret=denied_key["SecretAccessKey"])
+        assert status == 400 and answer["__type"] == "AccessDeniedException" and "sluice:ListFindings" in answer["message"]
+        status, _, answer = server.raw("SluiceFindings.ReportFindings", {"taskId": "nope", "findings": [{}]},
+                                       service="sluice", access_key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        assert status == 400 and answer["__type"] in ("TaskNotFoundException", "AccessDeniedException")
+
+        # The audit record says what was reported, not the findings themselves.
+        lookup = subprocess.run([SLUICE, "audit", "lookup", "--endpoint", server.url, "--event-name", "ReportFindings",
+                                 "--json"], capture_output=True, text=True, env=env, timeout=60)
+        (record,) = [r for r in map(json.loads, lookup.stdout.splitlines()) if "errorCode" not in r]
+        assert record["requestParameters"]["findings"] == 1 and "people.csv" not in lookup.stdout
+        assert record["userIdentity"]["userName"] == "sluice-in-process-runner"
+
+        # Deleting the pipeline deletes its findings (and its data key).
+        client.delete_pipeline(pipelineId=pipeline_id)
+        after = subprocess.run([SLUICE, "findings", "--endpoint", server.url, "--json"],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert after.returncode == 0 and after.stdout.strip() == ""
+    finally:
+        server.stop()

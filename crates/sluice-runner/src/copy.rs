@@ -42,9 +42,14 @@ struct ObjectNode {
 impl ObjectNode {
     /// Scans what is about to be published at `url` (the staged `local` file or folder) and
     /// returns where to publish it and the note for the log, or the refusal.
-    async fn reviewed_target(&self, url: &str, local: &Path) -> anyhow::Result<(String, Option<String>)> {
+    async fn reviewed_target(
+        &self,
+        url: &str,
+        local: &Path,
+        settings: &ExecutionSettings,
+    ) -> anyhow::Result<(String, Option<String>)> {
         use crate::sensitive::{Policy, note, quarantine_location, review};
-        let found = review(local, self.policy).await?;
+        let found = review(local, self.policy, url, &settings.findings).await?;
         if !found.found {
             return Ok((url.to_string(), None));
         }
@@ -263,10 +268,10 @@ async fn copy_files(
         }
         output.sync_all().await?;
         drop(output);
-        let (target, note) = to.reviewed_target(&to.url, &joined).await?;
+        let (target, note) = to.reviewed_target(&to.url, &joined, settings).await?;
         (upload_single(to, &target, &joined, settings).await?, note, target)
     } else {
-        let (target, note) = to.reviewed_target(&to.url, &staged).await?;
+        let (target, note) = to.reviewed_target(&to.url, &staged, settings).await?;
         let written = Location::parse_with(&target, &settings.storage, &to.encryption)?
             .upload_from(&staged)
             .await
@@ -513,7 +518,7 @@ async fn write_objects(
     .await;
     let count = writer.await??;
     forwarding?;
-    let (target, note) = node.reviewed_target(&node.url, &path).await?;
+    let (target, note) = node.reviewed_target(&node.url, &path, settings).await?;
     let written = if node.single_file {
         upload_single(node, &target, &path, settings).await?
     } else {

@@ -18,6 +18,8 @@ pub struct Outcome {
     pub status: &'static str,
     pub error_id: Option<String>,
     pub error_message: Option<String>,
+    /// Sensitive-data findings about the attempt's outputs (Macie's shape), for ReportFindings.
+    pub findings: Vec<serde_json::Value>,
 }
 
 impl Outcome {
@@ -26,6 +28,7 @@ impl Outcome {
             status: "FINISHED",
             error_id: None,
             error_message: None,
+            findings: Vec::new(),
         }
     }
 
@@ -34,6 +37,7 @@ impl Outcome {
             status: "FAILED",
             error_id: Some(error_id.to_string()),
             error_message: Some(message.into()),
+            findings: Vec::new(),
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct ExecutionSettings {
     /// The service's API as tasks reach it with their own credentials (`aws` and SDKs inside a
     /// task need no configuration).
     pub task_api: Option<TaskApi>,
+    /// Where one task's sensitive-data findings gather (fresh for each task).
+    pub findings: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
 
 /// Where a task's AWS tools find the service.
@@ -66,6 +72,7 @@ impl ExecutionSettings {
     /// `s3.secretAccessKey`), when it carries them, replace the runner's for its object stores.
     fn for_task(&self, task: &Task) -> ExecutionSettings {
         let mut settings = self.clone();
+        settings.findings = Default::default();
         if let Some(credentials) = &task.credentials
             && let (Some(key), Some(secret)) = (
                 credentials.secret("s3.accessKeyId"),
@@ -149,6 +156,9 @@ pub async fn execute(task: &Task, settings: &ExecutionSettings, cancel: watch::R
     }
     let task = &resolved;
     let mut outcome = execute_unmasked(task, settings, cancel).await;
+    if let Ok(mut findings) = settings.findings.lock() {
+        outcome.findings = std::mem::take(&mut *findings);
+    }
     // Whatever the failure quotes (stderr, a database's message), the task's secrets stay out.
     if let Some(message) = &outcome.error_message {
         outcome.error_message = Some(mask(message, &task.secrets()));
@@ -359,7 +369,7 @@ async fn run_in_folder(
         for (number, directory, location, encryption, policy) in &outputs {
             let Some(location) = location else { continue };
             // What is about to be published is scanned first; the policy decides.
-            let review = crate::sensitive::review(directory, *policy).await?;
+            let review = crate::sensitive::review(directory, *policy, location, &settings.findings).await?;
             let target = if review.found {
                 let note = crate::sensitive::note(*policy, &format!("output {number} ({location})"), &review);
                 append_line(&stderr_path, &note).await;
@@ -388,6 +398,7 @@ async fn run_in_folder(
             status: "FALSE",
             error_id: None,
             error_message: None,
+            findings: Vec::new(),
         }
     } else {
         let tail = mask(&last_lines(&stderr_path, 5).await, &task.secrets());

@@ -177,6 +177,13 @@ async fn handle(client: Arc<Client>, config: Arc<RunnerConfig>, task: Task) {
     };
     let outcome = execute::execute(&task, &config.execution, cancel).await;
     progress.abort();
+    // Findings about the outputs go to the service while the attempt is still held.
+    if !outcome.findings.is_empty() {
+        let request = json!({ "taskId": task.task_id, "findings": outcome.findings });
+        if let Err(error) = client.call("SluiceFindings.ReportFindings", "sluice", &request).await {
+            tracing::warn!(task = %task.attempt_id, error = %format!("{error:#}"), "could not report sensitive-data findings");
+        }
+    }
     let mut report = json!({ "taskId": task.task_id, "taskStatus": outcome.status });
     if let Some(error_id) = &outcome.error_id {
         report["errorId"] = json!(error_id);

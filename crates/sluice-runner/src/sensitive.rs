@@ -103,15 +103,28 @@ fn describe(report: &ObjectReport, name: &str) -> String {
 
 /// Scans every file under `folder` (an output about to be published) and applies `policy`:
 /// with MASK the files are rewritten in place. Runs on a blocking thread.
-pub async fn review(folder: &Path, policy: Policy) -> anyhow::Result<Review> {
+/// `location` is where the output goes (it names the objects in findings); findings gather in
+/// `findings` for the service (ReportFindings).
+pub async fn review(
+    folder: &Path,
+    policy: Policy,
+    location: &str,
+    findings: &std::sync::Mutex<Vec<serde_json::Value>>,
+) -> anyhow::Result<Review> {
     if policy == Policy::Allow {
         return Ok(Review::default());
     }
     let folder = folder.to_path_buf();
-    tokio::task::spawn_blocking(move || review_blocking(&folder, policy)).await?
+    let location = location.to_string();
+    let (review, found) = tokio::task::spawn_blocking(move || review_blocking(&folder, policy, &location)).await??;
+    if let Ok(mut gathered) = findings.lock() {
+        gathered.extend(found);
+    }
+    Ok(review)
 }
 
-fn review_blocking(folder: &Path, policy: Policy) -> anyhow::Result<Review> {
+fn review_blocking(folder: &Path, policy: Policy, location: &str) -> anyhow::Result<(Review, Vec<serde_json::Value>)> {
+    let mut findings = Vec::new();
     let detector = detector()?;
     let mut files = Vec::new();
     if folder.is_file() {
@@ -138,11 +151,20 @@ fn review_blocking(folder: &Path, policy: Policy) -> anyhow::Result<Review> {
         }
         review.found = true;
         review.lines.push(describe(&report, &name));
+        let object = if folder.is_file() {
+            location.to_string()
+        } else {
+            format!("{}/{name}", location.trim_end_matches('/'))
+        };
+        let resource = serde_json::json!({ "object": { "path": object, "size": report.size_classified } });
+        if let Some(finding) = report.finding("", "", "", "", resource) {
+            findings.push(finding);
+        }
         if policy == Policy::Mask {
             mask_file(detector, &file).with_context(|| format!("cannot mask {name}"))?;
         }
     }
-    Ok(review)
+    Ok((review, findings))
 }
 
 /// Rewrites a file with every detected value replaced by `*` of the same length (so layouts,

@@ -83,6 +83,9 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::RotateKeys => "sluice:RotateKeys",
         Operation::RewrapKeys => "sluice:RewrapKeys",
         Operation::VerifyAuditTrail => "sluice:VerifyAuditTrail",
+        Operation::ReportFindings => "sluice:ReportFindings",
+        Operation::ListFindings => "sluice:ListFindings",
+        Operation::GetFindings => "sluice:GetFindings",
     }
 }
 
@@ -94,19 +97,19 @@ pub const MANAGED_POLICIES: &[(&str, &str)] = &[
     ),
     (
         "SluiceReadOnlyAccess",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadPipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadPipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","sluice:ListFindings","sluice:GetFindings"],"Resource":"*"}]}"#,
     ),
     (
         "SluicePipelineOperator",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline","sluice:ListFindings","sluice:GetFindings"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
     ),
     (
         "SluiceInProcessRunner",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"RunTasks","Effect":"Allow","Action":["datapipeline:PollForTask","datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"RunTasks","Effect":"Allow","Action":["datapipeline:PollForTask","datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat","sluice:ReportFindings"],"Resource":"*"}]}"#,
     ),
     (
         "SluiceTaskRunner",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"PollOwnWorkerGroup","Effect":"Allow","Action":"datapipeline:PollForTask","Resource":"*","Condition":{"StringEquals":{"datapipeline:workerGroup":"${aws:PrincipalTag/workerGroup}"}}},{"Sid":"ReportTasks","Effect":"Allow","Action":["datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"PollOwnWorkerGroup","Effect":"Allow","Action":"datapipeline:PollForTask","Resource":"*","Condition":{"StringEquals":{"datapipeline:workerGroup":"${aws:PrincipalTag/workerGroup}"}}},{"Sid":"ReportTasks","Effect":"Allow","Action":["datapipeline:ReportTaskProgress","datapipeline:SetTaskStatus","datapipeline:ReportTaskRunnerHeartbeat","sluice:ReportFindings"],"Resource":"*"}]}"#,
     ),
 ];
 

@@ -12,6 +12,7 @@ pub mod authz;
 pub mod bootstrap;
 mod checks;
 pub mod clock;
+mod findings;
 mod handlers;
 mod iam;
 pub mod keys;

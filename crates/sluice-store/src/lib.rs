@@ -18,8 +18,8 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary,
-    PolicyRecord, RoleRecord, SessionFacts, StoredDefinition, Tag, TaskBinding, UserRecord,
+    FindingRecord, GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord,
+    PipelineSummary, PolicyRecord, RoleRecord, SessionFacts, StoredDefinition, Tag, TaskBinding, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -114,6 +114,21 @@ pub trait Transaction: Send {
     async fn delete_role_secret(&mut self, identity_id: &str, name: &str) -> Result<bool>;
     /// Every role secret `(identity_id, name, sealed value)`, for re-encryption.
     async fn all_role_secrets(&mut self) -> Result<Vec<(String, String, Vec<u8>)>>;
+
+    /// The pipeline and attempt a task id was handed out for.
+    async fn task_attempt(&mut self, task_id: &str) -> Result<Option<(String, String)>>;
+    async fn insert_finding(&mut self, finding: &FindingRecord) -> Result<()>;
+    /// An account's findings, newest first, optionally of one pipeline and at least `min_severity`,
+    /// after the `(created_at, finding_id)` a previous page ended with.
+    async fn findings(
+        &mut self,
+        account_id: &str,
+        pipeline_id: Option<&str>,
+        min_severity: i64,
+        before: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<FindingRecord>>;
+    async fn finding(&mut self, finding_id: &str) -> Result<Option<FindingRecord>>;
     async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;
     async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>>;

@@ -12,6 +12,21 @@ pub struct IdentityRecord {
     pub arn: String,
 }
 
+/// A sensitive-data finding about one output object of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRecord {
+    pub finding_id: String,
+    pub account_id: String,
+    pub pipeline_id: String,
+    pub attempt_id: String,
+    pub created_at: String,
+    /// 1 Low, 2 Medium, 3 High.
+    pub severity: i64,
+    pub finding_type: String,
+    /// The finding's JSON, sealed with the pipeline's data key.
+    pub sealed_body: Vec<u8>,
+}
+
 /// The attempt a role session was handed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskBinding {

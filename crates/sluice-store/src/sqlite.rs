@@ -377,6 +377,74 @@ impl Transaction for SqliteTransaction {
         )
     }
 
+    async fn task_attempt(&mut self, task_id: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT pipeline_id, attempt_id FROM attempts WHERE task_id = ?")
+            .bind(task_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("attempt_id")?)))
+            .transpose()
+    }
+
+    async fn insert_finding(&mut self, finding: &crate::FindingRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO findings (finding_id, account_id, pipeline_id, attempt_id, created_at, severity, finding_type, sealed_body)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&finding.finding_id)
+        .bind(&finding.account_id)
+        .bind(&finding.pipeline_id)
+        .bind(&finding.attempt_id)
+        .bind(&finding.created_at)
+        .bind(finding.severity)
+        .bind(&finding.finding_type)
+        .bind(&finding.sealed_body)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn findings(
+        &mut self,
+        account_id: &str,
+        pipeline_id: Option<&str>,
+        min_severity: i64,
+        before: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<crate::FindingRecord>> {
+        let (before_time, before_id) = before.unwrap_or(("9999", ""));
+        let rows = sqlx::query(
+            "SELECT finding_id, account_id, pipeline_id, attempt_id, created_at, severity, finding_type, sealed_body
+             FROM findings
+             WHERE account_id = ? AND (? IS NULL OR pipeline_id = ?) AND severity >= ?
+               AND (created_at < ? OR (created_at = ? AND finding_id < ?) OR ? = '')
+             ORDER BY created_at DESC, finding_id DESC LIMIT ?",
+        )
+        .bind(account_id)
+        .bind(pipeline_id)
+        .bind(pipeline_id)
+        .bind(min_severity)
+        .bind(before_time)
+        .bind(before_time)
+        .bind(before_id)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(finding_row).collect()
+    }
+
+    async fn finding(&mut self, finding_id: &str) -> Result<Option<crate::FindingRecord>> {
+        let row = sqlx::query(
+            "SELECT finding_id, account_id, pipeline_id, attempt_id, created_at, severity, finding_type, sealed_body
+             FROM findings WHERE finding_id = ?",
+        )
+        .bind(finding_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(finding_row).transpose()
+    }
+
     async fn all_role_secrets(&mut self) -> Result<Vec<(String, String, Vec<u8>)>> {
         let rows = sqlx::query("SELECT identity_id, name, sealed_value FROM role_secrets ORDER BY identity_id, name")
             .fetch_all(&mut *self.tx)
@@ -556,6 +624,10 @@ impl Transaction for SqliteTransaction {
             .execute(&mut *self.tx)
             .await?;
         sqlx::query("DELETE FROM data_keys WHERE pipeline_id = ?")
+            .bind(pipeline_id)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM findings WHERE pipeline_id = ?")
             .bind(pipeline_id)
             .execute(&mut *self.tx)
             .await?;
@@ -1122,4 +1194,17 @@ impl Transaction for SqliteTransaction {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+fn finding_row(row: &sqlx::sqlite::SqliteRow) -> Result<crate::FindingRecord> {
+    Ok(crate::FindingRecord {
+        finding_id: row.try_get("finding_id")?,
+        account_id: row.try_get("account_id")?,
+        pipeline_id: row.try_get("pipeline_id")?,
+        attempt_id: row.try_get("attempt_id")?,
+        created_at: row.try_get("created_at")?,
+        severity: row.try_get("severity")?,
+        finding_type: row.try_get("finding_type")?,
+        sealed_body: row.try_get("sealed_body")?,
+    })
 }

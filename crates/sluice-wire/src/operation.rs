@@ -83,16 +83,23 @@ pub enum Operation {
     RotateKeys,
     RewrapKeys,
     VerifyAuditTrail,
+    // Sluice's findings API (`X-Amz-Target: SluiceFindings.<Op>`, SigV4 service `sluice`, IAM
+    // actions `sluice:<Op>`): sensitive data found in pipelines' outputs.
+    ReportFindings,
+    ListFindings,
+    GetFindings,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 /// The target prefix of Sluice's identity API.
 pub const IAM_TARGET_PREFIX: &str = "SluiceIAM.";
+/// The target prefix of Sluice's findings API.
+pub const FINDINGS_TARGET_PREFIX: &str = "SluiceFindings.";
 /// The target prefix of Sluice's administration API.
 pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 71] = [
+    pub const ALL: [Operation; 74] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -164,6 +171,9 @@ impl Operation {
         Operation::RotateKeys,
         Operation::RewrapKeys,
         Operation::VerifyAuditTrail,
+        Operation::ReportFindings,
+        Operation::ListFindings,
+        Operation::GetFindings,
     ];
 
     pub fn name(self) -> &'static str {
@@ -239,6 +249,9 @@ impl Operation {
             Operation::RotateKeys => "RotateKeys",
             Operation::RewrapKeys => "RewrapKeys",
             Operation::VerifyAuditTrail => "VerifyAuditTrail",
+            Operation::ReportFindings => "ReportFindings",
+            Operation::ListFindings => "ListFindings",
+            Operation::GetFindings => "GetFindings",
         }
     }
 
@@ -248,7 +261,7 @@ impl Operation {
             Operation::LookupEvents => "cloudtrail",
             Operation::GetSessionToken | Operation::GetCallerIdentity => "sts",
             operation if operation.is_iam() => "iam",
-            operation if operation.is_admin() => "sluice",
+            operation if operation.is_admin() || operation.is_findings() => "sluice",
             _ => "datapipeline",
         }
     }
@@ -259,7 +272,7 @@ impl Operation {
             Operation::LookupEvents => "cloudtrail.amazonaws.com",
             Operation::GetSessionToken | Operation::GetCallerIdentity => "sts.amazonaws.com",
             operation if operation.is_iam() => "iam.amazonaws.com",
-            operation if operation.is_admin() => "sluice.amazonaws.com",
+            operation if operation.is_admin() || operation.is_findings() => "sluice.amazonaws.com",
             _ => "datapipeline.amazonaws.com",
         }
     }
@@ -326,6 +339,14 @@ impl Operation {
         )
     }
 
+    /// An operation of the findings API.
+    pub fn is_findings(self) -> bool {
+        matches!(
+            self,
+            Operation::ReportFindings | Operation::ListFindings | Operation::GetFindings
+        )
+    }
+
     /// Whether the call only reads (CloudTrail's `readOnly`).
     pub fn read_only(self) -> bool {
         match self {
@@ -356,7 +377,9 @@ impl Operation {
             | Operation::ListAttachedRolePolicies
             | Operation::ListRoleSecrets
             | Operation::GetKeyStatus
-            | Operation::VerifyAuditTrail => true,
+            | Operation::VerifyAuditTrail
+            | Operation::ListFindings
+            | Operation::GetFindings => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -399,7 +422,8 @@ impl Operation {
             | Operation::PutRoleSecret
             | Operation::DeleteRoleSecret
             | Operation::RotateKeys
-            | Operation::RewrapKeys => false,
+            | Operation::RewrapKeys
+            | Operation::ReportFindings => false,
         }
     }
 
@@ -462,6 +486,19 @@ impl Operation {
                     ApiError::new(
                         ErrorKind::UnknownOperationException,
                         format!("'{shown}' is not an operation of Sluice's administration API"),
+                    )
+                });
+        }
+        if let Some(name) = target.strip_prefix(FINDINGS_TARGET_PREFIX) {
+            return Operation::ALL
+                .into_iter()
+                .filter(|operation| operation.is_findings())
+                .find(|operation| operation.name() == name)
+                .ok_or_else(|| {
+                    let shown: String = name.chars().take(64).collect();
+                    ApiError::new(
+                        ErrorKind::UnknownOperationException,
+                        format!("'{shown}' is not an operation of Sluice's findings API"),
                     )
                 });
         }

@@ -203,6 +203,23 @@ enum Command {
         #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
         region: String,
     },
+    /// Sensitive-data findings that runners reported about pipelines' outputs, newest first.
+    Findings {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        /// Only this pipeline's.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Low, Medium or High: that severity and above.
+        #[arg(long)]
+        severity: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+        /// The whole findings (Macie's shape) as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a definition file offline, as PutPipelineDefinition would.
     Validate {
         file: PathBuf,
@@ -556,6 +573,13 @@ fn main() -> ExitCode {
             .and_then(|runtime| runtime.block_on(iam::run(command)))
             .map(|()| ExitCode::SUCCESS),
         Command::Validate { file, params } => validate_file(&file, &params),
+        Command::Findings {
+            admin,
+            pipeline,
+            severity,
+            max,
+            json,
+        } => runtime().and_then(|runtime| runtime.block_on(scan::findings(admin, pipeline, severity, max, json))),
         Command::Scan {
             targets,
             format,

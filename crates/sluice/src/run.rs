@@ -418,6 +418,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: access.ca_bundle.clone(),
                 region: options.region.clone(),
             }),
+            findings: Default::default(),
         },
     };
     runner_config.execution.storage.warn_if_insecure();
@@ -632,6 +633,7 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: options.ca_bundle.clone(),
                 region: options.region.clone(),
             }),
+            findings: Default::default(),
         },
     };
     config.execution.storage.warn_if_insecure();
@@ -789,6 +791,7 @@ pub async fn serve_with_runner(
                         ca_bundle: access.ca_bundle.clone(),
                         region: region.clone(),
                     }),
+                    findings: Default::default(),
                 },
             };
             config.execution.storage.warn_if_insecure();

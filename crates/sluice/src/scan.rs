@@ -225,3 +225,71 @@ fn shorten(text: &str, width: usize) -> String {
         .collect();
     format!("…{tail}")
 }
+
+/// `sluice findings`: ListFindings page by page, then GetFindings for what is shown.
+pub async fn findings(
+    admin: crate::AdminEndpoint,
+    pipeline: Option<String>,
+    severity: Option<String>,
+    max: usize,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = admin
+        .client()?
+        .context("sluice findings asks a running server: give --endpoint")?;
+    let mut request = json!({ "maxResults": 50 });
+    if let Some(pipeline) = &pipeline {
+        request["pipelineId"] = json!(pipeline);
+    }
+    if let Some(severity) = &severity {
+        request["severity"] = json!(severity);
+    }
+    let mut ids = Vec::new();
+    loop {
+        let page = client.call("SluiceFindings.ListFindings", "sluice", &request).await?;
+        for finding in page["findings"].as_array().into_iter().flatten() {
+            if ids.len() < max
+                && let Some(id) = finding["findingId"].as_str()
+            {
+                ids.push(id.to_string());
+            }
+        }
+        match page["nextToken"].as_str() {
+            Some(token) if ids.len() < max => request["nextToken"] = json!(token),
+            _ => break,
+        }
+    }
+    if !as_json {
+        println!(
+            "{:<20} {:<24} {:<8} {:<34} object",
+            "created", "pipeline", "severity", "types"
+        );
+    }
+    for chunk in ids.chunks(50) {
+        let got = client
+            .call("SluiceFindings.GetFindings", "sluice", &json!({ "findingIds": chunk }))
+            .await?;
+        for finding in got["findings"].as_array().into_iter().flatten() {
+            if as_json {
+                println!("{finding}");
+                continue;
+            }
+            let types: Vec<String> = finding["classificationDetails"]["result"]["sensitiveData"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|group| group["detections"].as_array().cloned().unwrap_or_default())
+                .map(|detection| format!("{} ×{}", detection["type"].as_str().unwrap_or("?"), detection["count"]))
+                .collect();
+            println!(
+                "{:<20} {:<24} {:<8} {:<34} {}",
+                finding["createdAt"].as_str().unwrap_or(""),
+                finding["sluicePipeline"]["pipelineId"].as_str().unwrap_or(""),
+                finding["severity"]["description"].as_str().unwrap_or(""),
+                types.join(", "),
+                finding["resourcesAffected"]["object"]["path"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -161,6 +161,19 @@ fn fingerprint_task_report(request: &mut Value) {
 }
 
 /// PollForTask's response reduced to which task went out: never the task's objects.
+fn findings_summary(request: &Value) -> Value {
+    let findings = request.get("findings").and_then(Value::as_array);
+    json!({
+        "taskId": request.get("taskId"),
+        "findings": findings.map_or(0, Vec::len),
+        "types": findings
+            .into_iter()
+            .flatten()
+            .filter_map(|finding| finding.get("type").and_then(Value::as_str))
+            .collect::<Vec<_>>(),
+    })
+}
+
 fn task_handout_summary(response: &Value) -> Value {
     match response.get("taskObject") {
         Some(task) => json!({ "taskObject": {
@@ -392,6 +405,11 @@ pub fn build(call: &CallRecord<'_>) -> (Value, AuditRecord) {
         Some(Operation::SetTaskStatus | Operation::ReportTaskProgress)
     ) {
         fingerprint_task_report(&mut request);
+    }
+    // Findings name objects and carry redacted samples; they are sealed in the store, and the
+    // record keeps what was reported, not the findings themselves.
+    if call.operation == Some(Operation::ReportFindings) {
+        request = findings_summary(&request);
     }
     let response = match call.operation {
         // A task carries the evaluated objects, `*` fields included: the record names the task.
