@@ -214,3 +214,23 @@ def test_findings_reported_by_runners_are_listed_sealed_and_authorized(tmp_path)
         assert after.returncode == 0 and after.stdout.strip() == ""
     finally:
         server.stop()
+
+
+def test_task_logs_are_masked_of_what_the_detector_finds(tmp_path):
+    key = "AKIAQWERTYUIOPASDFGH"
+    definition = {"objects": [
+        {"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local"},
+        {"id": "Chatty", "name": "Chatty", "type": "ShellCommandActivity",
+         # (Assembled by the shell: a key written into the definition is refused by validation.)
+         "command": f"k=AKIA; echo \"using ${{k}}{key[4:]} for upload\"; echo 'card {CARD} declined' >&2; echo done"},
+    ]}
+    path = tmp_path / "chatty.json"
+    path.write_text(json.dumps(definition))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run([SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs")],
+                            capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (stdout,) = (tmp_path / "logs").rglob("stdout")
+    (stderr,) = (tmp_path / "logs").rglob("stderr")
+    assert stdout.read_text() == "using ******************** for upload\ndone\n"
+    assert CARD not in stderr.read_text() and "declined" in stderr.read_text()

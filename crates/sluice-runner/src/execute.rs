@@ -438,9 +438,6 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
 
 /// Rewrites a log file with the task's secrets masked, before anyone reads or uploads it.
 async fn mask_file(path: &Path, secrets: &[String]) {
-    if secrets.is_empty() {
-        return;
-    }
     let path = path.to_path_buf();
     let secrets = secrets.to_vec();
     let _ = tokio::task::spawn_blocking(move || mask_file_blocking(&path, &secrets)).await;
@@ -458,10 +455,12 @@ fn mask_file_blocking(path: &Path, secrets: &[String]) -> std::io::Result<()> {
     while reader.read_until(b'\n', &mut line)? > 0 {
         if secrets.iter().any(|secret| contains(&line, secret)) {
             changed = true;
-            writer.write_all(mask(&String::from_utf8_lossy(&line), secrets).as_bytes())?;
-        } else {
-            writer.write_all(&line)?;
+            line = mask(&String::from_utf8_lossy(&line), secrets).into_bytes();
         }
+        // Then whatever the sensitive-data detector finds (keys, tokens, card numbers,
+        // personal data) becomes `*`.
+        changed |= crate::sensitive::mask_detected(&mut line);
+        writer.write_all(&line)?;
         line.clear();
     }
     writer.flush()?;

@@ -167,6 +167,20 @@ fn review_blocking(folder: &Path, policy: Policy, location: &str) -> anyhow::Res
     Ok((review, findings))
 }
 
+/// Masks what the detector finds in one log line; whether anything was.
+pub fn mask_detected(line: &mut [u8]) -> bool {
+    let Ok(detector) = detector() else { return false };
+    if detector.candidates(line).next().is_none() {
+        return false;
+    }
+    let mut hits = Vec::new();
+    detector.scan_unit(line, None, &mut hits);
+    for hit in &hits {
+        line[hit.start..hit.end].fill(b'*');
+    }
+    !hits.is_empty()
+}
+
 /// Rewrites a file with every detected value replaced by `*` of the same length (so layouts,
 /// columns and JSON stay valid); gzip files stay gzip.
 fn mask_file(detector: &Detector, file: &Path) -> anyhow::Result<()> {
