@@ -234,3 +234,45 @@ def test_task_logs_are_masked_of_what_the_detector_finds(tmp_path):
     (stderr,) = (tmp_path / "logs").rglob("stderr")
     assert stdout.read_text() == "using ******************** for upload\ndone\n"
     assert CARD not in stderr.read_text() and "declined" in stderr.read_text()
+
+
+def test_an_account_can_make_personal_data_in_names_and_tags_an_error(fresh_server):
+    import botocore.exceptions
+    import pytest
+    from test_scheduler import obj
+    server = fresh_server
+    client = server.client()
+    env = server.cli_env()
+    env["SLUICE_ENDPOINT"] = server.url
+
+    def guard(*args):
+        result = subprocess.run([SLUICE, "iam", "guard-rails", *args], capture_output=True, text=True, env=env,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "a warning" in guard()
+    # By default: a warning through boto3's ValidatePipelineDefinition, and the Put saves.
+    pipeline_id = client.create_pipeline(name="owner jane.doe@corp.com", uniqueId="warned")["pipelineId"]
+    objects = [obj("Default", scheduleType="ondemand", workerGroup="wg"),
+               obj("Job", type="ShellCommandActivity", command="true")]
+    objects[1]["name"] = "ssn 536-22-1234 export"
+    validated = client.validate_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=objects)
+    assert not validated["errored"]
+    warnings = [m for w in validated["validationWarnings"] for m in w["warnings"]]
+    assert any(m.startswith("PERSONAL_DATA:") and "social security" in m for m in warnings), warnings
+
+    assert "an error (refused)" in guard("errors")
+    validated = client.validate_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=objects)
+    assert validated["errored"] and any(
+        m.startswith("PERSONAL_DATA:") for e in validated["validationErrors"] for m in e["errors"])
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=objects)
+    assert "PERSONAL_DATA" in caught.value.response["Error"]["Message"]
+    assert "536-22-1234" not in caught.value.response["Error"]["Message"]
+    with pytest.raises(client.exceptions.InvalidRequestException, match="the pipeline name seems to hold an email"):
+        client.create_pipeline(name="owner jane.doe@corp.com", uniqueId="refused")
+    with pytest.raises(client.exceptions.InvalidRequestException, match="the value of tag 1"):
+        client.add_tags(pipelineId=pipeline_id, tags=[{"key": "owner", "value": "jane.doe@corp.com"}])
+    assert "a warning" in guard("warnings")
+    client.add_tags(pipelineId=pipeline_id, tags=[{"key": "owner", "value": "jane.doe@corp.com"}])

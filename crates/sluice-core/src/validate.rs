@@ -67,6 +67,28 @@ impl ValidationReport {
     pub fn has_fatal_errors(&self) -> bool {
         !self.fatal.is_empty()
     }
+
+    /// Where the account says so, personal data in ids and names is an error that stops a Put.
+    pub fn personal_data_as_errors(&mut self) {
+        for entry in &mut self.warnings {
+            let (personal, rest): (Vec<String>, Vec<String>) = entry
+                .messages
+                .drain(..)
+                .partition(|message| message.starts_with("PERSONAL_DATA:"));
+            entry.messages = rest;
+            for message in personal {
+                self.fatal.push(format!("[{}] {message}", entry.id));
+                match self.errors.iter_mut().find(|errors| errors.id == entry.id) {
+                    Some(errors) => errors.messages.push(message),
+                    None => self.errors.push(ObjectMessages {
+                        id: entry.id.clone(),
+                        messages: vec![message],
+                    }),
+                }
+            }
+        }
+        self.warnings.retain(|entry| !entry.messages.is_empty());
+    }
 }
 
 #[derive(Default)]

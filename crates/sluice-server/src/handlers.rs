@@ -299,6 +299,18 @@ async fn create_pipeline(
         refuse_credentials("the description", description)?;
     }
     refuse_credentials_in_tags(&input.tags)?;
+    if tx
+        .guard_rails_as_errors(&principal.identity.account_id)
+        .await
+        .map_err(store_error)?
+    {
+        let mut texts = vec![("the pipeline name".to_string(), input.name.clone())];
+        if let Some(description) = &input.description {
+            texts.push(("the description".into(), description.clone()));
+        }
+        texts.extend(tag_texts(&input.tags));
+        refuse_personal_data(&texts)?;
+    }
     if let Some(existing) = tx
         .find_live_pipeline(&principal.identity.identity_id, &input.name, &input.unique_id)
         .await
@@ -367,6 +379,31 @@ fn refuse_credentials_in_tags(tags: &[shapes::Tag]) -> Result<(), ApiError> {
     for (index, tag) in tags.iter().enumerate() {
         refuse_credentials(&format!("the key of tag {}", index + 1), &tag.key)?;
         refuse_credentials(&format!("the value of tag {}", index + 1), &tag.value)?;
+    }
+    Ok(())
+}
+
+fn tag_texts(tags: &[shapes::Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .enumerate()
+        .flat_map(|(index, tag)| {
+            [
+                (format!("the key of tag {}", index + 1), tag.key.clone()),
+                (format!("the value of tag {}", index + 1), tag.value.clone()),
+            ]
+        })
+        .collect()
+}
+
+/// The account treats personal data in names, descriptions and tags as an error; the message
+/// names where it is and what it seems to be, never the text.
+fn refuse_personal_data(texts: &[(String, String)]) -> Result<(), ApiError> {
+    for (what, text) in texts {
+        if let Some(kind) = sluice_core::guard::personal_data_in(text) {
+            return Err(ApiError::invalid_request(format!(
+                "{what} seems to hold {kind}; this account treats personal data in names, descriptions and tags as an error (GuardRailsAsErrors)"
+            )));
+        }
     }
     Ok(())
 }
@@ -572,7 +609,14 @@ async fn put_definition(
             )));
         }
     }
-    let report = validate(&definition, &state.limits);
+    let mut report = validate(&definition, &state.limits);
+    if tx
+        .guard_rails_as_errors(&principal.identity.account_id)
+        .await
+        .map_err(store_error)?
+    {
+        report.personal_data_as_errors();
+    }
     if operation == Operation::PutPipelineDefinition {
         if report.has_fatal_errors() {
             return Err(ApiError::invalid_request(format!(
@@ -986,6 +1030,13 @@ async fn add_tags(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) 
         request_tags(input.tags.iter().map(|tag| (tag.key.as_str(), tag.value.as_str()))),
     )
     .await?;
+    if tx
+        .guard_rails_as_errors(&principal.identity.account_id)
+        .await
+        .map_err(store_error)?
+    {
+        refuse_personal_data(&tag_texts(&input.tags))?;
+    }
     let mut tags = tx.tags(&record.pipeline_id).await.map_err(store_error)?;
     for tag in input.tags {
         match tags.iter_mut().find(|existing| existing.key == tag.key) {

@@ -1287,11 +1287,17 @@ pub async fn get_account_security_settings(
     principal: &Principal,
 ) -> Result<String, ApiError> {
     authorize(principal, Operation::GetAccountSecuritySettings, "*")?;
-    let require_mfa = tx
-        .require_mfa(&principal.identity.account_id)
-        .await
-        .map_err(store_error)?;
-    json(&iam::AccountSecuritySettings { require_mfa })
+    json(&account_settings(tx, &principal.identity.account_id).await?)
+}
+
+async fn account_settings(
+    tx: &mut dyn Transaction,
+    account_id: &str,
+) -> Result<iam::AccountSecuritySettings, ApiError> {
+    Ok(iam::AccountSecuritySettings {
+        require_mfa: tx.require_mfa(account_id).await.map_err(store_error)?,
+        guard_rails_as_errors: tx.guard_rails_as_errors(account_id).await.map_err(store_error)?,
+    })
 }
 
 pub async fn update_account_security_settings(
@@ -1300,14 +1306,17 @@ pub async fn update_account_security_settings(
     principal: &Principal,
     body: &[u8],
 ) -> Result<String, ApiError> {
-    let input: iam::AccountSecuritySettings = parse_body(body)?;
+    let input: iam::UpdateAccountSecuritySettingsInput = parse_body(body)?;
     authorize(principal, Operation::UpdateAccountSecuritySettings, "*")?;
-    tx.set_require_mfa(
-        &principal.identity.account_id,
-        input.require_mfa,
-        &render(state.clock.now()),
-    )
-    .await
-    .map_err(store_error)?;
-    json(&input)
+    let account = &principal.identity.account_id;
+    let now = render(state.clock.now());
+    if let Some(required) = input.require_mfa {
+        tx.set_require_mfa(account, required, &now).await.map_err(store_error)?;
+    }
+    if let Some(on) = input.guard_rails_as_errors {
+        tx.set_guard_rails_as_errors(account, on, &now)
+            .await
+            .map_err(store_error)?;
+    }
+    json(&account_settings(tx, account).await?)
 }

@@ -150,6 +150,9 @@ pub trait Transaction: Send {
     /// Whether the account requires MFA of its human users.
     async fn require_mfa(&mut self, account_id: &str) -> Result<bool>;
     async fn set_require_mfa(&mut self, account_id: &str, required: bool, updated_at: &str) -> Result<()>;
+    /// Whether personal data in names, descriptions and tags is an error (not a warning).
+    async fn guard_rails_as_errors(&mut self, account_id: &str) -> Result<bool>;
+    async fn set_guard_rails_as_errors(&mut self, account_id: &str, on: bool, updated_at: &str) -> Result<()>;
 
     async fn find_live_pipeline(
         &mut self,

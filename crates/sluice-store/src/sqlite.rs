@@ -532,6 +532,27 @@ impl Transaction for SqliteTransaction {
         crate::sqlite_iam::require_mfa(&mut self.tx, account_id).await
     }
 
+    async fn guard_rails_as_errors(&mut self, account_id: &str) -> Result<bool> {
+        let on: Option<i64> =
+            sqlx::query_scalar("SELECT guard_rails_as_errors FROM account_settings WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(on.unwrap_or(0) != 0)
+    }
+
+    async fn set_guard_rails_as_errors(&mut self, account_id: &str, on: bool, updated_at: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_settings (account_id, guard_rails_as_errors, updated_at) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET guard_rails_as_errors = excluded.guard_rails_as_errors, updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(i64::from(on))
+        .bind(updated_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn set_require_mfa(&mut self, account_id: &str, required: bool, updated_at: &str) -> Result<()> {
         crate::sqlite_iam::set_require_mfa(&mut self.tx, account_id, required, updated_at).await
     }

@@ -590,6 +590,18 @@ pub struct AccountSecuritySettings {
     /// Every human IAM user (one without the tag `sluice:service` = `true`) must call with
     /// MFA-bearing session credentials; without them only what sets MFA up is allowed.
     pub require_mfa: bool,
+    /// Personal data in pipeline names, descriptions, tags and object names/ids is an error
+    /// (the definition is not saved, the call refused) instead of a warning.
+    #[serde(default)]
+    pub guard_rails_as_errors: bool,
+}
+
+/// UpdateAccountSecuritySettings: what is given changes, the rest stays.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateAccountSecuritySettingsInput {
+    pub require_mfa: Option<bool>,
+    pub guard_rails_as_errors: Option<bool>,
 }
 
 // ---- Roles

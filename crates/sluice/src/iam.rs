@@ -267,6 +267,14 @@ pub enum IamCommand {
         #[arg(value_parser = ["on", "off"])]
         setting: Option<String>,
     },
+    /// Show, or set, how personal data in pipeline names, descriptions, tags and object
+    /// ids/names is treated: `warnings` (the default) or `errors` (refused).
+    GuardRails {
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(value_parser = ["errors", "warnings"])]
+        setting: Option<String>,
+    },
     /// Create a virtual MFA device: shows a QR code and the otpauth:// URI for an authenticator
     /// app (once), then enable it with two consecutive codes.
     CreateMfaDevice {
@@ -912,6 +920,27 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
                     "required"
                 } else {
                     "not required"
+                }
+            );
+        }
+        IamCommand::GuardRails { connection, setting } => {
+            let settings = match setting.as_deref() {
+                Some(setting) => {
+                    call(
+                        &connection,
+                        "UpdateAccountSecuritySettings",
+                        json!({ "GuardRailsAsErrors": setting == "errors" }),
+                    )
+                    .await?
+                }
+                None => call(&connection, "GetAccountSecuritySettings", json!({})).await?,
+            };
+            println!(
+                "personal data in names, descriptions and tags is {}",
+                if settings["GuardRailsAsErrors"].as_bool() == Some(true) {
+                    "an error (refused)"
+                } else {
+                    "a warning"
                 }
             );
         }
