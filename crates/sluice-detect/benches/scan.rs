@@ -64,6 +64,17 @@ fn main() {
         .find_map(|argument| argument.parse().ok())
         .unwrap_or(256);
     let (csv, jsonl, text) = corpus(mebibytes << 20);
+    // `-- MiB --write DIR`: the same data as files, for the side-by-side comparison script.
+    let arguments: Vec<String> = std::env::args().collect();
+    if let Some(position) = arguments.iter().position(|argument| argument == "--write") {
+        let folder = std::path::PathBuf::from(arguments.get(position + 1).expect("--write DIR"));
+        std::fs::create_dir_all(&folder).expect("folder");
+        std::fs::write(folder.join("orders.csv"), &csv).expect("write");
+        std::fs::write(folder.join("orders.jsonl"), &jsonl).expect("write");
+        std::fs::write(folder.join("orders.log"), &text).expect("write");
+        println!("wrote the corpus to {}", folder.display());
+        return;
+    }
     let detector = Detector::managed().expect("identifiers compile");
     let started = Instant::now();
     let candidates = detector.candidates(&text).count();
