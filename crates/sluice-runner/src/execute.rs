@@ -437,10 +437,25 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
 }
 
 /// Rewrites a log file with the task's secrets masked, before anyone reads or uploads it.
-async fn mask_file(path: &Path, secrets: &[String]) {
+/// Whether the file is masked (or absent); a log that could not be masked is not published.
+async fn mask_file(path: &Path, secrets: &[String]) -> bool {
     let path = path.to_path_buf();
     let secrets = secrets.to_vec();
-    let _ = tokio::task::spawn_blocking(move || mask_file_blocking(&path, &secrets)).await;
+    match tokio::task::spawn_blocking(move || {
+        if !path.exists() {
+            return Ok(());
+        }
+        mask_file_blocking(&path, &secrets)
+    })
+    .await
+    {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::error!(error = %error, "a task log could not be masked; it is not published");
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Line by line, so a large log is never whole in memory.
@@ -477,8 +492,8 @@ fn mask_file_blocking(path: &Path, secrets: &[String]) -> std::io::Result<()> {
 /// upload is logged, not fatal.
 async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, stderr: &Path) {
     let secrets = task.secrets();
-    mask_file(stdout, &secrets).await;
-    mask_file(stderr, &secrets).await;
+    let stdout_masked = mask_file(stdout, &secrets).await;
+    let stderr_masked = mask_file(stderr, &secrets).await;
     let attempt = task.attempt();
     let mut targets: Vec<(String, &Path, String)> = Vec::new();
     if let Some(root) = attempt.string("pipelineLogUri") {
@@ -494,6 +509,9 @@ async fn publish_logs(task: &Task, settings: &ExecutionSettings, stdout: &Path, 
         }
     }
     for (folder, path, name) in targets {
+        if (path == stdout && !stdout_masked) || (path == stderr && !stderr_masked) {
+            continue;
+        }
         let result = async {
             Location::parse(&folder, &settings.storage)?
                 .put_file(&name, path)

@@ -161,6 +161,14 @@ impl Task {
                     .filter(|value| value.len() >= 4),
             );
         }
+        // A multi-line secret (a PEM key) is masked line by line too: logs are masked per line.
+        let lines: Vec<String> = secrets
+            .iter()
+            .filter(|secret| secret.contains('\n'))
+            .flat_map(|secret| secret.lines().map(str::trim).map(str::to_string).collect::<Vec<_>>())
+            .filter(|line| line.len() >= 4)
+            .collect();
+        secrets.extend(lines);
         // Longest first, so a secret containing another is hidden whole.
         secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
         secrets.dedup();

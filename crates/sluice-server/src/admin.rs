@@ -56,6 +56,19 @@ impl AdminJobs {
         }
     }
 
+    /// Starts `job` unless one is running; returns the running one if so.
+    fn claim_rewrap(&self, job: RewrapJob) -> Option<RewrapJob> {
+        let mut current = match self.rewrap.lock() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.state == "RUNNING" {
+            return Some(current.clone());
+        }
+        *current = job;
+        None
+    }
+
     fn set_rewrap(&self, job: RewrapJob) {
         match self.rewrap.lock() {
             Ok(mut current) => *current = job,
@@ -116,17 +129,16 @@ pub async fn rotate_keys(state: &AppState, principal: &Principal) -> Result<Stri
 
 pub async fn rewrap_keys(state: &AppState, principal: &Principal) -> Result<String, ApiError> {
     authorize(principal, Operation::RewrapKeys, &keyring_arn(principal))?;
-    let current = state.admin.rewrap();
-    if current.state == "RUNNING" {
-        return json(&json!({ "Started": false, "Rewrap": current }));
-    }
     let started_at = crate::clock::render(state.clock.now());
     let job = RewrapJob {
         state: "RUNNING",
         started_at: Some(started_at.clone()),
         ..RewrapJob::default()
     };
-    state.admin.set_rewrap(job.clone());
+    // Checked and claimed under one lock: two calls never start two jobs.
+    if let Some(current) = state.admin.claim_rewrap(job.clone()) {
+        return json(&json!({ "Started": false, "Rewrap": current }));
+    }
     let (store, cipher, clock, admin) = (
         state.store.clone(),
         state.cipher.clone(),

@@ -173,11 +173,22 @@ fn context_for_action(principal: &Principal, action: &str, resource: &str, extra
     let mut context = RequestContext::new(action, resource)
         .with("aws:username", identity.name.clone())
         .with("aws:userid", identity.identity_id.clone())
-        .with("aws:PrincipalArn", identity.arn.clone())
+        // For a role session, AWS's aws:PrincipalArn is the role's ARN.
+        .with(
+            "aws:PrincipalArn",
+            principal
+                .session_issuer
+                .as_ref()
+                .map_or(identity.arn.clone(), |role| role.arn.clone()),
+        )
         .with("aws:PrincipalAccount", identity.account_id.clone())
         .with(
             "aws:PrincipalType",
-            if identity.kind == "Root" { "Account" } else { "User" },
+            match identity.kind.as_str() {
+                "Root" => "Account",
+                "AssumedRole" => "AssumedRole",
+                _ => "User",
+            },
         )
         .with(
             "aws:SecureTransport",

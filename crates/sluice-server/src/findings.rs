@@ -46,7 +46,11 @@ pub async fn report_findings(
             "'findings' must hold 1 to {MAX_FINDINGS_PER_REPORT} findings"
         )));
     }
-    let Some((pipeline_id, attempt_id)) = tx.task_attempt(&input.task_id).await.map_err(store_error)? else {
+    let Some((pipeline_id, attempt_id)) = tx
+        .task_attempt(&principal.identity.account_id, &input.task_id)
+        .await
+        .map_err(store_error)?
+    else {
         return Err(ApiError::new(
             ErrorKind::TaskNotFoundException,
             "the task is not known (or no longer held by a runner)",
@@ -166,43 +170,53 @@ pub async fn list_findings(tx: &mut dyn Transaction, principal: &Principal, body
         crate::handlers::live_pipeline(tx, principal, pipeline_id).await?;
         authorize_pipeline(tx, principal, Operation::ListFindings, pipeline_id).await?;
     }
-    let before = cursor.as_deref().and_then(|text| text.split_once('|'));
-    let rows = tx
-        .findings(
-            &principal.identity.account_id,
-            input.pipeline_id.as_deref(),
-            severity,
-            before,
-            // One more than asked, to know whether there are more.
-            limit * 4 + 1,
-        )
-        .await
-        .map_err(store_error)?;
+    let mut before: Option<(String, String)> = cursor
+        .as_deref()
+        .and_then(|text| text.split_once('|'))
+        .map(|(time, id)| (time.to_string(), id.to_string()));
     let mut listed = Vec::new();
     let mut last = None;
     let mut more = false;
-    for row in rows {
-        if listed.len() as i64 == limit {
-            more = true;
-            break;
+    // Page through the account's findings until the page is full of what the caller may see.
+    'pages: loop {
+        let rows = tx
+            .findings(
+                &principal.identity.account_id,
+                input.pipeline_id.as_deref(),
+                severity,
+                before.as_ref().map(|(time, id)| (time.as_str(), id.as_str())),
+                limit + 1,
+            )
+            .await
+            .map_err(store_error)?;
+        let exhausted = (rows.len() as i64) <= limit;
+        for row in rows {
+            if listed.len() as i64 == limit {
+                more = true;
+                break 'pages;
+            }
+            before = Some((row.created_at.clone(), row.finding_id.clone()));
+            last = before.clone();
+            let visible = input.pipeline_id.is_some()
+                || allows(
+                    principal,
+                    Operation::ListFindings,
+                    &pipeline_arn(principal, &row.pipeline_id),
+                    &crate::handlers::pipeline_context(tx, &row.pipeline_id).await?,
+                );
+            if visible {
+                listed.push(json!({
+                    "findingId": row.finding_id,
+                    "pipelineId": row.pipeline_id,
+                    "attemptId": row.attempt_id,
+                    "createdAt": row.created_at,
+                    "type": row.finding_type,
+                    "severity": SEVERITIES[row.severity.clamp(1, 3) as usize],
+                }));
+            }
         }
-        last = Some((row.created_at.clone(), row.finding_id.clone()));
-        let visible = input.pipeline_id.is_some()
-            || allows(
-                principal,
-                Operation::ListFindings,
-                &pipeline_arn(principal, &row.pipeline_id),
-                &crate::handlers::pipeline_context(tx, &row.pipeline_id).await?,
-            );
-        if visible {
-            listed.push(json!({
-                "findingId": row.finding_id,
-                "pipelineId": row.pipeline_id,
-                "attemptId": row.attempt_id,
-                "createdAt": row.created_at,
-                "type": row.finding_type,
-                "severity": SEVERITIES[row.severity.clamp(1, 3) as usize],
-            }));
+        if exhausted {
+            break;
         }
     }
     let next_token = (more || listed.len() as i64 == limit)

@@ -584,6 +584,7 @@ async fn put_definition(
     let record = live_pipeline(tx, principal, &input.pipeline_id).await?;
     authorize_pipeline(tx, principal, operation, &record.pipeline_id).await?;
     let mut definition = input.to_definition()?;
+    let mut restored = false;
     if sluice_core::secrets::holds_mask(&definition) {
         // A definition read back masked keeps the secrets stored before in the places the mask holds.
         let previous = match tx
@@ -596,18 +597,9 @@ async fn put_definition(
             }
             _ => None,
         };
-        let unresolved = sluice_core::secrets::restore_masked(&mut definition, previous.as_ref());
-        if let Some(first) = unresolved.first() {
-            return Err(ApiError::invalid_request(format!(
-                "{first} holds {}, the mask shown for secret values, but the pipeline's latest definition has no value there to keep: give the value itself{}",
-                sluice_core::expression::MASK,
-                if unresolved.len() > 1 {
-                    format!(" ({} such places)", unresolved.len())
-                } else {
-                    String::new()
-                }
-            )));
-        }
+        sluice_core::secrets::restore_in_place(&mut definition, previous.as_ref())
+            .map_err(ApiError::invalid_request)?;
+        restored = true;
     }
     let mut report = validate(&definition, &state.limits);
     if tx
@@ -616,6 +608,23 @@ async fn put_definition(
         .map_err(store_error)?
     {
         report.personal_data_as_errors();
+    }
+    if restored {
+        // The caller sent masks: the messages must not quote what was put back.
+        let secrets = sluice_core::secrets::secret_values(&definition);
+        for message in report
+            .errors
+            .iter_mut()
+            .chain(report.warnings.iter_mut())
+            .flat_map(|entry| entry.messages.iter_mut())
+            .chain(report.fatal.iter_mut())
+        {
+            for secret in &secrets {
+                if message.contains(secret.as_str()) {
+                    *message = message.replace(secret.as_str(), sluice_core::expression::MASK);
+                }
+            }
+        }
     }
     if operation == Operation::PutPipelineDefinition {
         if report.has_fatal_errors() {

@@ -430,9 +430,10 @@ pub async fn rewrap(store: &dyn sluice_store::Store, cipher: &Cipher, now: &str)
         }
         let resealed = reseal(cipher, &crate::roles::role_secret_context(&role_id, &name), &sealed)?;
         let mut tx = store.begin().await?;
-        tx.put_role_secret(&role_id, &name, &resealed, now).await?;
+        if tx.reseal_role_secret(&role_id, &name, &sealed, &resealed).await? {
+            report.role_secrets += 1;
+        }
         tx.commit().await?;
-        report.role_secrets += 1;
     }
     let data_keys = store.begin_read().await?.data_keys().await?;
     for (pipeline_id, wrapped) in data_keys {

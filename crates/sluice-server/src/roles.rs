@@ -490,6 +490,17 @@ pub async fn check_definition_roles(
     pipeline_id: &str,
     definition: &PipelineDefinition,
 ) -> Result<(), ApiError> {
+    // A role is named, never referred to: a reference would escape the checks below.
+    for object in &definition.objects {
+        for field in ROLE_FIELDS {
+            if object.values(field).any(|value| value.as_ref_target().is_some()) {
+                return Err(ApiError::invalid_request(format!(
+                    "object '{}' field '{field}' must name a role (a string), not refer to an object",
+                    object.id
+                )));
+            }
+        }
+    }
     let named = named_roles(definition);
     if named.is_empty() {
         return Ok(());
@@ -543,13 +554,20 @@ pub fn task_role_name(
             .fields
             .iter()
             .find(|field| field.key == key)
-            .and_then(|field| field.string_value.clone().or_else(|| field.ref_value.clone()))
+            .and_then(|field| field.string_value.clone())
+    };
+    let reference = |object: &sluice_wire::shapes::PipelineObject, key: &str| {
+        object
+            .fields
+            .iter()
+            .find(|field| field.key == key)
+            .and_then(|field| field.ref_value.clone())
     };
     let attempt = objects.get(attempt_id)?;
     if let Some(role) = field(attempt, "resourceRole") {
         return Some(role);
     }
-    let resource = field(attempt, "resource").or_else(|| field(attempt, "runsOn"))?;
+    let resource = reference(attempt, "resource").or_else(|| reference(attempt, "runsOn"))?;
     objects
         .get(&resource)
         .and_then(|resource| field(resource, "resourceRole"))
@@ -587,6 +605,11 @@ pub async fn credentials_for_task(
         tracing::warn!(pipeline_id, attempt_id, role = %role.identity.name, "the task's resourceRole no longer trusts the pipeline: it runs without credentials");
         return Ok(None);
     }
+    // An attempt handed out again (its first lease lapsed) gets new credentials; the earlier
+    // runner's die.
+    tx.delete_task_sessions(pipeline_id, attempt_id)
+        .await
+        .map_err(store_error)?;
     let seconds = attempt_timeout_seconds.map_or(role.max_session_seconds, |timeout| {
         timeout.min(role.max_session_seconds)
     });

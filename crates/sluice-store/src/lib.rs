@@ -112,11 +112,20 @@ pub trait Transaction: Send {
     /// A role's secrets: `(name, sealed value, created_at)` by name.
     async fn role_secrets(&mut self, identity_id: &str) -> Result<Vec<(String, Vec<u8>, String)>>;
     async fn delete_role_secret(&mut self, identity_id: &str, name: &str) -> Result<bool>;
+    /// Replaces a role secret's sealed value only if it is still `expected` (re-wrapping must
+    /// not bring back a secret deleted or replaced meanwhile).
+    async fn reseal_role_secret(
+        &mut self,
+        identity_id: &str,
+        name: &str,
+        expected: &[u8],
+        resealed: &[u8],
+    ) -> Result<bool>;
     /// Every role secret `(identity_id, name, sealed value)`, for re-encryption.
     async fn all_role_secrets(&mut self) -> Result<Vec<(String, String, Vec<u8>)>>;
 
-    /// The pipeline and attempt a task id was handed out for.
-    async fn task_attempt(&mut self, task_id: &str) -> Result<Option<(String, String)>>;
+    /// The pipeline and attempt a task id was handed out for, while it runs, in this account.
+    async fn task_attempt(&mut self, account_id: &str, task_id: &str) -> Result<Option<(String, String)>>;
     async fn insert_finding(&mut self, finding: &FindingRecord) -> Result<()>;
     /// An account's findings, newest first, optionally of one pipeline and at least `min_severity`,
     /// after the `(created_at, finding_id)` a previous page ended with.

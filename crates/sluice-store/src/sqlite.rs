@@ -377,11 +377,15 @@ impl Transaction for SqliteTransaction {
         )
     }
 
-    async fn task_attempt(&mut self, task_id: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT pipeline_id, attempt_id FROM attempts WHERE task_id = ?")
-            .bind(task_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
+    async fn task_attempt(&mut self, account_id: &str, task_id: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id
+             WHERE a.task_id = ? AND a.status = 'RUNNING' AND p.account_id = ? AND p.deleted_at IS NULL",
+        )
+        .bind(task_id)
+        .bind(account_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
         row.map(|row| Ok((row.try_get("pipeline_id")?, row.try_get("attempt_id")?)))
             .transpose()
     }
@@ -443,6 +447,26 @@ impl Transaction for SqliteTransaction {
         .fetch_optional(&mut *self.tx)
         .await?;
         row.as_ref().map(finding_row).transpose()
+    }
+
+    async fn reseal_role_secret(
+        &mut self,
+        identity_id: &str,
+        name: &str,
+        expected: &[u8],
+        resealed: &[u8],
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE role_secrets SET sealed_value = ? WHERE identity_id = ? AND name = ? AND sealed_value = ?",
+        )
+        .bind(resealed)
+        .bind(identity_id)
+        .bind(name)
+        .bind(expected)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
+            > 0)
     }
 
     async fn all_role_secrets(&mut self) -> Result<Vec<(String, String, Vec<u8>)>> {

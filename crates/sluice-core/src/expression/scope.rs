@@ -14,6 +14,8 @@ const MAX_FIELD_DEPTH: usize = 8;
 pub struct ComponentScope<'a> {
     by_id: HashMap<&'a str, &'a PipelineObject>,
     parameters: HashMap<&'a str, Vec<&'a str>>,
+    /// Parameters declared or valued with a `*` id: secret however an expression names them.
+    secret_parameters: std::collections::HashSet<&'a str>,
     object: &'a PipelineObject,
     pipeline_id: &'a str,
     depth: usize,
@@ -39,6 +41,14 @@ impl<'a> ComponentScope<'a> {
         }
         let object = *by_id.get(object_id)?;
         let mut parameters: HashMap<&str, Vec<&str>> = HashMap::new();
+        let secret_parameters = definition
+            .values
+            .iter()
+            .map(|value| value.id.as_str())
+            .chain(definition.parameters.iter().map(|parameter| parameter.id.as_str()))
+            .filter(|id| id.starts_with('*'))
+            .map(|id| id.trim_start_matches('*'))
+            .collect();
         for value in &definition.values {
             parameters
                 .entry(value.id.trim_start_matches('*'))
@@ -56,6 +66,7 @@ impl<'a> ComponentScope<'a> {
         Some(ComponentScope {
             by_id,
             parameters,
+            secret_parameters,
             object,
             pipeline_id,
             depth: 0,
@@ -122,6 +133,7 @@ impl<'a> ComponentScope<'a> {
                     let nested = ComponentScope {
                         by_id: self.by_id.clone(),
                         parameters: self.parameters.clone(),
+                        secret_parameters: self.secret_parameters.clone(),
                         object,
                         pipeline_id: self.pipeline_id,
                         depth: self.depth + 1,
@@ -147,7 +159,9 @@ impl Scope for ComponentScope<'_> {
         if let Some(value) = self.runtime.get(name) {
             return Some(value.clone());
         }
-        if !self.reveal_secrets && name.starts_with('*') {
+        if !self.reveal_secrets
+            && (name.starts_with('*') || self.secret_parameters.contains(name.trim_start_matches('*')))
+        {
             return Some(Value::String(MASK.to_string()));
         }
         if let Some(values) = self.parameters.get(name.trim_start_matches('*')) {

@@ -336,4 +336,9 @@ fn component_scope_reads_fields_inheritance_parameters_and_references() {
         evaluate_template("#{*myPassword}/#{myRegion}", &masked).expect("evaluates"),
         vec![format!("{MASK}/eu-west-1")]
     );
+    // A `*` parameter named without its star is still a secret.
+    assert_eq!(
+        evaluate_template("#{myPassword}", &masked).expect("evaluates"),
+        vec![MASK.to_string()]
+    );
 }
