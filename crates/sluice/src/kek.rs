@@ -63,11 +63,15 @@ pub fn parse_command_output(output: &str) -> anyhow::Result<KekVersions> {
 /// Runs the operator's command through `/bin/sh -c` with the operator's environment (a Vault
 /// token, AWS credentials for KMS) and reads the keys from its standard output; its standard
 /// error goes to ours.
+pub fn from_command(command: &str) -> anyhow::Result<KekVersions> {
+    from_command_within(command, COMMAND_TIMEOUT)
+}
+
 #[allow(
     clippy::disallowed_methods,
     reason = "the operator's key command runs once at start, before anything else; it is configuration, not a task"
 )]
-pub fn from_command(command: &str) -> anyhow::Result<KekVersions> {
+fn from_command_within(command: &str, timeout: Duration) -> anyhow::Result<KekVersions> {
     let mut child = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
@@ -77,25 +81,29 @@ pub fn from_command(command: &str) -> anyhow::Result<KekVersions> {
         .spawn()
         .context("cannot start the key command")?;
     let mut stdout = child.stdout.take().context("the key command has no output")?;
-    let reader = std::thread::spawn(move || {
+    // The output is read on its own thread and handed over through a channel, so a command that
+    // leaves a background process holding its stdout cannot hang the start past the timeout.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut output = Vec::new();
-        stdout.read_to_end(&mut output).map(|_| output)
+        let _ = sender.send(stdout.read_to_end(&mut output).map(|_| output));
     });
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        if started.elapsed() > COMMAND_TIMEOUT {
+        if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("the key command did not finish within {} s", COMMAND_TIMEOUT.as_secs());
+            bail!("the key command did not finish within {} s", timeout.as_secs());
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading the key command's output failed"))??;
+    let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+    let output = receiver
+        .recv_timeout(remaining)
+        .map_err(|_| anyhow::anyhow!("the key command's output did not end (a process it started still holds it)"))??;
     if !status.success() {
         bail!("the key command failed ({status})");
     }
@@ -179,5 +187,10 @@ mod tests {
         assert_eq!(versions[0].0, 2);
         let error = from_command("echo secret-ish; exit 3").expect_err("fails").to_string();
         assert!(error.contains("failed") && !error.contains("secret-ish"), "{error}");
+        // A background process keeping stdout open does not hang the start.
+        let error = from_command_within(&format!("printf '1 {KEY}\\n'; sleep 4 &"), Duration::from_secs(1))
+            .expect_err("the output never ends within the timeout")
+            .to_string();
+        assert!(error.contains("did not end"), "{error}");
     }
 }
