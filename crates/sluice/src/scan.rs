@@ -128,28 +128,45 @@ pub async fn run(options: ScanOptions) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let mut reports: Vec<ObjectReport> = Vec::new();
-    let mut unreadable = 0;
-    for (name, file) in &files {
-        progress.set_message(name.clone());
-        let report = match std::fs::File::open(file) {
-            Ok(reader) => {
-                let mut report = scan_object(&detector, file.to_string_lossy().as_ref(), reader, format);
-                report.path = name.clone();
-                report
-            }
-            Err(error) => {
-                let mut report = ObjectReport::new(name.clone(), Format::Text);
-                report.problem = Some(format!("cannot open: {error}"));
-                report
-            }
-        };
-        if report.problem.is_some() {
-            unreadable += 1;
+    // One object at a time per core, in the order given; the report keeps that order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<ObjectReport>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((name, file)) = files.get(index) else { break };
+                    progress.set_message(name.clone());
+                    let report = match std::fs::File::open(file) {
+                        Ok(reader) => {
+                            let mut report = scan_object(&detector, file.to_string_lossy().as_ref(), reader, format);
+                            report.path = name.clone();
+                            report
+                        }
+                        Err(error) => {
+                            let mut report = ObjectReport::new(name.clone(), Format::Text);
+                            report.problem = Some(format!("cannot open: {error}"));
+                            report
+                        }
+                    };
+                    progress.inc(std::fs::metadata(file).map(|metadata| metadata.len()).unwrap_or(0));
+                    if let Ok(mut slot) = slots[index].lock() {
+                        *slot = Some(report);
+                    }
+                }
+            });
         }
-        progress.inc(std::fs::metadata(file).map(|metadata| metadata.len()).unwrap_or(0));
-        reports.push(report);
-    }
+    });
+    let reports: Vec<ObjectReport> = slots
+        .into_iter()
+        .filter_map(|slot| slot.into_inner().ok().flatten())
+        .collect();
+    let unreadable = reports.iter().filter(|report| report.problem.is_some()).count();
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let with_findings: Vec<&ObjectReport> = reports.iter().filter(|report| report.total() > 0).collect();
