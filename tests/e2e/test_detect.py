@@ -276,3 +276,49 @@ def test_an_account_can_make_personal_data_in_names_and_tags_an_error(fresh_serv
         client.add_tags(pipelineId=pipeline_id, tags=[{"key": "owner", "value": "jane.doe@corp.com"}])
     assert "a warning" in guard("warnings")
     client.add_tags(pipelineId=pipeline_id, tags=[{"key": "owner", "value": "jane.doe@corp.com"}])
+
+
+def test_a_classification_job_scans_a_pipelines_data_nodes(tmp_path, s3_server):
+    from conftest import Server
+    from test_copy import s3_client
+    from test_scheduler import obj
+    client_s3 = s3_client(s3_server)
+    client_s3.create_bucket(Bucket="lake")
+    client_s3.put_object(Bucket="lake", Key="people/2026/a.csv", Body=f"name,ssn\nAda,{SSN}\n".encode())
+    client_s3.put_object(Bucket="lake", Key="people/2026/b.txt", Body=b"nothing here\n")
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "keys.log").write_text("deploy key AKIAQWERTYUIOPASDFGH used\n")
+    server = Server(tmp_path / "data", extra_args=["--s3-endpoint", s3_server.endpoint,
+                                                   "--local-data-root", str(tmp_path / "local")],
+                    extra_env=s3_server.env).start()
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="lake", uniqueId="lake")["pipelineId"]
+        client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+            obj("Default", scheduleType="ondemand", workerGroup="wg"),
+            obj("People", type="S3DataNode", directoryPath="s3://#{myBucket}/people"),
+            obj("Logs", type="S3DataNode", filePath=f"file://{tmp_path}/local/keys.log"),
+            obj("Daily", type="S3DataNode", directoryPath="s3://lake/#{format(@scheduledStartTime,'YYYY')}"),
+            obj("Elsewhere", type="S3DataNode", filePath="file:///etc/passwd"),
+        ], parameterObjects=[{"id": "myBucket", "attributes": [{"key": "type", "stringValue": "String"}]}],
+            parameterValues=[{"id": "myBucket", "stringValue": "lake"}])
+        env = server.cli_env()
+        result = subprocess.run([SLUICE, "classify", pipeline_id, "--endpoint", server.url],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "COMPLETE, 3 object(s)" in result.stdout and "2 finding(s)" in result.stdout, result.stdout
+        assert "Daily.directoryPath depends on a run" in result.stdout
+        assert "outside the local data root" in result.stdout
+        listed = subprocess.run([SLUICE, "findings", "--endpoint", server.url, "--pipeline", pipeline_id],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert "s3://lake/people/2026/a.csv" in listed.stdout and "AWS_ACCESS_KEY_ID" in listed.stdout, listed.stdout
+        assert SSN not in listed.stdout
+        # Starting a job is a permission of its own.
+        from test_iam import user_with
+        _, key, _ = user_with(server, "reader", "SluiceReadOnlyAccess")
+        status, _, answer = server.raw("SluiceFindings.StartClassificationJob", {"pipelineId": pipeline_id},
+                                       service="sluice", access_key_id=key["AccessKeyId"],
+                                       secret=key["SecretAccessKey"])
+        assert status == 400 and "sluice:StartClassificationJob" in answer["message"]
+    finally:
+        server.stop()

@@ -46,6 +46,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::delivery::AuditDelivery>,
     /// The administration API's background jobs.
     pub admin: Arc<crate::admin::AdminJobs>,
+    /// Classification jobs (kept while the server runs).
+    pub classification: Arc<crate::classification::ClassificationJobs>,
 }
 
 /// What the connection told us: the peer and the negotiated TLS parameters.

@@ -86,6 +86,8 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::ReportFindings => "sluice:ReportFindings",
         Operation::ListFindings => "sluice:ListFindings",
         Operation::GetFindings => "sluice:GetFindings",
+        Operation::StartClassificationJob => "sluice:StartClassificationJob",
+        Operation::GetClassificationJob => "sluice:GetClassificationJob",
     }
 }
 
@@ -101,7 +103,7 @@ pub const MANAGED_POLICIES: &[(&str, &str)] = &[
     ),
     (
         "SluicePipelineOperator",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline","sluice:ListFindings","sluice:GetFindings"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline","sluice:ListFindings","sluice:GetFindings","sluice:StartClassificationJob","sluice:GetClassificationJob"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
     ),
     (
         "SluiceInProcessRunner",

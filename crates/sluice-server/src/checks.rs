@@ -85,6 +85,29 @@ async fn check(settings: &CheckSettings, kind: ServiceCheck, target: &str) -> Ch
         let path = local_path(settings, path)?;
         return check_local(kind, &path).await;
     }
+    let (store, key) = s3_store(settings, target)?;
+    match kind {
+        ServiceCheck::S3KeyExists => match store.head(&ObjectPath::from(key.as_str())).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(format!("cannot check {target}: {error}")),
+        },
+        ServiceCheck::S3PrefixNotEmpty => {
+            let prefix = ObjectPath::from(key.trim_end_matches('/'));
+            let mut listing = store.list(Some(&prefix));
+            match listing.next().await {
+                None => Ok(false),
+                Some(Ok(_)) => Ok(true),
+                Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+                Some(Err(error)) => Err(format!("cannot list {target}: {error}")),
+            }
+        }
+    }
+}
+
+/// The bucket of an `s3://bucket/key` location (the server's S3 settings and credentials from
+/// its environment), and the key.
+pub(crate) fn s3_store(settings: &CheckSettings, target: &str) -> Result<(Box<dyn ObjectStore>, String), String> {
     let Some(rest) = target.strip_prefix("s3://") else {
         return Err(format!("'{target}' is not an s3:// or file:// location"));
     };
@@ -118,27 +141,11 @@ async fn check(settings: &CheckSettings, kind: ServiceCheck, target: &str) -> Ch
     let store = builder
         .build()
         .map_err(|error| format!("cannot reach bucket '{bucket}': {error}"))?;
-    match kind {
-        ServiceCheck::S3KeyExists => match store.head(&ObjectPath::from(key)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(error) => Err(format!("cannot check {target}: {error}")),
-        },
-        ServiceCheck::S3PrefixNotEmpty => {
-            let prefix = ObjectPath::from(key.trim_end_matches('/'));
-            let mut listing = store.list(Some(&prefix));
-            match listing.next().await {
-                None => Ok(false),
-                Some(Ok(_)) => Ok(true),
-                Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
-                Some(Err(error)) => Err(format!("cannot list {target}: {error}")),
-            }
-        }
-    }
+    Ok((Box::new(store), key.to_string()))
 }
 
 /// A `file://` path inside the configured root, with no `..` to climb out of it.
-fn local_path(settings: &CheckSettings, path: &str) -> Result<String, String> {
+pub(crate) fn local_path(settings: &CheckSettings, path: &str) -> Result<String, String> {
     let Some(root) = &settings.local_root else {
         return Err("file:// locations are disabled on this server (see `sluice serve --local-data-root`)".to_string());
     };

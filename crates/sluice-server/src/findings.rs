@@ -30,6 +30,73 @@ struct ReportInput {
     findings: Vec<Value>,
 }
 
+/// Checks, completes (id, account, region, times, the pipeline and attempt) and seals one
+/// finding, and stores it; returns its id.
+pub(crate) async fn store_finding(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    account_id: &str,
+    pipeline_id: &str,
+    attempt_id: &str,
+    mut finding: Value,
+) -> Result<String, ApiError> {
+    let finding_type = finding
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|kind| kind.starts_with("SensitiveData:"))
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::invalid_request("type must be a SensitiveData:… finding type"))?;
+    let severity = finding
+        .pointer("/severity/score")
+        .and_then(Value::as_i64)
+        .filter(|score| (1..=3).contains(score))
+        .ok_or_else(|| ApiError::invalid_request("severity.score must be 1, 2 or 3"))?;
+    let finding_id = uuid::Uuid::now_v7().simple().to_string();
+    let now = crate::clock::render(state.clock.now());
+    // The service's facts replace whatever the reporter said about them.
+    let Some(members) = finding.as_object_mut() else {
+        return Err(ApiError::invalid_request("a finding must be an object"));
+    };
+    members.insert("id".into(), json!(finding_id));
+    members.insert("accountId".into(), json!(account_id));
+    members.insert("region".into(), json!(state.region));
+    members.insert("createdAt".into(), json!(now));
+    members.insert("updatedAt".into(), json!(now));
+    members.insert(
+        "sluicePipeline".into(),
+        json!({ "pipelineId": pipeline_id, "attemptId": attempt_id }),
+    );
+    let plain = serde_json::to_vec(&finding).map_err(|_| ApiError::internal())?;
+    if plain.len() > MAX_FINDING_BYTES {
+        return Err(ApiError::invalid_request(format!(
+            "a finding may be at most {MAX_FINDING_BYTES} bytes"
+        )));
+    }
+    let data_key = pipeline_data_key(state, tx, pipeline_id).await?;
+    let sealed_body = state
+        .cipher
+        .seal_with_data_key(
+            &data_key,
+            pipeline_id,
+            &finding_context(pipeline_id, &finding_id),
+            &plain,
+        )
+        .map_err(crypto_error)?;
+    tx.insert_finding(&FindingRecord {
+        finding_id: finding_id.clone(),
+        account_id: account_id.to_string(),
+        pipeline_id: pipeline_id.to_string(),
+        attempt_id: attempt_id.to_string(),
+        created_at: now,
+        severity,
+        finding_type,
+        sealed_body,
+    })
+    .await
+    .map_err(store_error)?;
+    Ok(finding_id)
+}
+
 /// A runner reports the findings of the attempt it holds (`taskId`).
 pub async fn report_findings(
     state: &AppState,
@@ -57,68 +124,19 @@ pub async fn report_findings(
         ));
     };
     authorize_pipeline(tx, principal, Operation::ReportFindings, &pipeline_id).await?;
-    let data_key = pipeline_data_key(state, tx, &pipeline_id).await?;
-    let now = crate::clock::render(state.clock.now());
     let mut ids = Vec::new();
-    for (index, mut finding) in input.findings.into_iter().enumerate() {
-        let finding_type = finding
-            .get("type")
-            .and_then(Value::as_str)
-            .filter(|kind| kind.starts_with("SensitiveData:"))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!("findings[{index}].type must be a SensitiveData:… finding type"))
-            })?;
-        let severity = finding
-            .pointer("/severity/score")
-            .and_then(Value::as_i64)
-            .filter(|score| (1..=3).contains(score))
-            .ok_or_else(|| ApiError::invalid_request(format!("findings[{index}].severity.score must be 1, 2 or 3")))?;
-        let finding_id = uuid::Uuid::now_v7().simple().to_string();
-        // The service's facts replace whatever the runner said about them.
-        if let Some(members) = finding.as_object_mut() {
-            members.insert("id".into(), json!(finding_id));
-            members.insert("accountId".into(), json!(principal.identity.account_id));
-            members.insert("region".into(), json!(state.region));
-            members.insert("createdAt".into(), json!(now));
-            members.insert("updatedAt".into(), json!(now));
-            members.insert(
-                "sluicePipeline".into(),
-                json!({ "pipelineId": pipeline_id, "attemptId": attempt_id }),
-            );
-        } else {
-            return Err(ApiError::invalid_request(format!(
-                "findings[{index}] must be an object"
-            )));
-        }
-        let plain = serde_json::to_vec(&finding).map_err(|_| ApiError::internal())?;
-        if plain.len() > MAX_FINDING_BYTES {
-            return Err(ApiError::invalid_request(format!(
-                "findings[{index}] is larger than {MAX_FINDING_BYTES} bytes"
-            )));
-        }
-        let sealed_body = state
-            .cipher
-            .seal_with_data_key(
-                &data_key,
-                &pipeline_id,
-                &finding_context(&pipeline_id, &finding_id),
-                &plain,
-            )
-            .map_err(crypto_error)?;
-        tx.insert_finding(&FindingRecord {
-            finding_id: finding_id.clone(),
-            account_id: principal.identity.account_id.clone(),
-            pipeline_id: pipeline_id.clone(),
-            attempt_id: attempt_id.clone(),
-            created_at: now.clone(),
-            severity,
-            finding_type,
-            sealed_body,
-        })
+    for (index, finding) in input.findings.into_iter().enumerate() {
+        let id = store_finding(
+            state,
+            tx,
+            &principal.identity.account_id,
+            &pipeline_id,
+            &attempt_id,
+            finding,
+        )
         .await
-        .map_err(store_error)?;
-        ids.push(finding_id);
+        .map_err(|error| ApiError::new(error.kind, format!("findings[{index}]: {}", error.message)))?;
+        ids.push(id);
     }
     json(&json!({ "findingIds": ids }))
 }

@@ -252,6 +252,12 @@ pub async fn dispatch(
         Operation::ReportFindings => crate::findings::report_findings(state, tx, principal, body).await,
         Operation::ListFindings => crate::findings::list_findings(tx, principal, body).await,
         Operation::GetFindings => crate::findings::get_findings(state, tx, principal, body).await,
+        Operation::StartClassificationJob => {
+            crate::classification::start_classification_job(state, tx, principal, body).await
+        }
+        Operation::GetClassificationJob => {
+            crate::classification::get_classification_job(state, tx, principal, body).await
+        }
         Operation::GetKeyStatus => crate::admin::get_key_status(state, tx, principal).await,
         Operation::RotateKeys => crate::admin::rotate_keys(state, principal).await,
         Operation::RewrapKeys => crate::admin::rewrap_keys(state, principal).await,
@@ -713,7 +719,7 @@ async fn get_definition(
 
 /// The definition in force: the active version, or the latest before activation. `None` when
 /// the pipeline has none yet.
-async fn definition_in_force(
+pub(crate) async fn definition_in_force(
     state: &AppState,
     tx: &mut dyn Transaction,
     record: &PipelineRecord,

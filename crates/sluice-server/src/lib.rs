@@ -11,6 +11,7 @@ pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 mod checks;
+mod classification;
 pub mod clock;
 mod findings;
 mod handlers;
@@ -302,6 +303,7 @@ pub async fn serve_until(
         scheduler: scheduler::Scheduler::new(config.scheduler.clone()),
         audit: delivery.clone(),
         admin: Arc::new(admin::AdminJobs::default()),
+        classification: Arc::new(classification::ClassificationJobs::default()),
     };
     let scheduler_worker = tokio::spawn(scheduler::run(state.clone(), shutdown_sender.subscribe()));
     let router = api::router(state.clone());

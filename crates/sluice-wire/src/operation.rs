@@ -88,6 +88,8 @@ pub enum Operation {
     ReportFindings,
     ListFindings,
     GetFindings,
+    StartClassificationJob,
+    GetClassificationJob,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -99,7 +101,7 @@ pub const FINDINGS_TARGET_PREFIX: &str = "SluiceFindings.";
 pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 74] = [
+    pub const ALL: [Operation; 76] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -174,6 +176,8 @@ impl Operation {
         Operation::ReportFindings,
         Operation::ListFindings,
         Operation::GetFindings,
+        Operation::StartClassificationJob,
+        Operation::GetClassificationJob,
     ];
 
     pub fn name(self) -> &'static str {
@@ -252,6 +256,8 @@ impl Operation {
             Operation::ReportFindings => "ReportFindings",
             Operation::ListFindings => "ListFindings",
             Operation::GetFindings => "GetFindings",
+            Operation::StartClassificationJob => "StartClassificationJob",
+            Operation::GetClassificationJob => "GetClassificationJob",
         }
     }
 
@@ -343,7 +349,11 @@ impl Operation {
     pub fn is_findings(self) -> bool {
         matches!(
             self,
-            Operation::ReportFindings | Operation::ListFindings | Operation::GetFindings
+            Operation::ReportFindings
+                | Operation::ListFindings
+                | Operation::GetFindings
+                | Operation::StartClassificationJob
+                | Operation::GetClassificationJob
         )
     }
 
@@ -379,7 +389,8 @@ impl Operation {
             | Operation::GetKeyStatus
             | Operation::VerifyAuditTrail
             | Operation::ListFindings
-            | Operation::GetFindings => true,
+            | Operation::GetFindings
+            | Operation::GetClassificationJob => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -423,7 +434,8 @@ impl Operation {
             | Operation::DeleteRoleSecret
             | Operation::RotateKeys
             | Operation::RewrapKeys
-            | Operation::ReportFindings => false,
+            | Operation::ReportFindings
+            | Operation::StartClassificationJob => false,
         }
     }
 

@@ -203,6 +203,13 @@ enum Command {
         #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
         region: String,
     },
+    /// Scan a pipeline's S3DataNode locations for sensitive data now (a classification job run
+    /// by the server); findings are stored with the pipeline's.
+    Classify {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        pipeline: String,
+    },
     /// Sensitive-data findings that runners reported about pipelines' outputs, newest first.
     Findings {
         #[command(flatten)]
@@ -573,6 +580,9 @@ fn main() -> ExitCode {
             .and_then(|runtime| runtime.block_on(iam::run(command)))
             .map(|()| ExitCode::SUCCESS),
         Command::Validate { file, params } => validate_file(&file, &params),
+        Command::Classify { admin, pipeline } => {
+            runtime().and_then(|runtime| runtime.block_on(scan::classify(admin, pipeline)))
+        }
         Command::Findings {
             admin,
             pipeline,

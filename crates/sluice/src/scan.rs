@@ -310,3 +310,49 @@ pub async fn findings(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `sluice classify PIPELINE`: starts a classification job and follows it to the end.
+pub async fn classify(admin: crate::AdminEndpoint, pipeline: String) -> anyhow::Result<ExitCode> {
+    let client = admin
+        .client()?
+        .context("sluice classify asks a running server: give --endpoint")?;
+    let started = client
+        .call(
+            "SluiceFindings.StartClassificationJob",
+            "sluice",
+            &json!({ "pipelineId": pipeline }),
+        )
+        .await?;
+    let job_id = started["jobId"]
+        .as_str()
+        .context("the server named no job")?
+        .to_string();
+    let job = loop {
+        let job = client
+            .call(
+                "SluiceFindings.GetClassificationJob",
+                "sluice",
+                &json!({ "jobId": job_id }),
+            )
+            .await?;
+        if job["status"] != "RUNNING" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    for problem in job["problems"].as_array().into_iter().flatten() {
+        println!("note: {}", problem.as_str().unwrap_or_default());
+    }
+    println!(
+        "classification job {job_id}: {}, {} object(s), {} byte(s) scanned, {} finding(s) (sluice findings --pipeline {pipeline})",
+        job["status"].as_str().unwrap_or("?"),
+        job["objectsScanned"],
+        job["bytesScanned"],
+        job["findings"]
+    );
+    Ok(match (job["status"].as_str(), job["findings"].as_u64()) {
+        (Some("COMPLETE"), Some(0)) => ExitCode::SUCCESS,
+        (Some("COMPLETE"), _) => ExitCode::from(1),
+        _ => ExitCode::from(2),
+    })
+}
