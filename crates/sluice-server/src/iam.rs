@@ -548,21 +548,13 @@ pub async fn attach_or_detach(
     Ok("{}".into())
 }
 
-pub async fn list_attached_user_policies(
+/// The policies attached to a user or role, with their names (shipped or the account's).
+pub(crate) async fn attached_policies_named(
     tx: &mut dyn Transaction,
-    principal: &Principal,
-    body: &[u8],
-) -> Result<String, ApiError> {
-    let input: iam::UserNameInput = parse_body(body)?;
-    input.check()?;
-    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
-    authorize(principal, Operation::ListAttachedUserPolicies, &user.identity.arn)?;
+    identity_id: &str,
+) -> Result<Vec<AttachedPolicy>, ApiError> {
     let mut attached = Vec::new();
-    for arn in tx
-        .attached_policies(&user.identity.identity_id)
-        .await
-        .map_err(store_error)?
-    {
+    for arn in tx.attached_policies(identity_id).await.map_err(store_error)? {
         let name = match authz::managed_policy(&arn) {
             Some((name, _)) => name.to_string(),
             None => tx
@@ -577,6 +569,19 @@ pub async fn list_attached_user_policies(
             policy_arn: arn,
         });
     }
+    Ok(attached)
+}
+
+pub async fn list_attached_user_policies(
+    tx: &mut dyn Transaction,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let input: iam::UserNameInput = parse_body(body)?;
+    input.check()?;
+    let user = target_user(tx, principal, input.user_name.as_deref()).await?;
+    authorize(principal, Operation::ListAttachedUserPolicies, &user.identity.arn)?;
+    let attached = attached_policies_named(tx, &user.identity.identity_id).await?;
     json(&iam::ListAttachedUserPoliciesOutput {
         attached_policies: attached,
         is_truncated: false,

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sluice_core::PipelineDefinition;
 use sluice_policy::{Decision, RequestContext};
 use sluice_store::{IdentityRecord, RoleRecord, Transaction};
-use sluice_wire::iam::{self, AttachedPolicy, Role};
+use sluice_wire::iam::{self, Role};
 use sluice_wire::{ApiError, ErrorKind, Operation, parse_body};
 
 use crate::api::{AppState, Principal};
@@ -358,26 +358,7 @@ pub async fn list_attached_role_policies(
     input.check(false, false)?;
     let role = find_role(tx, principal, &input.role_name).await?;
     authorize(principal, Operation::ListAttachedRolePolicies, &role.identity.arn)?;
-    let mut attached = Vec::new();
-    for arn in tx
-        .attached_policies(&role.identity.identity_id)
-        .await
-        .map_err(store_error)?
-    {
-        let name = match authz::managed_policy(&arn) {
-            Some((name, _)) => name.to_string(),
-            None => tx
-                .policy(&arn)
-                .await
-                .map_err(store_error)?
-                .map(|policy| policy.policy_name)
-                .unwrap_or_default(),
-        };
-        attached.push(AttachedPolicy {
-            policy_name: name,
-            policy_arn: arn,
-        });
-    }
+    let attached = crate::iam::attached_policies_named(tx, &role.identity.identity_id).await?;
     json(&iam::ListAttachedUserPoliciesOutput {
         attached_policies: attached,
         is_truncated: false,
