@@ -308,24 +308,8 @@ async fn upload_single(node: &ObjectNode, url: &str, file: &Path, settings: &Exe
 
 /// Every file below a folder, sorted.
 async fn files_below(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(directory) = pending.pop() {
-        let mut entries = match tokio::fs::read_dir(&directory).await {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(error.into()),
-        };
-        while let Some(entry) = entries.next_entry().await? {
-            if entry.file_type().await?.is_dir() {
-                pending.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    let folder = folder.to_path_buf();
+    Ok(tokio::task::spawn_blocking(move || crate::sensitive::files_below(&folder)).await??)
 }
 
 /// RedshiftCopyActivity's way into its target.

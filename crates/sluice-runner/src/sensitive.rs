@@ -79,16 +79,32 @@ pub fn quarantine_location(location: &str, attempt_id: &str) -> String {
     )
 }
 
-fn files_below(folder: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(folder)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            files_below(&path, out)?;
-        } else if path.is_file() {
-            out.push(path);
+/// Every file below `folder` (or `folder` itself when it is a file), sorted; a missing folder
+/// holds none.
+pub fn files_below(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    if folder.is_file() {
+        files.push(folder.to_path_buf());
+        return Ok(files);
+    }
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let entries = match std::fs::read_dir(&directory) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.is_file() {
+                files.push(path);
+            }
         }
     }
-    Ok(())
+    files.sort();
+    Ok(files)
 }
 
 fn describe(report: &ObjectReport, name: &str) -> String {
@@ -126,12 +142,7 @@ pub async fn review(
 fn review_blocking(folder: &Path, policy: Policy, location: &str) -> anyhow::Result<(Review, Vec<serde_json::Value>)> {
     let mut findings = Vec::new();
     let detector = detector()?;
-    let mut files = Vec::new();
-    if folder.is_file() {
-        files.push(folder.to_path_buf());
-    } else if folder.is_dir() {
-        files_below(folder, &mut files)?;
-    }
+    let files = files_below(folder)?;
     let mut review = Review::default();
     for file in files {
         let name = file

@@ -24,7 +24,7 @@ fn no_such_user(name: &str) -> ApiError {
     )
 }
 
-fn iso(stored: &str) -> String {
+pub(crate) fn iso(stored: &str) -> String {
     if stored.ends_with('Z') {
         stored.to_string()
     } else {

@@ -24,6 +24,7 @@ use crate::authz::{self, authorize};
 use crate::bootstrap::random_upper_alphanumeric;
 use crate::clock::render;
 use crate::handlers::{json, store_error};
+use crate::iam::iso;
 
 /// The roles every account starts with, as AWS Data Pipeline's console creates them, so AWS's
 /// definitions (which name them) activate unchanged. They trust every pipeline of the account
@@ -49,14 +50,6 @@ const MAX_ROLE_SECRETS: usize = 50;
 
 fn role_arn(account_id: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account_id}:role{path}{name}")
-}
-
-fn iso(stored: &str) -> String {
-    if stored.ends_with('Z') {
-        stored.to_string()
-    } else {
-        format!("{stored}Z")
-    }
 }
 
 fn malformed(message: impl Into<String>) -> ApiError {

@@ -354,6 +354,24 @@ async fn call(connection: &Connection, operation: &str, body: Value) -> anyhow::
         .await
 }
 
+/// Lists what `owner` (e.g. `("UserName", name)`) holds with `list`, whose answer keeps it under
+/// `items`, and calls `each` for every item with the owner and the item's `field`: how deleting
+/// a user, group or role first undoes what it holds.
+async fn undo_each(
+    connection: &Connection,
+    owner: (&str, &str),
+    list: &str,
+    items: &str,
+    each: &str,
+    field: &str,
+) -> anyhow::Result<()> {
+    let listed = call(connection, list, json!({ owner.0: owner.1 })).await?;
+    for item in listed[items].as_array().into_iter().flatten() {
+        call(connection, each, json!({ owner.0: owner.1, field: item[field] })).await?;
+    }
+    Ok(())
+}
+
 /// A policy named by ARN, by a shipped policy's name, or by one of the account's names.
 async fn policy_arn(connection: &Connection, policy: &str) -> anyhow::Result<String> {
     if policy.starts_with("arn:") {
@@ -533,42 +551,42 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             }
         }
         IamCommand::DeleteUser { connection, name } => {
-            let keys = call(&connection, "ListAccessKeys", json!({ "UserName": name })).await?;
-            for key in keys["AccessKeyMetadata"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "DeleteAccessKey",
-                    json!({ "UserName": name, "AccessKeyId": key["AccessKeyId"] }),
-                )
-                .await?;
-            }
-            let attached = call(&connection, "ListAttachedUserPolicies", json!({ "UserName": name })).await?;
-            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "DetachUserPolicy",
-                    json!({ "UserName": name, "PolicyArn": policy["PolicyArn"] }),
-                )
-                .await?;
-            }
-            let groups = call(&connection, "ListGroupsForUser", json!({ "UserName": name })).await?;
-            for group in groups["Groups"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "RemoveUserFromGroup",
-                    json!({ "UserName": name, "GroupName": group["GroupName"] }),
-                )
-                .await?;
-            }
-            let devices = call(&connection, "ListMFADevices", json!({ "UserName": name })).await?;
-            for device in devices["MFADevices"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "DeactivateMFADevice",
-                    json!({ "UserName": name, "SerialNumber": device["SerialNumber"] }),
-                )
-                .await?;
-            }
+            undo_each(
+                &connection,
+                ("UserName", &name),
+                "ListAccessKeys",
+                "AccessKeyMetadata",
+                "DeleteAccessKey",
+                "AccessKeyId",
+            )
+            .await?;
+            undo_each(
+                &connection,
+                ("UserName", &name),
+                "ListAttachedUserPolicies",
+                "AttachedPolicies",
+                "DetachUserPolicy",
+                "PolicyArn",
+            )
+            .await?;
+            undo_each(
+                &connection,
+                ("UserName", &name),
+                "ListGroupsForUser",
+                "Groups",
+                "RemoveUserFromGroup",
+                "GroupName",
+            )
+            .await?;
+            undo_each(
+                &connection,
+                ("UserName", &name),
+                "ListMFADevices",
+                "MFADevices",
+                "DeactivateMFADevice",
+                "SerialNumber",
+            )
+            .await?;
             call(&connection, "DeleteUser", json!({ "UserName": name })).await?;
             println!("deleted user {name}");
         }
@@ -741,15 +759,15 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             print(&role);
         }
         IamCommand::DeleteRole { connection, name } => {
-            let attached = call(&connection, "ListAttachedRolePolicies", json!({ "RoleName": name })).await?;
-            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "DetachRolePolicy",
-                    json!({ "RoleName": name, "PolicyArn": policy["PolicyArn"] }),
-                )
-                .await?;
-            }
+            undo_each(
+                &connection,
+                ("RoleName", &name),
+                "ListAttachedRolePolicies",
+                "AttachedPolicies",
+                "DetachRolePolicy",
+                "PolicyArn",
+            )
+            .await?;
             call(&connection, "DeleteRole", json!({ "RoleName": name })).await?;
             println!("deleted role {name}");
         }
@@ -969,24 +987,24 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             }
         }
         IamCommand::DeleteGroup { connection, name } => {
-            let group = call(&connection, "GetGroup", json!({ "GroupName": name })).await?;
-            for user in group["Users"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "RemoveUserFromGroup",
-                    json!({ "GroupName": name, "UserName": user["UserName"] }),
-                )
-                .await?;
-            }
-            let attached = call(&connection, "ListAttachedGroupPolicies", json!({ "GroupName": name })).await?;
-            for policy in attached["AttachedPolicies"].as_array().into_iter().flatten() {
-                call(
-                    &connection,
-                    "DetachGroupPolicy",
-                    json!({ "GroupName": name, "PolicyArn": policy["PolicyArn"] }),
-                )
-                .await?;
-            }
+            undo_each(
+                &connection,
+                ("GroupName", &name),
+                "GetGroup",
+                "Users",
+                "RemoveUserFromGroup",
+                "UserName",
+            )
+            .await?;
+            undo_each(
+                &connection,
+                ("GroupName", &name),
+                "ListAttachedGroupPolicies",
+                "AttachedPolicies",
+                "DetachGroupPolicy",
+                "PolicyArn",
+            )
+            .await?;
             call(&connection, "DeleteGroup", json!({ "GroupName": name })).await?;
             println!("deleted group {name}");
         }

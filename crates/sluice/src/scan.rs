@@ -22,24 +22,8 @@ pub struct ScanOptions {
 }
 
 fn files_below(root: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let metadata = std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
-    if metadata.is_file() {
-        out.push(root.to_path_buf());
-        return Ok(());
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(root)
-        .with_context(|| format!("cannot list {}", root.display()))?
-        .flatten()
-        .map(|entry| entry.path())
-        .collect();
-    entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            files_below(&entry, out)?;
-        } else if entry.is_file() {
-            out.push(entry);
-        }
-    }
+    std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
+    out.extend(sluice_runner::sensitive::files_below(root).with_context(|| format!("cannot list {}", root.display()))?);
     Ok(())
 }
 
