@@ -1,4 +1,4 @@
-//! Any bytes scanned for sensitive data in every format (and as gzip): a report or a stated
+//! Any bytes scanned for sensitive data in every format, Parquet included (and as gzip): a report or a stated
 //! problem, never a panic; every located occurrence points inside the input (lines within the
 //! line count, CSV rows within the rows).
 #![no_main]
@@ -15,7 +15,7 @@ fn detector() -> &'static Detector {
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.iter().filter(|byte| **byte == b'\n').count() as u64 + 1;
-    for format in [Format::Text, Format::Csv, Format::Tsv, Format::Json, Format::JsonLines] {
+    for format in [Format::Text, Format::Csv, Format::Tsv, Format::Json, Format::JsonLines, Format::Parquet] {
         let report = scan_object(detector(), "fuzz", data, Some(format));
         for detail in report.detections.values().flat_map(|types| types.values()) {
             assert!(detail.count >= detail.located.len() as u64);

@@ -1,132 +1,169 @@
 //! Guard rails on what users type into definitions, names and tags (the warnings of AWS's data
-//! protection page, enforced): credentials written into URLs are refused, and personal data in
-//! free-form names, descriptions and tags is flagged — those reach logs, audit records and bills.
+//! protection page, enforced): credentials written into URLs or fields are refused, and personal
+//! or financial data in free-form names, descriptions and tags is flagged — those reach logs,
+//! audit records and bills.
 //!
-//! This is a small, fast first line; the sensitive-data detector scans the data itself.
+//! Both ask the sensitive-data detector (`sluice-detect`, the managed identifiers that scan
+//! pipelines' data), so a name is judged by the same validators (Luhn and issuer prefixes,
+//! mod-97, SSN rules, keywords) as a data file; a few URL rules come first because a
+//! definition's `#{...}` parameters in a URL's password slot are the right way to write one.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
+use sluice_detect::Category;
 
 static URL_WITH_PASSWORD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:([^/\s@]+)@").expect("valid pattern"));
 static URL_WITH_AWS_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[?&](X-Amz-Signature|Signature|X-Amz-Credential|AWSAccessKeyId)=").expect("valid pattern")
 });
+/// Documentation's example keys too: in a definition they are still a key written in clear.
 static AWS_ACCESS_KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b").expect("valid pattern"));
-static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b").expect("valid pattern"));
-static US_SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{3}-\d{2}-\d{4}\b").expect("valid pattern"));
-static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:^|[^\w])\+\d[\d \-]{8,14}\d\b").expect("valid pattern"));
-static CARD_CANDIDATE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(?:\d[ \-]?){12,18}\d\b").expect("valid pattern"));
+
+/// Identifiers not flagged in names and tags: a host's address or a site's coordinates are how
+/// infrastructure is described, and the URL rules above judge URLs (parameters allowed).
+const NOT_GUARDED: &[&str] = &[
+    "IP_ADDRESS",
+    "LATITUDE_LONGITUDE",
+    "URL_WITH_CREDENTIALS",
+    "CONNECTION_STRING_PASSWORD",
+    "HTTP_COOKIE",
+    "AWS_ACCESS_KEY_ID",
+];
+
+/// The type of the first detection in `text` whose category `wanted` accepts.
+fn first_detection(text: &str, wanted: impl Fn(Category) -> bool) -> Option<String> {
+    // `None` only if the identifiers failed to compile (the detector's own tests rule it out);
+    // the URL rules still apply then.
+    let detector = sluice_detect::managed()?;
+    let bytes = text.as_bytes();
+    detector.candidates(bytes).next()?;
+    let mut hits = Vec::new();
+    detector.scan_unit(bytes, None, &mut hits);
+    let identifiers = detector.identifiers();
+    hits.into_iter()
+        .find(|hit| {
+            identifiers
+                .get(hit.identifier)
+                .is_some_and(|identifier| wanted(identifier.category) && !NOT_GUARDED.contains(&identifier.id.as_str()))
+        })
+        .map(|hit| hit.type_name)
+}
 
 /// A credential written where it does not belong; the text says what and where, never the value.
-pub fn credential_in(value: &str) -> Option<&'static str> {
+pub fn credential_in(value: &str) -> Option<String> {
     if let Some(captures) = URL_WITH_PASSWORD.captures(value) {
         // `#{...}` in the password slot is a parameter the service substitutes: fine.
         let password = captures.get(1).map_or("", |found| found.as_str());
         if !password.starts_with("#{") {
-            return Some("a password inside a URL");
+            return Some("a password inside a URL".into());
         }
     }
     if URL_WITH_AWS_SIGNATURE.is_match(value) {
-        return Some("a signed URL (its signature is a credential)");
+        return Some("a signed URL (its signature is a credential)".into());
     }
     if AWS_ACCESS_KEY.is_match(value) {
-        return Some("an AWS access key id");
+        return Some("an AWS access key id".into());
     }
-    None
+    first_detection(value, |category| category == Category::Credentials).map(|kind| format!("a credential ({kind})"))
 }
 
-fn luhn(digits: &[u32]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(index, digit)| {
-            if index % 2 == 1 {
-                if digit * 2 > 9 { digit * 2 - 9 } else { digit * 2 }
-            } else {
-                *digit
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-/// What kind of personal data a free-form text seems to hold.
-pub fn personal_data_in(value: &str) -> Option<&'static str> {
-    if EMAIL.is_match(value) {
-        return Some("an email address");
-    }
-    if US_SSN.is_match(value) {
-        return Some("a US social security number");
-    }
-    for candidate in CARD_CANDIDATE.find_iter(value) {
-        let digits: Vec<u32> = candidate
-            .as_str()
-            .chars()
-            .filter_map(|character| character.to_digit(10))
-            .collect();
-        if (13..=19).contains(&digits.len()) && luhn(&digits) {
-            return Some("a payment card number");
-        }
-    }
-    if PHONE.is_match(value) {
-        return Some("a phone number");
-    }
-    None
+/// What kind of personal or financial data a free-form text seems to hold.
+pub fn personal_data_in(value: &str) -> Option<String> {
+    let kind = first_detection(value, |category| {
+        matches!(category, Category::Personal | Category::Financial)
+    })?;
+    Some(match kind.as_str() {
+        "EMAIL_ADDRESS" => "an email address".into(),
+        "USA_SOCIAL_SECURITY_NUMBER" => "a US social security number".into(),
+        "CREDIT_CARD_NUMBER" => "a payment card number".into(),
+        "PHONE_NUMBER" => "a phone number".into(),
+        other => format!("personal or financial data ({other})"),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn credentials_in_urls_are_found_and_parameters_are_not() {
-        assert_eq!(
-            credential_in("jdbc:mysql://admin:hunter2@db.internal:3306/sales"),
-            Some("a password inside a URL")
-        );
-        assert_eq!(
-            credential_in("https://user:pw@example.com/x"),
-            Some("a password inside a URL")
-        );
-        assert_eq!(
-            credential_in("s3://bucket/x?X-Amz-Signature=abc&X-Amz-Credential=def"),
-            Some("a signed URL (its signature is a credential)")
-        );
-        assert_eq!(
-            credential_in("key AKIAIOSFODNN7EXAMPLE in text"),
-            Some("an AWS access key id")
-        );
-        assert_eq!(credential_in("jdbc:mysql://admin:#{*myPassword}@db:3306/sales"), None);
-        assert_eq!(credential_in("jdbc:mysql://db.internal:3306/sales"), None);
-        assert_eq!(
-            credential_in("s3://bucket/path/#{format(@scheduledStartTime,'YYYY')}"),
-            None
-        );
-        assert_eq!(credential_in("mailto:someone@example.com"), None);
+    fn says(found: Option<String>) -> Option<&'static str> {
+        found.map(|kind| &*Box::leak(kind.into_boxed_str()))
     }
 
     #[test]
-    fn personal_data_is_recognised_and_ordinary_names_are_not() {
-        assert_eq!(personal_data_in("owner jane.doe@example.com"), Some("an email address"));
-        assert_eq!(personal_data_in("ssn 123-45-6789"), Some("a US social security number"));
+    fn credentials_in_urls_and_fields_are_found_and_parameters_are_not() {
         assert_eq!(
-            personal_data_in("card 4111 1111 1111 1111"),
+            says(credential_in("jdbc:mysql://admin:hunter2@db.internal:3306/sales")),
+            Some("a password inside a URL")
+        );
+        assert_eq!(
+            says(credential_in("https://user:pw@example.com/x")),
+            Some("a password inside a URL")
+        );
+        assert_eq!(
+            says(credential_in("s3://bucket/x?X-Amz-Signature=abc&X-Amz-Credential=def")),
+            Some("a signed URL (its signature is a credential)")
+        );
+        assert_eq!(
+            says(credential_in("key AKIAIOSFODNN7EXAMPLE in text")),
+            Some("an AWS access key id")
+        );
+        // What the detector knows as credentials, beyond URLs.
+        assert_eq!(
+            says(credential_in(
+                "curl -H 'Authorization: Basic YWRtaW46aHVudGVyMg==' https://api.internal"
+            )),
+            Some("a credential (HTTP_BASIC_AUTH_HEADER)")
+        );
+        assert_eq!(
+            says(credential_in("GITHUB=ghp_Zx9kQ2vLmN4pR7sT1uW3yB5dF8hJ0kL2nP4r")),
+            Some("a credential (GITHUB_TOKEN)")
+        );
+        assert_eq!(
+            says(credential_in("-----BEGIN OPENSSH PRIVATE KEY-----")),
+            Some("a credential (OPENSSH_PRIVATE_KEY)")
+        );
+        for fine in [
+            "jdbc:mysql://admin:#{*myPassword}@db:3306/sales",
+            "jdbc:mysql://db.internal:3306/sales",
+            "s3://bucket/path/#{format(@scheduledStartTime,'YYYY')}",
+            "mailto:someone@example.com",
+            "jdbc:postgresql://db:5432/sales?user=etl&password=#{*myPassword}",
+            "echo hello > ${OUTPUT1_STAGING_DIR}/out.txt",
+        ] {
+            assert_eq!(credential_in(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn personal_data_is_recognised_by_the_detector_and_ordinary_names_are_not() {
+        assert_eq!(
+            says(personal_data_in("owner jane.doe@example.com")),
+            Some("an email address")
+        );
+        assert_eq!(
+            says(personal_data_in("ssn 536-22-1234")),
+            Some("a US social security number")
+        );
+        assert_eq!(
+            says(personal_data_in("card 4556 7375 8689 9855")),
             Some("a payment card number")
         );
-        assert_eq!(personal_data_in("call +44 20 7946 0958"), Some("a phone number"));
+        assert_eq!(
+            says(personal_data_in("iban DE89370400440532013000")),
+            Some("personal or financial data (GERMANY_BANK_ACCOUNT_NUMBER)")
+        );
         for ordinary in [
             "nightly-orders",
             "Copy 2026-11-28",
             "df-06372391ZG65EXAMPLE",
             "ShellCommandActivity_HelloWorld",
-            "4111 1111 1111 1112",
+            // Fails Luhn; an issuer's published test number; a host's address.
+            "4556 7375 8689 9856",
+            "card 4111 1111 1111 1111",
+            "primary db at 10.0.4.17",
         ] {
             assert_eq!(personal_data_in(ordinary), None, "{ordinary}");
         }

@@ -122,7 +122,7 @@ impl ObjectReport {
         let occurrence_key = match self.format {
             Format::Text => "lineRanges",
             Format::Csv | Format::Tsv => "cells",
-            Format::Json | Format::JsonLines => "records",
+            Format::Json | Format::JsonLines | Format::Parquet => "records",
         };
         let mut additional = false;
         let sensitive: Vec<Value> = self

@@ -1,6 +1,7 @@
 //! Reading what is scanned: text line by line, CSV/TSV with their header as context, JSON and
-//! JSON lines with each value's path as context, any of them gzip-compressed. Occurrences are
-//! located as Macie reports them: line ranges, cells, records.
+//! JSON lines with each value's path as context, any of them gzip-compressed, and Parquet row by
+//! row with each column's path as context. Occurrences are located as Macie reports them: line
+//! ranges, cells, records.
 
 use std::io::{BufReader, Read};
 
@@ -16,6 +17,7 @@ pub enum Format {
     Tsv,
     Json,
     JsonLines,
+    Parquet,
 }
 
 impl Format {
@@ -31,6 +33,7 @@ impl Format {
             "tsv" | "tab" => Format::Tsv,
             "json" => Format::Json,
             "jsonl" | "ndjson" => Format::JsonLines,
+            "parquet" | "parq" | "pqt" => Format::Parquet,
             _ => Format::Text,
         };
         (format, gzip)
@@ -43,6 +46,7 @@ impl Format {
             "tsv" => Some(Format::Tsv),
             "json" => Some(Format::Json),
             "jsonl" | "jsonlines" | "ndjson" => Some(Format::JsonLines),
+            "parquet" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -54,6 +58,7 @@ impl Format {
             Format::Tsv => "text/tab-separated-values",
             Format::Json => "application/json",
             Format::JsonLines => "application/x-ndjson",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 }
@@ -78,7 +83,8 @@ pub enum Location {
         #[serde(rename = "cellReference")]
         cell_reference: Option<String>,
     },
-    /// `records`: 0-based record (JSON lines: the line), the value's JSON path.
+    /// `records`: 0-based record (JSON lines: the line; Parquet: the row), the value's JSON
+    /// path (Parquet: the column's path, `$.address.city`, `$.phones[1]`).
     Record {
         #[serde(rename = "recordIndex")]
         record_index: u64,
@@ -97,14 +103,15 @@ pub struct Occurrence<'a> {
 const CHUNK: usize = 1 << 20;
 
 /// Reads `reader` in `format` (gzip-decompressed first if `gzip`) and hands every occurrence
-/// to `sink`; returns the bytes read (uncompressed).
+/// to `sink`; returns the bytes read (uncompressed) and the format read (a "text" file that
+/// starts as Parquet files do is read as Parquet).
 pub fn scan<'r>(
     detector: &Detector,
     reader: impl Read + 'r,
     format: Format,
     gzip: bool,
     sink: &mut dyn FnMut(Occurrence),
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Format)> {
     let reader: Box<dyn Read + '_> = if gzip {
         Box::new(flate2::read::MultiGzDecoder::new(reader))
     } else {
@@ -113,6 +120,27 @@ pub fn scan<'r>(
     let mut counting = CountingReader {
         inner: reader,
         count: 0,
+    };
+    // A Parquet file says so in its first bytes, whatever its name.
+    let mut head = [0u8; 4];
+    let mut head_length = 0;
+    if format == Format::Text {
+        while head_length < head.len() {
+            let read = counting.read(&mut head[head_length..])?;
+            if read == 0 {
+                break;
+            }
+            head_length += read;
+        }
+    }
+    let format = if head_length == 4 && &head == PARQUET_MAGIC {
+        Format::Parquet
+    } else {
+        format
+    };
+    let mut counting = CountingReader {
+        count: 0,
+        inner: std::io::Cursor::new(head[..head_length].to_vec()).chain(counting),
     };
     match format {
         Format::Text => scan_text(detector, &mut counting, sink)?,
@@ -128,8 +156,131 @@ pub fn scan<'r>(
             }
         }
         Format::JsonLines => scan_json_lines(detector, &mut counting, sink)?,
+        Format::Parquet => {
+            let mut bytes = Vec::new();
+            counting.read_to_end(&mut bytes)?;
+            // The Parquet reader trusts a file's footer more than it should (a crafted file can
+            // make it panic): a panic is turned into a problem with the object, not a crash.
+            let bytes = bytes::Bytes::from(bytes);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan_parquet(detector, bytes, sink)))
+                .map_err(|_| anyhow::anyhow!("not a readable Parquet file (its metadata is inconsistent)"))??
+        }
     }
-    Ok(counting.count)
+    Ok((counting.count, format))
+}
+
+const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
+
+/// Parquet, row by row: every string, binary and number value is scanned with its column's path
+/// as context (`$.customer.email`), located as Macie locates Parquet occurrences (`records`:
+/// row index and JSON path). The file is held in memory: its footer, at the end, says where
+/// everything is.
+fn scan_parquet(detector: &Detector, bytes: bytes::Bytes, sink: &mut dyn FnMut(Occurrence)) -> anyhow::Result<()> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader =
+        SerializedFileReader::new(bytes).map_err(|error| anyhow::anyhow!("not a readable Parquet file: {error}"))?;
+    let mut hits = Vec::new();
+    let mut path = String::from("$");
+    let mut contexts: std::collections::HashMap<String, Vec<bool>> = std::collections::HashMap::new();
+    for (index, row) in reader.get_row_iter(None)?.enumerate() {
+        let row = row.map_err(|error| anyhow::anyhow!("row {index}: {error}"))?;
+        let mut walker = ParquetWalker {
+            detector,
+            record_index: index as u64,
+            hits: &mut hits,
+            contexts: &mut contexts,
+            sink,
+        };
+        walker.row(&row, &mut path);
+    }
+    Ok(())
+}
+
+struct ParquetWalker<'w, 's> {
+    detector: &'w Detector,
+    record_index: u64,
+    hits: &'w mut Vec<Hit>,
+    /// Keyword flags per column path, computed once per file.
+    contexts: &'w mut std::collections::HashMap<String, Vec<bool>>,
+    sink: &'w mut (dyn FnMut(Occurrence) + 's),
+}
+
+impl ParquetWalker<'_, '_> {
+    fn row(&mut self, row: &parquet::record::Row, path: &mut String) {
+        for (name, field) in row.get_column_iter() {
+            let length = path.len();
+            path.push('.');
+            path.push_str(name);
+            self.field(field, path);
+            path.truncate(length);
+        }
+    }
+
+    fn field(&mut self, field: &parquet::record::Field, path: &mut String) {
+        use parquet::record::Field;
+        let text: std::borrow::Cow<[u8]> = match field {
+            Field::Str(text) => text.as_bytes().into(),
+            Field::Bytes(bytes) => bytes.data().into(),
+            Field::Byte(_)
+            | Field::Short(_)
+            | Field::Int(_)
+            | Field::Long(_)
+            | Field::UByte(_)
+            | Field::UShort(_)
+            | Field::UInt(_)
+            | Field::ULong(_)
+            | Field::Decimal(_) => field.to_string().into_bytes().into(),
+            Field::Group(row) => return self.row(row, path),
+            Field::ListInternal(list) => {
+                for (index, element) in list.elements().iter().enumerate() {
+                    let length = path.len();
+                    path.push_str(&format!("[{index}]"));
+                    self.field(element, path);
+                    path.truncate(length);
+                }
+                return;
+            }
+            Field::MapInternal(map) => {
+                for (key, value) in map.entries() {
+                    let length = path.len();
+                    path.push('.');
+                    match key {
+                        Field::Str(key) => path.push_str(key),
+                        other => path.push_str(&other.to_string()),
+                    }
+                    self.field(key, path);
+                    self.field(value, path);
+                    path.truncate(length);
+                }
+                return;
+            }
+            // Booleans, floating point, dates and times hold none of the identifiers.
+            _ => return,
+        };
+        // Map keys vary per row; only the column's own path is cached.
+        let context = match self.contexts.get(path.as_str()) {
+            Some(context) => context.clone(),
+            None => {
+                let context = self.detector.context_matches(path);
+                if self.contexts.len() < 4096 {
+                    self.contexts.insert(path.clone(), context.clone());
+                }
+                context
+            }
+        };
+        self.hits.clear();
+        self.detector.scan_unit(&text, Some(&context), self.hits);
+        for hit in self.hits.iter() {
+            (self.sink)(Occurrence {
+                hit,
+                location: Location::Record {
+                    record_index: self.record_index,
+                    json_path: path.clone(),
+                },
+                value: &text[hit.start..hit.end],
+            });
+        }
+    }
 }
 
 struct CountingReader<R> {

@@ -425,7 +425,9 @@ async fn append_line(path: &Path, line: &str) {
 /// What a masked secret reads as (the service's own word for it).
 pub const MASK: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
 
-/// Replaces every `*` field value of the task in `text`.
+/// Replaces every `*` field value of the task in `text`, then whatever the sensitive-data
+/// detector finds (what a failed command printed becomes the attempt's error message, which the
+/// service stores and shows).
 pub fn mask(text: &str, secrets: &[String]) -> String {
     let mut masked = text.to_string();
     for secret in secrets {
@@ -433,7 +435,13 @@ pub fn mask(text: &str, secrets: &[String]) -> String {
             masked = masked.replace(secret.as_str(), MASK);
         }
     }
-    masked
+    let mut bytes = masked.into_bytes();
+    for line in bytes.split_mut(|byte| *byte == b'\n') {
+        crate::sensitive::mask_detected(line);
+    }
+    // Masking rewrites whole matches (ASCII `*` over whole characters' bytes is only ever
+    // applied to what a pattern matched), so the text stays UTF-8; lossy is a guard.
+    String::from_utf8(bytes).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 /// Rewrites a log file with the task's secrets masked, before anyone reads or uploads it.

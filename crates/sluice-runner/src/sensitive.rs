@@ -5,7 +5,6 @@
 //! instead and fails the attempt, FAIL fails the attempt and publishes nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use anyhow::Context;
 use sluice_detect::{Detector, Format, ObjectReport, scan_object};
@@ -38,11 +37,7 @@ impl Policy {
 }
 
 fn detector() -> anyhow::Result<&'static Detector> {
-    static DETECTOR: OnceLock<Result<Detector, String>> = OnceLock::new();
-    DETECTOR
-        .get_or_init(|| Detector::managed().map_err(|error| format!("{error:#}")))
-        .as_ref()
-        .map_err(|error| anyhow::anyhow!("the sensitive-data identifiers do not compile: {error}"))
+    sluice_detect::managed().ok_or_else(|| anyhow::anyhow!("the sensitive-data identifiers do not compile"))
 }
 
 /// What the review of one output decided.
@@ -51,6 +46,8 @@ pub struct Review {
     /// One line per object with sensitive data: types, counts, severity (never values).
     pub lines: Vec<String>,
     pub found: bool,
+    /// Files MASK cannot rewrite (Parquet), with what they hold.
+    pub unmaskable: Vec<String>,
 }
 
 impl Review {
@@ -136,6 +133,14 @@ pub async fn review(
     if let Ok(mut gathered) = findings.lock() {
         gathered.extend(found);
     }
+    if !review.unmaskable.is_empty() {
+        // Rewriting Parquet would mean re-encoding every column page: refusing is better than
+        // publishing the values, or a file other tools cannot read.
+        anyhow::bail!(
+            "sensitive data in {}: sensitiveDataPolicy MASK cannot rewrite Parquet files; nothing was published (use QUARANTINE or FAIL for Parquet outputs)",
+            review.unmaskable.join("; ")
+        );
+    }
     Ok(review)
 }
 
@@ -172,6 +177,12 @@ fn review_blocking(folder: &Path, policy: Policy, location: &str) -> anyhow::Res
             findings.push(finding);
         }
         if policy == Policy::Mask {
+            if report.format == Format::Parquet {
+                // Rewriting Parquet would mean re-encoding every column page; refusing is
+                // better than publishing the values or a file other tools cannot read.
+                review.unmaskable.push(describe(&report, &name));
+                continue;
+            }
             mask_file(detector, &file).with_context(|| format!("cannot mask {name}"))?;
         }
     }
@@ -180,16 +191,7 @@ fn review_blocking(folder: &Path, policy: Policy, location: &str) -> anyhow::Res
 
 /// Masks what the detector finds in one log line; whether anything was.
 pub fn mask_detected(line: &mut [u8]) -> bool {
-    let Ok(detector) = detector() else { return false };
-    if detector.candidates(line).next().is_none() {
-        return false;
-    }
-    let mut hits = Vec::new();
-    detector.scan_unit(line, None, &mut hits);
-    for hit in &hits {
-        line[hit.start..hit.end].fill(b'*');
-    }
-    !hits.is_empty()
+    detector().is_ok_and(|detector| sluice_detect::mask_line(detector, line, &[]))
 }
 
 /// Rewrites a file with every detected value replaced by `*` of the same length (so layouts,
