@@ -88,6 +88,8 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::GetFindings => "sluice:GetFindings",
         Operation::StartClassificationJob => "sluice:StartClassificationJob",
         Operation::GetClassificationJob => "sluice:GetClassificationJob",
+        Operation::ListClassificationJobs => "sluice:ListClassificationJobs",
+        Operation::UpdateClassificationJob => "sluice:UpdateClassificationJob",
     }
 }
 
@@ -99,11 +101,11 @@ pub const MANAGED_POLICIES: &[(&str, &str)] = &[
     ),
     (
         "SluiceReadOnlyAccess",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadPipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","sluice:ListFindings","sluice:GetFindings"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadPipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","sluice:ListFindings","sluice:GetFindings","sluice:GetClassificationJob","sluice:ListClassificationJobs"],"Resource":"*"}]}"#,
     ),
     (
         "SluicePipelineOperator",
-        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline","sluice:ListFindings","sluice:GetFindings","sluice:StartClassificationJob","sluice:GetClassificationJob"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"OperatePipelines","Effect":"Allow","Action":["datapipeline:Describe*","datapipeline:Get*","datapipeline:List*","datapipeline:Query*","datapipeline:ValidatePipelineDefinition","datapipeline:EvaluateExpression","datapipeline:CreatePipeline","datapipeline:PutPipelineDefinition","datapipeline:ActivatePipeline","datapipeline:DeactivatePipeline","datapipeline:SetStatus","datapipeline:AddTags","datapipeline:RemoveTags","datapipeline:DeletePipeline","sluice:ListFindings","sluice:GetFindings","sluice:StartClassificationJob","sluice:GetClassificationJob","sluice:ListClassificationJobs","sluice:UpdateClassificationJob"],"Resource":"*"},{"Sid":"PassDefaultRoles","Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/DataPipelineDefault*"}]}"#,
     ),
     (
         "SluiceInProcessRunner",

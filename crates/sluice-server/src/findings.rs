@@ -160,6 +160,26 @@ fn min_severity(name: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
+/// A page token naming the `(time, id)` a page ended with.
+pub(crate) fn page_token(time: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{time}|{id}"))
+}
+
+/// The `(time, id)` a page token names.
+pub(crate) fn read_page_token(token: Option<&str>) -> Result<Option<(String, String)>, ApiError> {
+    let Some(token) = token else { return Ok(None) };
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| {
+            text.split_once('|')
+                .map(|(time, id)| (time.to_string(), id.to_string()))
+        })
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_request("'nextToken' is not a token this service returned"))
+}
+
 /// The caller's findings, newest first, of the pipelines it may list findings of.
 pub async fn list_findings(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: ListInput = if body.iter().all(u8::is_ascii_whitespace) {
@@ -172,26 +192,12 @@ pub async fn list_findings(tx: &mut dyn Transaction, principal: &Principal, body
     if !(1..=PAGE).contains(&limit) {
         return Err(ApiError::invalid_request(format!("'maxResults' must be 1 to {PAGE}")));
     }
-    let cursor = match &input.next_token {
-        Some(token) => {
-            let decoded = URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .filter(|text| text.contains('|'))
-                .ok_or_else(|| ApiError::invalid_request("'nextToken' is not a token this service returned"))?;
-            Some(decoded)
-        }
-        None => None,
-    };
+    let cursor = read_page_token(input.next_token.as_deref())?;
     if let Some(pipeline_id) = &input.pipeline_id {
         crate::handlers::live_pipeline(tx, principal, pipeline_id).await?;
         authorize_pipeline(tx, principal, Operation::ListFindings, pipeline_id).await?;
     }
-    let mut before: Option<(String, String)> = cursor
-        .as_deref()
-        .and_then(|text| text.split_once('|'))
-        .map(|(time, id)| (time.to_string(), id.to_string()));
+    let mut before = cursor;
     let mut listed = Vec::new();
     let mut last = None;
     let mut more = false;
@@ -240,7 +246,7 @@ pub async fn list_findings(tx: &mut dyn Transaction, principal: &Principal, body
     let next_token = (more || listed.len() as i64 == limit)
         .then_some(last)
         .flatten()
-        .map(|(time, id)| URL_SAFE_NO_PAD.encode(format!("{time}|{id}")));
+        .map(|(time, id)| page_token(&time, &id));
     json(&json!({ "findings": listed, "nextToken": next_token }))
 }
 

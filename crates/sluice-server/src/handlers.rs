@@ -258,6 +258,12 @@ pub async fn dispatch(
         Operation::GetClassificationJob => {
             crate::classification::get_classification_job(state, tx, principal, body).await
         }
+        Operation::ListClassificationJobs => {
+            crate::classification::list_classification_jobs(state, tx, principal, body).await
+        }
+        Operation::UpdateClassificationJob => {
+            crate::classification::update_classification_job(state, tx, principal, body).await
+        }
         Operation::GetKeyStatus => crate::admin::get_key_status(state, tx, principal).await,
         Operation::RotateKeys => crate::admin::rotate_keys(state, principal).await,
         Operation::RewrapKeys => crate::admin::rewrap_keys(state, principal).await,

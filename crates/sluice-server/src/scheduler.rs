@@ -264,6 +264,7 @@ pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>
         }
         let now = now(&app);
         crate::notify::deliver_due(&app, now).await;
+        crate::classification::start_due(&app, now.and_utc()).await;
         let due = match due_pipelines(&app, now).await {
             Ok(due) => due,
             Err(error) => {

@@ -48,6 +48,76 @@ macro_rules! store_conformance_suite {
             }
 
             #[tokio::test]
+            async fn classification_jobs_are_due_once_and_held_by_one_server_at_a_time() {
+                let store = store_with_root().await;
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_pipeline(&new_pipeline("df-C", "c", "u")).await.expect("insert");
+                let job = |job_id: &str, status: &str, next_run_at: Option<&str>| $crate::ClassificationJobRecord {
+                    job_id: job_id.into(),
+                    account_id: "000000000000".into(),
+                    pipeline_id: "df-C".into(),
+                    name: job_id.into(),
+                    job_type: "SCHEDULED".into(),
+                    schedule: Some(r#"{"dailySchedule":{}}"#.into()),
+                    status: status.into(),
+                    created_at: format!("2026-01-01T00:00:0{}", job_id.len()),
+                    next_run_at: next_run_at.map(str::to_string),
+                    last_run_started_at: None,
+                    last_run_finished_at: None,
+                    runs: 0,
+                    objects_scanned: 0,
+                    bytes_scanned: 0,
+                    findings: 0,
+                    claimed_by: None,
+                    claimed_until: None,
+                    sealed_state: b"sealed".to_vec(),
+                };
+                tx.insert_classification_job(&job("due", "IDLE", Some("2026-01-02T00:00:00"))).await.expect("job");
+                tx.insert_classification_job(&job("later", "IDLE", Some("2026-01-09T00:00:00"))).await.expect("job");
+                tx.insert_classification_job(&job("paused", "USER_PAUSED", Some("2026-01-02T00:00:00"))).await.expect("job");
+                tx.insert_classification_job(&job("running", "RUNNING", None)).await.expect("job");
+                let now = "2026-01-02T00:00:05";
+                let mut due = tx.due_classification_jobs(now, 10).await.expect("due");
+                due.sort();
+                assert_eq!(due, vec!["due".to_string(), "running".to_string()]);
+
+                // One server takes the job; another cannot until the claim runs out.
+                assert!(tx.claim_classification_job("due", "server-a", "2026-01-02T00:01:05", now).await.expect("claim"));
+                assert!(!tx.claim_classification_job("due", "server-b", "2026-01-02T00:01:05", now).await.expect("claim"));
+                assert!(tx.claim_classification_job("due", "server-a", "2026-01-02T00:02:05", now).await.expect("renew"));
+                assert_eq!(tx.due_classification_jobs(now, 10).await.expect("due"), vec!["running".to_string()]);
+                assert!(tx.claim_classification_job("due", "server-b", "2026-01-02T00:09:00", "2026-01-02T00:05:00").await.expect("expired"));
+
+                let mut stored = tx.classification_job("due").await.expect("read").expect("there");
+                assert_eq!(stored.claimed_by.as_deref(), Some("server-b"));
+                stored.status = "RUNNING".into();
+                stored.runs = 1;
+                stored.objects_scanned = 3;
+                stored.sealed_state = b"resealed".to_vec();
+                tx.update_classification_job(&stored).await.expect("update");
+                assert_eq!(tx.classification_job("due").await.expect("read"), Some(stored));
+                assert_eq!(tx.classification_job("missing").await.expect("read"), None);
+
+                // Newest first, by pipeline, in pages.
+                let all = tx.classification_jobs("000000000000", Some("df-C"), None, 2).await.expect("list");
+                let names: Vec<_> = all.iter().map(|job| job.job_id.as_str()).collect();
+                assert_eq!(names, ["running", "paused"]);
+                let last = all.last().expect("page");
+                let rest = tx
+                    .classification_jobs("000000000000", None, Some((&last.created_at, &last.job_id)), 10)
+                    .await
+                    .expect("list");
+                let names: Vec<_> = rest.iter().map(|job| job.job_id.as_str()).collect();
+                assert_eq!(names, ["later", "due"]);
+                assert!(tx.classification_jobs("111111111111", None, None, 10).await.expect("list").is_empty());
+
+                // They go with their pipeline.
+                tx.delete_pipeline("df-C", "2026-01-03T00:00:00").await.expect("delete");
+                assert_eq!(tx.classification_job("due").await.expect("read"), None);
+                tx.commit().await.expect("commit");
+            }
+
+            #[tokio::test]
             async fn runtime_state_round_trips_and_the_queue_hands_out_the_oldest_task() {
                 use sluice_core::runtime::{self, Graph, PipelineState, PlannerConfig, Status, TaskOutcome};
                 let store = store_with_root().await;

@@ -18,8 +18,9 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    FindingRecord, GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline, NotificationRecord, PipelineRecord,
-    PipelineSummary, PolicyRecord, RoleRecord, SessionFacts, StoredDefinition, Tag, TaskBinding, UserRecord,
+    ClassificationJobRecord, FindingRecord, GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline,
+    NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord, RoleRecord, SessionFacts, StoredDefinition, Tag,
+    TaskBinding, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -138,6 +139,25 @@ pub trait Transaction: Send {
         limit: i64,
     ) -> Result<Vec<FindingRecord>>;
     async fn finding(&mut self, finding_id: &str) -> Result<Option<FindingRecord>>;
+    async fn insert_classification_job(&mut self, job: &ClassificationJobRecord) -> Result<()>;
+    /// Writes every column of an existing job but its account, pipeline, name and creation.
+    async fn update_classification_job(&mut self, job: &ClassificationJobRecord) -> Result<()>;
+    async fn classification_job(&mut self, job_id: &str) -> Result<Option<ClassificationJobRecord>>;
+    /// An account's jobs (optionally of one pipeline), newest first, at most `limit`, after the
+    /// `(created_at, job_id)` a previous page ended with.
+    async fn classification_jobs(
+        &mut self,
+        account_id: &str,
+        pipeline_id: Option<&str>,
+        before: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<ClassificationJobRecord>>;
+    /// Jobs that should run at `now` and that no server holds: IDLE ones whose next run is due,
+    /// and RUNNING ones whose claim ran out (their server stopped).
+    async fn due_classification_jobs(&mut self, now: &str, limit: i64) -> Result<Vec<String>>;
+    /// Takes a job for `owner` until `until` if no one else holds it at `now` (or `owner`
+    /// does); whether it was taken.
+    async fn claim_classification_job(&mut self, job_id: &str, owner: &str, until: &str, now: &str) -> Result<bool>;
     async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;
     async fn mfa_devices_of(&mut self, identity_id: &str) -> Result<Vec<MfaDeviceRecord>>;

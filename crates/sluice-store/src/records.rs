@@ -27,6 +27,34 @@ pub struct FindingRecord {
     pub sealed_body: Vec<u8>,
 }
 
+/// A classification job (see migration 0014). Times are `YYYY-MM-DDTHH:MM:SS`, UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassificationJobRecord {
+    pub job_id: String,
+    pub account_id: String,
+    pub pipeline_id: String,
+    pub name: String,
+    /// `ONE_TIME` or `SCHEDULED`.
+    pub job_type: String,
+    /// Macie's `scheduleFrequency` as JSON (scheduled jobs only).
+    pub schedule: Option<String>,
+    /// RUNNING, IDLE, USER_PAUSED, CANCELLED, COMPLETE.
+    pub status: String,
+    pub created_at: String,
+    pub next_run_at: Option<String>,
+    pub last_run_started_at: Option<String>,
+    pub last_run_finished_at: Option<String>,
+    pub runs: i64,
+    /// Of the last (or the current) run.
+    pub objects_scanned: i64,
+    pub bytes_scanned: i64,
+    pub findings: i64,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<String>,
+    /// Locations, problems and the incremental watermark, sealed with the pipeline's data key.
+    pub sealed_state: Vec<u8>,
+}
+
 /// The attempt a role session was handed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskBinding {

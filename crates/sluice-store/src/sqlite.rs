@@ -449,6 +449,129 @@ impl Transaction for SqliteTransaction {
         row.as_ref().map(finding_row).transpose()
     }
 
+    async fn insert_classification_job(&mut self, job: &crate::ClassificationJobRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO classification_jobs (job_id, account_id, pipeline_id, name, job_type, schedule, status,
+                 created_at, next_run_at, last_run_started_at, last_run_finished_at, runs, objects_scanned,
+                 bytes_scanned, findings, claimed_by, claimed_until, sealed_state)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&job.job_id)
+        .bind(&job.account_id)
+        .bind(&job.pipeline_id)
+        .bind(&job.name)
+        .bind(&job.job_type)
+        .bind(&job.schedule)
+        .bind(&job.status)
+        .bind(&job.created_at)
+        .bind(&job.next_run_at)
+        .bind(&job.last_run_started_at)
+        .bind(&job.last_run_finished_at)
+        .bind(job.runs)
+        .bind(job.objects_scanned)
+        .bind(job.bytes_scanned)
+        .bind(job.findings)
+        .bind(&job.claimed_by)
+        .bind(&job.claimed_until)
+        .bind(&job.sealed_state)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_classification_job(&mut self, job: &crate::ClassificationJobRecord) -> Result<()> {
+        sqlx::query(
+            "UPDATE classification_jobs SET job_type = ?, schedule = ?, status = ?, next_run_at = ?,
+                 last_run_started_at = ?, last_run_finished_at = ?, runs = ?, objects_scanned = ?,
+                 bytes_scanned = ?, findings = ?, claimed_by = ?, claimed_until = ?, sealed_state = ?
+             WHERE job_id = ?",
+        )
+        .bind(&job.job_type)
+        .bind(&job.schedule)
+        .bind(&job.status)
+        .bind(&job.next_run_at)
+        .bind(&job.last_run_started_at)
+        .bind(&job.last_run_finished_at)
+        .bind(job.runs)
+        .bind(job.objects_scanned)
+        .bind(job.bytes_scanned)
+        .bind(job.findings)
+        .bind(&job.claimed_by)
+        .bind(&job.claimed_until)
+        .bind(&job.sealed_state)
+        .bind(&job.job_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn classification_job(&mut self, job_id: &str) -> Result<Option<crate::ClassificationJobRecord>> {
+        let row = sqlx::query("SELECT * FROM classification_jobs WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(classification_job_row).transpose()
+    }
+
+    async fn classification_jobs(
+        &mut self,
+        account_id: &str,
+        pipeline_id: Option<&str>,
+        before: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<crate::ClassificationJobRecord>> {
+        let (before_time, before_id) = before.unwrap_or(("9999", ""));
+        let rows = sqlx::query(
+            "SELECT * FROM classification_jobs
+             WHERE account_id = ? AND (? IS NULL OR pipeline_id = ?)
+               AND (created_at < ? OR (created_at = ? AND job_id < ?) OR ? = '')
+             ORDER BY created_at DESC, job_id DESC LIMIT ?",
+        )
+        .bind(account_id)
+        .bind(pipeline_id)
+        .bind(pipeline_id)
+        .bind(before_time)
+        .bind(before_time)
+        .bind(before_id)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(classification_job_row).collect()
+    }
+
+    async fn due_classification_jobs(&mut self, now: &str, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT job_id FROM classification_jobs
+             WHERE (status = 'IDLE' AND next_run_at <= ? AND (claimed_until IS NULL OR claimed_until < ?))
+                OR (status = 'RUNNING' AND (claimed_until IS NULL OR claimed_until < ?))
+             ORDER BY next_run_at, job_id LIMIT ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get("job_id")?)).collect()
+    }
+
+    async fn claim_classification_job(&mut self, job_id: &str, owner: &str, until: &str, now: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE classification_jobs SET claimed_by = ?, claimed_until = ?
+             WHERE job_id = ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until IS NULL OR claimed_until < ?)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(job_id)
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
     async fn reseal_role_secret(
         &mut self,
         identity_id: &str,
@@ -673,6 +796,10 @@ impl Transaction for SqliteTransaction {
             .execute(&mut *self.tx)
             .await?;
         sqlx::query("DELETE FROM findings WHERE pipeline_id = ?")
+            .bind(pipeline_id)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM classification_jobs WHERE pipeline_id = ?")
             .bind(pipeline_id)
             .execute(&mut *self.tx)
             .await?;
@@ -1239,6 +1366,29 @@ impl Transaction for SqliteTransaction {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+fn classification_job_row(row: &sqlx::sqlite::SqliteRow) -> Result<crate::ClassificationJobRecord> {
+    Ok(crate::ClassificationJobRecord {
+        job_id: row.try_get("job_id")?,
+        account_id: row.try_get("account_id")?,
+        pipeline_id: row.try_get("pipeline_id")?,
+        name: row.try_get("name")?,
+        job_type: row.try_get("job_type")?,
+        schedule: row.try_get("schedule")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        next_run_at: row.try_get("next_run_at")?,
+        last_run_started_at: row.try_get("last_run_started_at")?,
+        last_run_finished_at: row.try_get("last_run_finished_at")?,
+        runs: row.try_get("runs")?,
+        objects_scanned: row.try_get("objects_scanned")?,
+        bytes_scanned: row.try_get("bytes_scanned")?,
+        findings: row.try_get("findings")?,
+        claimed_by: row.try_get("claimed_by")?,
+        claimed_until: row.try_get("claimed_until")?,
+        sealed_state: row.try_get("sealed_state")?,
+    })
 }
 
 fn finding_row(row: &sqlx::sqlite::SqliteRow) -> Result<crate::FindingRecord> {

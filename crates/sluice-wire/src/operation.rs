@@ -90,6 +90,8 @@ pub enum Operation {
     GetFindings,
     StartClassificationJob,
     GetClassificationJob,
+    ListClassificationJobs,
+    UpdateClassificationJob,
 }
 
 const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -101,7 +103,7 @@ pub const FINDINGS_TARGET_PREFIX: &str = "SluiceFindings.";
 pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 76] = [
+    pub const ALL: [Operation; 78] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -178,6 +180,8 @@ impl Operation {
         Operation::GetFindings,
         Operation::StartClassificationJob,
         Operation::GetClassificationJob,
+        Operation::ListClassificationJobs,
+        Operation::UpdateClassificationJob,
     ];
 
     pub fn name(self) -> &'static str {
@@ -258,6 +262,8 @@ impl Operation {
             Operation::GetFindings => "GetFindings",
             Operation::StartClassificationJob => "StartClassificationJob",
             Operation::GetClassificationJob => "GetClassificationJob",
+            Operation::ListClassificationJobs => "ListClassificationJobs",
+            Operation::UpdateClassificationJob => "UpdateClassificationJob",
         }
     }
 
@@ -354,6 +360,8 @@ impl Operation {
                 | Operation::GetFindings
                 | Operation::StartClassificationJob
                 | Operation::GetClassificationJob
+                | Operation::ListClassificationJobs
+                | Operation::UpdateClassificationJob
         )
     }
 
@@ -390,7 +398,8 @@ impl Operation {
             | Operation::VerifyAuditTrail
             | Operation::ListFindings
             | Operation::GetFindings
-            | Operation::GetClassificationJob => true,
+            | Operation::GetClassificationJob
+            | Operation::ListClassificationJobs => true,
             Operation::ActivatePipeline
             | Operation::AddTags
             | Operation::CreatePipeline
@@ -435,7 +444,8 @@ impl Operation {
             | Operation::RotateKeys
             | Operation::RewrapKeys
             | Operation::ReportFindings
-            | Operation::StartClassificationJob => false,
+            | Operation::StartClassificationJob
+            | Operation::UpdateClassificationJob => false,
         }
     }
 

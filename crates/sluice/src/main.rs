@@ -1,6 +1,5 @@
 //! The `sluice` binary: command line, configuration and wiring. Library crates do the work.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +10,7 @@ mod audit;
 mod doctor;
 mod iam;
 mod kek;
+mod logmask;
 mod run;
 mod scan;
 use sluice_core::{Limits, definition_file, validate};
@@ -203,12 +203,26 @@ enum Command {
         #[arg(long, default_value = "us-east-1", env = "AWS_DEFAULT_REGION")]
         region: String,
     },
-    /// Scan a pipeline's S3DataNode locations for sensitive data now (a classification job run
-    /// by the server); findings are stored with the pipeline's.
+    /// Scan a pipeline's S3DataNode locations for sensitive data (a classification job run by
+    /// the server): now, or on a schedule with --schedule; findings are stored with the
+    /// pipeline's. Scheduled runs after the first scan only new or changed objects.
     Classify {
         #[command(flatten)]
         admin: AdminEndpoint,
         pipeline: String,
+        /// daily, weekly:MONDAY … weekly:SUNDAY, or monthly:1 … monthly:31 (runs at 00:00 UTC).
+        #[arg(long)]
+        schedule: Option<String>,
+        /// With --schedule: scan everything there is now too, not only from the first run on.
+        #[arg(long, requires = "schedule")]
+        initial_run: bool,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Classification jobs: list them, show one, cancel, pause or resume.
+    Classification {
+        #[command(subcommand)]
+        command: ClassificationCommand,
     },
     /// Sensitive-data findings that runners reported about pipelines' outputs, newest first.
     Findings {
@@ -380,6 +394,41 @@ impl AdminEndpoint {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum ClassificationCommand {
+    /// The jobs, newest first.
+    List {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        #[arg(long)]
+        pipeline: Option<String>,
+    },
+    /// One job: status, schedule, its last run's counts, locations and problems.
+    Show {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        job_id: String,
+    },
+    /// Stop a job for good (a run in progress stops at its next object).
+    Cancel {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        job_id: String,
+    },
+    /// Stop a scheduled job's runs until it is resumed.
+    Pause {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        job_id: String,
+    },
+    /// Put a paused job back on its schedule.
+    Resume {
+        #[command(flatten)]
+        admin: AdminEndpoint,
+        job_id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Add a new key-encryption key version; new data is sealed with it, old versions still decrypt.
     Rotate {
@@ -492,10 +541,12 @@ fn main() -> ExitCode {
     let quiet = std::env::args().nth(1).is_some_and(|command| command == "run");
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" }));
+    let writer = logmask::MaskedStderr;
+    let ansi = writer.is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer)
+        .with_ansi(ansi)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -580,8 +631,17 @@ fn main() -> ExitCode {
             .and_then(|runtime| runtime.block_on(iam::run(command)))
             .map(|()| ExitCode::SUCCESS),
         Command::Validate { file, params } => validate_file(&file, &params),
-        Command::Classify { admin, pipeline } => {
-            runtime().and_then(|runtime| runtime.block_on(scan::classify(admin, pipeline)))
+        Command::Classify {
+            admin,
+            pipeline,
+            schedule,
+            initial_run,
+            name,
+        } => runtime().and_then(|runtime| {
+            runtime.block_on(scan::classify(admin, pipeline, schedule.as_deref(), initial_run, name))
+        }),
+        Command::Classification { command } => {
+            runtime().and_then(|runtime| runtime.block_on(scan::classification(command)))
         }
         Command::Findings {
             admin,

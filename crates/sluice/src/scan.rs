@@ -295,22 +295,64 @@ pub async fn findings(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sluice classify PIPELINE`: starts a classification job and follows it to the end.
-pub async fn classify(admin: crate::AdminEndpoint, pipeline: String) -> anyhow::Result<ExitCode> {
+/// `--schedule daily | weekly:DAY | monthly:N` as Macie's `scheduleFrequency`.
+fn schedule_frequency(text: &str) -> anyhow::Result<serde_json::Value> {
+    let lower = text.to_ascii_lowercase();
+    match lower.split_once(':') {
+        None if lower == "daily" => Ok(json!({ "dailySchedule": {} })),
+        Some(("weekly", day)) => Ok(json!({ "weeklySchedule": { "dayOfWeek": day.to_ascii_uppercase() } })),
+        Some(("monthly", day)) => {
+            let day: u32 = day
+                .parse()
+                .with_context(|| format!("--schedule {text}: the day of the month is a number, 1 to 31"))?;
+            Ok(json!({ "monthlySchedule": { "dayOfMonth": day } }))
+        }
+        _ => anyhow::bail!("--schedule {text}: give daily, weekly:MONDAY … weekly:SUNDAY or monthly:1 … monthly:31"),
+    }
+}
+
+/// `sluice classify PIPELINE`: starts a classification job; a one-time job is followed to the
+/// end (exit 0: nothing found, 1: findings, 2: the job did not complete).
+pub async fn classify(
+    admin: crate::AdminEndpoint,
+    pipeline: String,
+    schedule: Option<&str>,
+    initial_run: bool,
+    name: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let client = admin
         .client()?
         .context("sluice classify asks a running server: give --endpoint")?;
+    let mut request = json!({ "pipelineId": pipeline });
+    if let Some(name) = name {
+        request["name"] = json!(name);
+    }
+    if let Some(schedule) = schedule {
+        request["jobType"] = json!("SCHEDULED");
+        request["scheduleFrequency"] = schedule_frequency(schedule)?;
+        request["initialRun"] = json!(initial_run);
+    }
     let started = client
-        .call(
-            "SluiceFindings.StartClassificationJob",
-            "sluice",
-            &json!({ "pipelineId": pipeline }),
-        )
+        .call("SluiceFindings.StartClassificationJob", "sluice", &request)
         .await?;
     let job_id = started["jobId"]
         .as_str()
         .context("the server named no job")?
         .to_string();
+    if schedule.is_some() && !initial_run {
+        let job = client
+            .call(
+                "SluiceFindings.GetClassificationJob",
+                "sluice",
+                &json!({ "jobId": job_id }),
+            )
+            .await?;
+        println!(
+            "classification job {job_id} scheduled; first run at {} UTC (sluice classification show {job_id})",
+            job["nextRunAt"].as_str().unwrap_or("?")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let job = loop {
         let job = client
             .call(
@@ -319,7 +361,7 @@ pub async fn classify(admin: crate::AdminEndpoint, pipeline: String) -> anyhow::
                 &json!({ "jobId": job_id }),
             )
             .await?;
-        if job["status"] != "RUNNING" {
+        if job["jobStatus"] != "RUNNING" {
             break job;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -329,14 +371,104 @@ pub async fn classify(admin: crate::AdminEndpoint, pipeline: String) -> anyhow::
     }
     println!(
         "classification job {job_id}: {}, {} object(s), {} byte(s) scanned, {} finding(s) (sluice findings --pipeline {pipeline})",
-        job["status"].as_str().unwrap_or("?"),
+        job["jobStatus"].as_str().unwrap_or("?"),
         job["objectsScanned"],
         job["bytesScanned"],
         job["findings"]
     );
-    Ok(match (job["status"].as_str(), job["findings"].as_u64()) {
-        (Some("COMPLETE"), Some(0)) => ExitCode::SUCCESS,
-        (Some("COMPLETE"), _) => ExitCode::from(1),
+    if let Some(next) = job["nextRunAt"].as_str() {
+        println!("next run at {next} UTC");
+    }
+    Ok(match (job["jobStatus"].as_str(), job["findings"].as_u64()) {
+        (Some("COMPLETE" | "IDLE"), Some(0)) => ExitCode::SUCCESS,
+        (Some("COMPLETE" | "IDLE"), _) => ExitCode::from(1),
         _ => ExitCode::from(2),
     })
+}
+
+/// `sluice classification list|show|cancel|pause|resume`.
+pub async fn classification(command: crate::ClassificationCommand) -> anyhow::Result<ExitCode> {
+    use crate::ClassificationCommand as C;
+    let (admin, request, operation) = match command {
+        C::List { admin, pipeline } => {
+            let mut request = json!({});
+            if let Some(pipeline) = pipeline {
+                request["pipelineId"] = json!(pipeline);
+            }
+            (admin, request, "ListClassificationJobs")
+        }
+        C::Show { admin, job_id } => (admin, json!({ "jobId": job_id }), "GetClassificationJob"),
+        C::Cancel { admin, job_id } => (
+            admin,
+            json!({ "jobId": job_id, "jobStatus": "CANCELLED" }),
+            "UpdateClassificationJob",
+        ),
+        C::Pause { admin, job_id } => (
+            admin,
+            json!({ "jobId": job_id, "jobStatus": "USER_PAUSED" }),
+            "UpdateClassificationJob",
+        ),
+        C::Resume { admin, job_id } => (
+            admin,
+            json!({ "jobId": job_id, "jobStatus": "RUNNING" }),
+            "UpdateClassificationJob",
+        ),
+    };
+    let client = admin
+        .client()?
+        .context("sluice classification asks a running server: give --endpoint")?;
+    let mut jobs = Vec::new();
+    let mut request = request;
+    loop {
+        let answer = client
+            .call(&format!("SluiceFindings.{operation}"), "sluice", &request)
+            .await?;
+        if operation != "ListClassificationJobs" {
+            jobs.push(answer);
+            break;
+        }
+        jobs.extend(answer["items"].as_array().cloned().unwrap_or_default());
+        match answer["nextToken"].as_str() {
+            Some(token) => request["nextToken"] = json!(token),
+            None => break,
+        }
+    }
+    if operation == "ListClassificationJobs" && jobs.is_empty() {
+        println!("no classification jobs");
+    }
+    for job in &jobs {
+        let schedule = job["scheduleFrequency"]
+            .as_object()
+            .and_then(|members| members.iter().next())
+            .map(|(kind, detail)| {
+                let detail = detail
+                    .as_object()
+                    .and_then(|detail| detail.values().next())
+                    .map(|value| format!(" {}", value.as_str().map_or_else(|| value.to_string(), str::to_string)))
+                    .unwrap_or_default();
+                format!("{}{detail}", kind.trim_end_matches("Schedule"))
+            })
+            .unwrap_or_else(|| "once".into());
+        println!(
+            "{}  {:<11} {:<12} {}  runs {}  last run {} object(s), {} finding(s){}",
+            job["jobId"].as_str().unwrap_or("?"),
+            job["jobStatus"].as_str().unwrap_or("?"),
+            schedule,
+            job["pipelineId"].as_str().unwrap_or("?"),
+            job["numberOfRuns"],
+            job["objectsScanned"],
+            job["findings"],
+            job["nextRunAt"]
+                .as_str()
+                .map(|next| format!(", next run {next} UTC"))
+                .unwrap_or_default()
+        );
+        for location in job["locations"].as_array().into_iter().flatten() {
+            println!("  location: {}", location.as_str().unwrap_or_default());
+        }
+        for problem in job["problems"].as_array().into_iter().flatten() {
+            println!("  note: {}", problem.as_str().unwrap_or_default());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
