@@ -235,6 +235,18 @@ def test_task_logs_are_masked_of_what_the_detector_finds(tmp_path):
     assert stdout.read_text() == "using ******************** for upload\ndone\n"
     assert CARD not in stderr.read_text() and "declined" in stderr.read_text()
 
+    # A failed command's last lines become the attempt's error message (stored, shown by the API
+    # and by `sluice run`): masked the same way; so is every line of the process's own log.
+    definition["objects"][1]["command"] = (f"k=AKIA; echo \"deploy key ${{k}}{key[4:]} for ada@corp.com\" >&2; "
+                                           "exit 3")
+    path.write_text(json.dumps(definition))
+    result = subprocess.run([SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs2")],
+                            capture_output=True, text=True, env={**env, "SLUICE_LOG": "debug"}, timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "exited with status 3: deploy key ******************** for ************" in result.stdout, result.stdout
+    for text in (result.stdout, result.stderr):
+        assert key not in text and "ada@corp.com" not in text
+
 
 def test_an_account_can_make_personal_data_in_names_and_tags_an_error(fresh_server):
     import botocore.exceptions
@@ -322,3 +334,163 @@ def test_a_classification_job_scans_a_pipelines_data_nodes(tmp_path, s3_server):
         assert status == 400 and "sluice:StartClassificationJob" in answer["message"]
     finally:
         server.stop()
+
+
+def test_a_scheduled_classification_job_runs_on_its_days_and_scans_only_new_objects(tmp_path):
+    import time
+    from conftest import Server
+    from test_scheduler import obj
+    lake = tmp_path / "local" / "in"
+    lake.mkdir(parents=True)
+    (lake / "a.csv").write_text(f"name,ssn\nAda,{SSN}\n")
+    clock = tmp_path / "clock"
+    clock.write_text("2026-11-29T10:00:00Z")
+    server = Server(tmp_path / "data", extra_args=["--local-data-root", str(tmp_path / "local"),
+                                                   "--clock-file", str(clock)]).start()
+
+    def call(operation, body):
+        status, _, answer = server.raw(f"SluiceFindings.{operation}", body, service="sluice")
+        return status, answer
+
+    def job_after(job_id, runs):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            status, job = call("GetClassificationJob", {"jobId": job_id})
+            assert status == 200, job
+            if job["numberOfRuns"] >= runs and job["jobStatus"] != "RUNNING":
+                return job
+            time.sleep(0.2)
+        raise AssertionError(f"run {runs} did not happen: {job}")
+
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="lake", uniqueId="lake")["pipelineId"]
+        client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+            obj("Default", scheduleType="ondemand", workerGroup="wg"),
+            obj("In", type="S3DataNode", directoryPath=f"file://{lake}"),
+        ])
+        env = server.cli_env()
+        # Daily, with a first run now: it scans what is there and waits for midnight UTC.
+        result = subprocess.run([SLUICE, "classify", pipeline_id, "--schedule", "daily", "--initial-run",
+                                 "--name", "nightly lake scan", "--endpoint", server.url],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "IDLE, 1 object(s)" in result.stdout and "1 finding(s)" in result.stdout, result.stdout
+        assert "next run at 2026-11-30T00:00:00 UTC" in result.stdout
+        status, listed = call("ListClassificationJobs", {"pipelineId": pipeline_id})
+        assert status == 200 and len(listed["items"]) == 1, listed
+        job_id = listed["items"][0]["jobId"]
+        assert listed["items"][0]["scheduleFrequency"] == {"dailySchedule": {}}
+        assert listed["items"][0]["name"] == "nightly lake scan"
+
+        # Not before its time.
+        (lake / "b.txt").write_text("deploy key AKIAQWERTYUIOPASDFGH used\n")
+        clock.write_text("2026-11-29T23:59:58Z")
+        time.sleep(2)
+        assert call("GetClassificationJob", {"jobId": job_id})[1]["numberOfRuns"] == 1
+        # Midnight: the second run scans only the new object.
+        clock.write_text("2026-11-30T00:00:05Z")
+        job = job_after(job_id, 2)
+        assert (job["jobStatus"], job["objectsScanned"], job["findings"]) == ("IDLE", 1, 1), job
+        assert job["lastRunStartedAt"].startswith("2026-11-30T00:00")
+        assert job["nextRunAt"] == "2026-12-01T00:00:00"
+        assert job["locations"] == [f"file://{lake}"]
+        # Nothing new: the third run scans nothing; a changed object is scanned again.
+        clock.write_text("2026-12-01T00:00:03Z")
+        job = job_after(job_id, 3)
+        assert (job["objectsScanned"], job["findings"]) == (0, 0), job
+        time.sleep(0.05)
+        (lake / "a.csv").write_text(f"name,ssn\nAda,{SSN}\nBob,{SSN}\n")
+        clock.write_text("2026-12-02T00:00:03Z")
+        job = job_after(job_id, 4)
+        assert (job["objectsScanned"], job["findings"]) == (1, 1), job
+        listed = subprocess.run([SLUICE, "findings", "--endpoint", server.url, "--pipeline", pipeline_id],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert listed.stdout.count("a.csv") == 2 and listed.stdout.count("b.txt") == 1, listed.stdout
+
+        # Paused: no runs when due; resumed: back on its schedule; cancelled: for good.
+        shown = subprocess.run([SLUICE, "classification", "pause", job_id, "--endpoint", server.url],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert "USER_PAUSED" in shown.stdout, shown.stdout + shown.stderr
+        clock.write_text("2026-12-03T00:00:03Z")
+        time.sleep(2)
+        assert call("GetClassificationJob", {"jobId": job_id})[1]["numberOfRuns"] == 4
+        status, job = call("UpdateClassificationJob", {"jobId": job_id, "jobStatus": "RUNNING"})
+        assert (status, job["jobStatus"], job["nextRunAt"]) == (200, "IDLE", "2026-12-04T00:00:00"), job
+        shown = subprocess.run([SLUICE, "classification", "cancel", job_id, "--endpoint", server.url],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert "CANCELLED" in shown.stdout, shown.stdout + shown.stderr
+        status, answer = call("UpdateClassificationJob", {"jobId": job_id, "jobStatus": "RUNNING"})
+        assert status == 400 and "CANCELLED" in answer["message"], answer
+
+        # Jobs are kept in the store: a restarted server still knows them.
+        server.stop()
+        server.start()
+        shown = subprocess.run([SLUICE, "classification", "list", "--endpoint", server.url],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert job_id in shown.stdout and "CANCELLED" in shown.stdout and "daily" in shown.stdout, shown.stdout
+
+        # What a client gets wrong is named.
+        for body, says in [
+            ({"pipelineId": pipeline_id, "jobType": "SCHEDULED"}, "needs scheduleFrequency"),
+            ({"pipelineId": pipeline_id, "jobType": "SCHEDULED",
+              "scheduleFrequency": {"weeklySchedule": {"dayOfWeek": "FUNDAY"}}}, "FUNDAY"),
+            ({"pipelineId": pipeline_id, "scheduleFrequency": {"dailySchedule": {}}}, "jobType SCHEDULED"),
+            ({"pipelineId": pipeline_id, "jobType": "HOURLY"}, "HOURLY"),
+            ({"pipelineId": "df-missing"}, "df-missing"),
+        ]:
+            status, answer = call("StartClassificationJob", body)
+            assert status == 400 and says in answer["message"], (body, answer)
+        status, started = call("StartClassificationJob", {"pipelineId": pipeline_id})
+        status, answer = call("UpdateClassificationJob", {"jobId": started["jobId"], "jobStatus": "USER_PAUSED"})
+        assert status == 400 and "can be cancelled, not paused" in answer["message"], answer
+        status, answer = call("GetClassificationJob", {"jobId": "nope"})
+        assert status == 400 and "nope" in answer["message"]
+    finally:
+        server.stop()
+
+
+PARQUET = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "sluice-detect", "tests", "fixtures")
+
+
+def test_parquet_files_are_scanned_by_column_and_masking_them_is_refused(tmp_path):
+    # A file pyarrow wrote (snappy pages, a struct, a list): located by row and column path.
+    result = scan(os.path.join(PARQUET, "customers.snappy.parquet"), "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    finding = findings(result)["customers.snappy.parquet"]
+    assert finding["type"] == "SensitiveData:S3Object/Multiple"
+    found = detections(finding)
+    assert found["USA_SOCIAL_SECURITY_NUMBER"]["occurrences"]["records"] == [{"recordIndex": 0, "jsonPath": "$.ssn"}]
+    assert found["PHONE_NUMBER"]["occurrences"]["records"] == [{"recordIndex": 0, "jsonPath": "$.address.phone"}]
+    assert found["CREDIT_CARD_NUMBER"]["occurrences"]["records"] == [{"recordIndex": 1, "jsonPath": "$.card_number"}]
+    assert "123-45-6789" not in result.stdout and "4532015112830366" not in result.stdout
+    clean = scan(os.path.join(PARQUET, "orders-clean.parquet"))
+    assert clean.returncode == 0 and "0 with sensitive data" in clean.stdout, clean.stdout
+
+    # In a pipeline: QUARANTINE moves a Parquet output aside; MASK cannot rewrite Parquet, so the
+    # attempt fails, says why, and publishes nothing.
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "customers.parquet").write_bytes(open(os.path.join(PARQUET, "customers.zstd.parquet"), "rb").read())
+    out = tmp_path / "out"
+    objects = [{"id": "Default", "name": "Default", "scheduleType": "ondemand", "workerGroup": "local",
+                "maximumRetries": "0"},
+               {"id": "Source", "name": "Source", "type": "S3DataNode", "directoryPath": f"file://{source}"}]
+    for name, policy in [("Masked", "MASK"), ("Quarantined", "QUARANTINE")]:
+        objects += [{"id": f"To{name}", "name": f"To{name}", "type": "S3DataNode", "sensitiveDataPolicy": policy,
+                     "directoryPath": f"file://{out}/{name.lower()}"},
+                    {"id": f"Copy{name}", "name": f"Copy{name}", "type": "CopyActivity",
+                     "input": {"ref": "Source"}, "output": {"ref": f"To{name}"}}]
+    path = tmp_path / "parquet.json"
+    path.write_text(json.dumps({"objects": objects}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run([SLUICE, "run", str(path), "--log-dir", str(tmp_path / "logs")],
+                            capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert not (out / "masked").exists() and not (out / "quarantined").exists()
+    quarantined = list(out.glob("quarantined.quarantine/*/customers.parquet"))
+    assert len(quarantined) == 1, list(out.rglob("*"))
+    logs = "\n".join(p.read_text(errors="replace") for p in (tmp_path / "logs").rglob("*") if p.is_file())
+    logs += result.stdout + result.stderr
+    assert "MASK cannot rewrite Parquet files" in logs, logs[-3000:]
+    assert "123-45-6789" not in logs
