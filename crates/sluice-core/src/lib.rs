@@ -9,6 +9,7 @@ pub mod definition_file;
 pub mod expression;
 pub mod expression_scan;
 pub mod guard;
+pub mod layout;
 pub mod model;
 pub mod runtime;
 pub mod schedule;

@@ -107,25 +107,7 @@ impl TaskApi {
     }
 }
 
-/// Path-safe form of an id (instance and attempt ids hold `@`, `:` and `=`): one path segment,
-/// never `.` or `..`.
-pub fn safe(id: &str) -> String {
-    let segment: String = id
-        .chars()
-        .map(|character| {
-            if character.is_ascii_alphanumeric() || "-_.@=".contains(character) {
-                character
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if segment.chars().all(|character| character == '.') {
-        "_".repeat(segment.len().max(1))
-    } else {
-        segment
-    }
-}
+pub use sluice_core::layout::path_segment as safe;
 
 /// An attempt's private working folder: per pipeline, since attempt ids repeat across pipelines.
 pub(crate) fn attempt_folder(task: &Task, settings: &ExecutionSettings) -> PathBuf {
@@ -137,13 +119,7 @@ pub(crate) fn attempt_folder(task: &Task, settings: &ExecutionSettings) -> PathB
 
 /// The attempt's log folder: `<pipelineId>/<componentId>/<instanceId>/<attemptId>/`.
 pub fn log_folder(task: &Task) -> String {
-    format!(
-        "{}/{}/{}/{}",
-        safe(&task.pipeline_id),
-        safe(task.component()),
-        safe(task.instance()),
-        safe(&task.attempt_id)
-    )
+    sluice_core::layout::attempt_log_folder(&task.pipeline_id, task.component(), task.instance(), &task.attempt_id)
 }
 
 /// Runs a task to its outcome. `cancel` turns true when the service says the attempt was

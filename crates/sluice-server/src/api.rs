@@ -48,6 +48,8 @@ pub struct AppState {
     pub admin: Arc<crate::admin::AdminJobs>,
     /// Classification jobs (kept while the server runs).
     pub classification: Arc<crate::classification::ClassificationJobs>,
+    /// Where the in-process runner writes attempt logs, if there is one.
+    pub runner_log_dir: Option<std::path::PathBuf>,
 }
 
 /// What the connection told us: the peer and the negotiated TLS parameters.
@@ -92,6 +94,7 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/sluice/status", axum::routing::get(status))
+        .merge(crate::console::routes())
         .fallback(handle)
         .with_state(state)
 }
@@ -128,15 +131,15 @@ fn error_response(request_id: &str, error: &ApiError) -> Response {
 
 /// What is known of a request as it goes down the path; all of it feeds the audit record.
 #[derive(Default)]
-struct Attempt {
+pub(crate) struct Attempt {
     /// Sent in the query protocol (form parameters, XML answers): `aws sts`, boto3's STS client.
-    query: bool,
-    operation: Option<Operation>,
-    unknown_event_name: Option<String>,
-    body: Option<bytes::Bytes>,
-    principal: Option<Principal>,
-    claimed_access_key_id: Option<String>,
-    region: Option<String>,
+    pub(crate) query: bool,
+    pub(crate) operation: Option<Operation>,
+    pub(crate) unknown_event_name: Option<String>,
+    pub(crate) body: Option<bytes::Bytes>,
+    pub(crate) principal: Option<Principal>,
+    pub(crate) claimed_access_key_id: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 fn header_text(request: &Request, name: &str) -> Option<String> {
@@ -199,7 +202,11 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     response
 }
 
-fn call_record<'a>(state: &'a AppState, context: &'a RequestContext, attempt: &'a Attempt) -> CallRecord<'a> {
+pub(crate) fn call_record<'a>(
+    state: &'a AppState,
+    context: &'a RequestContext,
+    attempt: &'a Attempt,
+) -> CallRecord<'a> {
     CallRecord {
         context,
         event_time: state.clock.now(),
@@ -215,7 +222,7 @@ fn call_record<'a>(state: &'a AppState, context: &'a RequestContext, attempt: &'
     }
 }
 
-async fn record_failure(
+pub(crate) async fn record_failure(
     state: &AppState,
     context: &RequestContext,
     attempt: &Attempt,
@@ -229,7 +236,7 @@ async fn record_failure(
     tx.commit().await
 }
 
-fn store_failure(error: sluice_store::StoreError) -> ApiError {
+pub(crate) fn store_failure(error: sluice_store::StoreError) -> ApiError {
     // The detail goes to the log for the operator; the client learns only that it failed.
     tracing::error!(%error, "store error");
     ApiError::internal()
@@ -482,10 +489,20 @@ async fn authenticate(
         return Err(fail(ApiError::internal()));
     };
     sigv4::verify(&authorization, &request_parts, &secret, amz_date).map_err(|error| fail(auth_error(error)))?;
+    principal_for_key(tx, key, context, now).await
+}
+
+/// The principal an authenticated access key acts as: its identity's policies and tags, its
+/// session's MFA facts, and for a task's role session the role it is a session of.
+pub(crate) async fn principal_for_key(
+    tx: &mut dyn Transaction,
+    key: sluice_store::AccessKeyRecord,
+    context: &RequestContext,
+    now: DateTime<Utc>,
+) -> Result<Principal, ApiError> {
     tx.touch_access_key(&key.access_key_id, &render(now))
         .await
-        .map_err(store_failure)
-        .map_err(fail)?;
+        .map_err(store_failure)?;
     let (policies, tags) = if key.identity.kind == "Root" {
         (Vec::new(), Vec::new())
     } else {

@@ -47,6 +47,11 @@ pub fn action(operation: Operation) -> &'static str {
         Operation::AttachUserPolicy => "iam:AttachUserPolicy",
         Operation::DetachUserPolicy => "iam:DetachUserPolicy",
         Operation::ListAttachedUserPolicies => "iam:ListAttachedUserPolicies",
+        Operation::CreateLoginProfile => "iam:CreateLoginProfile",
+        Operation::GetLoginProfile => "iam:GetLoginProfile",
+        Operation::UpdateLoginProfile => "iam:UpdateLoginProfile",
+        Operation::DeleteLoginProfile => "iam:DeleteLoginProfile",
+        Operation::ChangePassword => "iam:ChangePassword",
         Operation::CreateVirtualMFADevice => "iam:CreateVirtualMFADevice",
         Operation::EnableMFADevice => "iam:EnableMFADevice",
         Operation::ResyncMFADevice => "iam:ResyncMFADevice",
@@ -268,8 +273,11 @@ pub fn authorize_with(
     let why = match principal.policies.evaluate(&context) {
         Decision::Allow { .. } => return Ok(()),
         // As in AWS, any identity may get session credentials for itself unless a policy
-        // explicitly denies it.
-        Decision::ImplicitDeny if operation == Operation::GetSessionToken => return Ok(()),
+        // explicitly denies it; and a user may change its own console password (AWS's "allow
+        // users to change their own password" account setting, on in Sluice).
+        Decision::ImplicitDeny if matches!(operation, Operation::GetSessionToken | Operation::ChangePassword) => {
+            return Ok(());
+        }
         // GetCallerIdentity needs no permission and cannot be denied (AWS's rule).
         _ if operation == Operation::GetCallerIdentity => return Ok(()),
         Decision::ExplicitDeny { .. } => "with an explicit deny in an identity-based policy".to_string(),

@@ -211,6 +211,12 @@ pub async fn dispatch(
             crate::iam::attach_or_detach(tx, principal, operation, body).await
         }
         Operation::ListAttachedUserPolicies => crate::iam::list_attached_user_policies(tx, principal, body).await,
+        Operation::CreateLoginProfile | Operation::UpdateLoginProfile => {
+            crate::login::put_login_profile(state, tx, principal, operation, body).await
+        }
+        Operation::GetLoginProfile => crate::login::get_login_profile(tx, principal, body).await,
+        Operation::DeleteLoginProfile => crate::login::delete_login_profile(tx, principal, body).await,
+        Operation::ChangePassword => crate::login::change_password(tx, principal, body).await,
         Operation::CreateVirtualMFADevice => crate::iam::create_virtual_mfa_device(state, tx, principal, body).await,
         Operation::EnableMFADevice | Operation::ResyncMFADevice => {
             crate::iam::enable_or_resync_mfa_device(state, tx, principal, operation, body).await

@@ -591,7 +591,7 @@ pub async fn list_attached_user_policies(
 // ---- MFA devices (virtual, TOTP) and session credentials
 
 /// Codes are checked against the real time, as signatures are, whatever the scheduler's clock.
-fn real_now() -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn real_now() -> chrono::DateTime<chrono::Utc> {
     use crate::clock::Clock;
     crate::clock::SystemClock.now()
 }
@@ -880,29 +880,73 @@ pub async fn get_session_token(
     let now = real_now();
     let mfa_at = match (&input.serial_number, &input.token_code) {
         (Some(serial), Some(code)) => {
-            let mut device = tx
+            let device = tx
                 .mfa_device(serial)
                 .await
                 .map_err(store_error)?
                 .filter(|device| device.identity_id.as_deref() == Some(principal.identity.identity_id.as_str()))
                 .ok_or_else(invalid_codes)?;
-            if mfa_attempts_exhausted(&device.serial_number, now) {
-                return Err(ApiError::new(
-                    ErrorKind::AccessDeniedException,
-                    "too many wrong MFA codes for this device: wait five minutes",
-                ));
-            }
-            let seed = device_seed(state, &device).await?;
-            let Some(step) = sluice_crypto::totp::verify(&seed, code, now.timestamp(), device.last_step, 1) else {
-                record_mfa_failure(&device.serial_number, now);
-                return Err(invalid_codes());
-            };
-            device.last_step = step;
-            tx.update_mfa_device(&device).await.map_err(store_error)?;
+            verify_mfa_code(state, tx, device, code, now).await?;
             Some(render(now))
         }
         _ => None,
     };
+    let (credentials, expires) = mint_session(
+        state,
+        tx,
+        &principal.identity.identity_id,
+        mfa_at,
+        Some(principal.access_key_id.clone()),
+        seconds,
+        now,
+    )
+    .await?;
+    json(&iam::GetSessionTokenOutput {
+        credentials: iam::Credentials {
+            access_key_id: credentials.0,
+            secret_access_key: credentials.1,
+            session_token: credentials.2,
+            expiration: format!("{}Z", render(expires)),
+        },
+    })
+}
+
+/// Checks a TOTP code of a user's device (each code once, five failures lock the device for
+/// five minutes) and records the step it used.
+pub(crate) async fn verify_mfa_code(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    mut device: sluice_store::MfaDeviceRecord,
+    code: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    if mfa_attempts_exhausted(&device.serial_number, now) {
+        return Err(ApiError::new(
+            ErrorKind::AccessDeniedException,
+            "too many wrong MFA codes for this device: wait five minutes",
+        ));
+    }
+    let seed = device_seed(state, &device).await?;
+    let Some(step) = sluice_crypto::totp::verify(&seed, code, now.timestamp(), device.last_step, 1) else {
+        record_mfa_failure(&device.serial_number, now);
+        return Err(invalid_codes());
+    };
+    device.last_step = step;
+    tx.update_mfa_device(&device).await.map_err(store_error)?;
+    Ok(())
+}
+
+/// Session credentials for an identity, `(access key id, secret, token)` and their expiry: the
+/// secret sealed, the token kept only as its hash.
+pub(crate) async fn mint_session(
+    state: &AppState,
+    tx: &mut dyn Transaction,
+    identity_id: &str,
+    mfa_at: Option<String>,
+    parent_key_id: Option<String>,
+    seconds: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<((String, String, String), chrono::DateTime<chrono::Utc>), ApiError> {
     tx.delete_expired_sessions(&render(now)).await.map_err(store_error)?;
     let access_key_id = format!("ASIA{}", random_upper_alphanumeric(16).map_err(internal)?);
     let secret = crate::bootstrap::random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)
@@ -919,27 +963,20 @@ pub async fn get_session_token(
     let expires = now + chrono::Duration::seconds(seconds);
     tx.insert_session_key(
         &access_key_id,
-        &principal.identity.identity_id,
+        identity_id,
         &sealed,
         &render(now),
         &sluice_store::SessionFacts {
             token_hash: crate::api::hex_sha256(token.as_bytes()),
             expires_at: render(expires),
             mfa_at,
-            parent_key_id: Some(principal.access_key_id.clone()),
+            parent_key_id,
             task: None,
         },
     )
     .await
     .map_err(store_error)?;
-    json(&iam::GetSessionTokenOutput {
-        credentials: iam::Credentials {
-            access_key_id,
-            secret_access_key: secret,
-            session_token: token,
-            expiration: format!("{}Z", render(expires)),
-        },
-    })
+    Ok(((access_key_id, secret, token), expires))
 }
 
 // ---- Groups: members get the policies attached to their groups.

@@ -13,10 +13,12 @@ pub mod bootstrap;
 mod checks;
 mod classification;
 pub mod clock;
+mod console;
 mod findings;
 mod handlers;
 mod iam;
 pub mod keys;
+mod login;
 mod notify;
 mod query;
 mod roles;
@@ -66,6 +68,9 @@ pub struct ServeConfig {
     pub in_process_runner: bool,
     /// Whose credentials those are.
     pub in_process_runner_identity: RunnerIdentity,
+    /// Where the in-process runner writes attempt logs (the console shows them from there, or
+    /// from `pipelineLogUri`).
+    pub runner_log_dir: Option<PathBuf>,
 }
 
 /// The identity an in-process runner's key belongs to.
@@ -304,6 +309,7 @@ pub async fn serve_until(
         audit: delivery.clone(),
         admin: Arc::new(admin::AdminJobs::default()),
         classification: Arc::new(classification::ClassificationJobs::default()),
+        runner_log_dir: config.runner_log_dir.clone(),
     };
     let scheduler_worker = tokio::spawn(scheduler::run(state.clone(), shutdown_sender.subscribe()));
     let router = api::router(state.clone());

@@ -37,7 +37,9 @@ pub fn to_json(body: &[u8]) -> Result<(Operation, String), ApiError> {
                     ))
                 })?)
             }
-            "RequireMfa" | "GuardRailsAsErrors" => Value::from(value.eq_ignore_ascii_case("true")),
+            "RequireMfa" | "GuardRailsAsErrors" | "PasswordResetRequired" => {
+                Value::from(value.eq_ignore_ascii_case("true"))
+            }
             _ => Value::from(value.into_owned()),
         };
         insert(&mut input, &key.split('.').collect::<Vec<_>>(), value)?;

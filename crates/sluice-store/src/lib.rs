@@ -18,9 +18,9 @@ use sluice_core::runtime::{Changes, ComponentRun, State};
 
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
-    ClassificationJobRecord, FindingRecord, GroupRecord, IdentityRecord, MfaDeviceRecord, NewPipeline,
-    NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord, RoleRecord, SessionFacts, StoredDefinition, Tag,
-    TaskBinding, UserRecord,
+    ClassificationJobRecord, FindingRecord, GroupRecord, IdentityRecord, LoginProfileRecord, MfaDeviceRecord,
+    NewPipeline, NotificationRecord, PipelineRecord, PipelineSummary, PolicyRecord, RoleRecord, SessionFacts,
+    StoredDefinition, Tag, TaskBinding, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -139,6 +139,10 @@ pub trait Transaction: Send {
         limit: i64,
     ) -> Result<Vec<FindingRecord>>;
     async fn finding(&mut self, finding_id: &str) -> Result<Option<FindingRecord>>;
+    /// Creates or replaces a user's login profile.
+    async fn put_login_profile(&mut self, profile: &LoginProfileRecord) -> Result<()>;
+    async fn login_profile(&mut self, identity_id: &str) -> Result<Option<LoginProfileRecord>>;
+    async fn delete_login_profile(&mut self, identity_id: &str) -> Result<bool>;
     async fn insert_classification_job(&mut self, job: &ClassificationJobRecord) -> Result<()>;
     /// Writes every column of an existing job but its account, pipeline, name and creation.
     async fn update_classification_job(&mut self, job: &ClassificationJobRecord) -> Result<()>;

@@ -27,6 +27,19 @@ pub struct FindingRecord {
     pub sealed_body: Vec<u8>,
 }
 
+/// A user's console password (IAM's login profile; see migration 0015).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginProfileRecord {
+    pub identity_id: String,
+    /// `pbkdf2-sha256$<iterations>$<salt>$<hash>` (base64), never the password.
+    pub password_hash: String,
+    pub created_at: String,
+    pub password_reset_required: bool,
+    /// Failed sign-ins in a row.
+    pub failed_attempts: i64,
+    pub locked_until: Option<String>,
+}
+
 /// A classification job (see migration 0014). Times are `YYYY-MM-DDTHH:MM:SS`, UTC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassificationJobRecord {

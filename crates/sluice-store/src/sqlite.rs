@@ -449,6 +449,52 @@ impl Transaction for SqliteTransaction {
         row.as_ref().map(finding_row).transpose()
     }
 
+    async fn put_login_profile(&mut self, profile: &crate::LoginProfileRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_profiles (identity_id, password_hash, created_at, password_reset_required, failed_attempts, locked_until)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (identity_id) DO UPDATE SET password_hash = excluded.password_hash,
+                 password_reset_required = excluded.password_reset_required,
+                 failed_attempts = excluded.failed_attempts, locked_until = excluded.locked_until",
+        )
+        .bind(&profile.identity_id)
+        .bind(&profile.password_hash)
+        .bind(&profile.created_at)
+        .bind(profile.password_reset_required)
+        .bind(profile.failed_attempts)
+        .bind(&profile.locked_until)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn login_profile(&mut self, identity_id: &str) -> Result<Option<crate::LoginProfileRecord>> {
+        let row = sqlx::query("SELECT * FROM login_profiles WHERE identity_id = ?")
+            .bind(identity_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|row| {
+            Ok(crate::LoginProfileRecord {
+                identity_id: row.try_get("identity_id")?,
+                password_hash: row.try_get("password_hash")?,
+                created_at: row.try_get("created_at")?,
+                password_reset_required: row.try_get("password_reset_required")?,
+                failed_attempts: row.try_get("failed_attempts")?,
+                locked_until: row.try_get("locked_until")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_login_profile(&mut self, identity_id: &str) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM login_profiles WHERE identity_id = ?")
+            .bind(identity_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
     async fn insert_classification_job(&mut self, job: &crate::ClassificationJobRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO classification_jobs (job_id, account_id, pipeline_id, name, job_type, schedule, status,

@@ -31,6 +31,7 @@ pub enum ErrorKind {
     DeleteConflict,
     LimitExceeded,
     MalformedPolicyDocument,
+    PasswordPolicyViolation,
 }
 
 impl ErrorKind {
@@ -61,6 +62,7 @@ impl ErrorKind {
             ErrorKind::DeleteConflict => "DeleteConflict",
             ErrorKind::LimitExceeded => "LimitExceeded",
             ErrorKind::MalformedPolicyDocument => "MalformedPolicyDocument",
+            ErrorKind::PasswordPolicyViolation => "PasswordPolicyViolation",
         }
     }
 
@@ -90,6 +92,7 @@ impl ErrorKind {
             | ErrorKind::InvalidNextTokenException
             | ErrorKind::InvalidMaxResultsException
             | ErrorKind::MalformedPolicyDocument
+            | ErrorKind::PasswordPolicyViolation
             | ErrorKind::ExpiredTokenException => 400,
         }
     }

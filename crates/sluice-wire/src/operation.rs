@@ -44,6 +44,11 @@ pub enum Operation {
     AttachUserPolicy,
     DetachUserPolicy,
     ListAttachedUserPolicies,
+    CreateLoginProfile,
+    GetLoginProfile,
+    UpdateLoginProfile,
+    DeleteLoginProfile,
+    ChangePassword,
     CreateVirtualMFADevice,
     EnableMFADevice,
     ResyncMFADevice,
@@ -103,7 +108,7 @@ pub const FINDINGS_TARGET_PREFIX: &str = "SluiceFindings.";
 pub const ADMIN_TARGET_PREFIX: &str = "SluiceAdmin.";
 
 impl Operation {
-    pub const ALL: [Operation; 78] = [
+    pub const ALL: [Operation; 83] = [
         Operation::ActivatePipeline,
         Operation::AddTags,
         Operation::CreatePipeline,
@@ -139,6 +144,11 @@ impl Operation {
         Operation::AttachUserPolicy,
         Operation::DetachUserPolicy,
         Operation::ListAttachedUserPolicies,
+        Operation::CreateLoginProfile,
+        Operation::GetLoginProfile,
+        Operation::UpdateLoginProfile,
+        Operation::DeleteLoginProfile,
+        Operation::ChangePassword,
         Operation::CreateVirtualMFADevice,
         Operation::EnableMFADevice,
         Operation::ResyncMFADevice,
@@ -221,6 +231,11 @@ impl Operation {
             Operation::AttachUserPolicy => "AttachUserPolicy",
             Operation::DetachUserPolicy => "DetachUserPolicy",
             Operation::ListAttachedUserPolicies => "ListAttachedUserPolicies",
+            Operation::CreateLoginProfile => "CreateLoginProfile",
+            Operation::GetLoginProfile => "GetLoginProfile",
+            Operation::UpdateLoginProfile => "UpdateLoginProfile",
+            Operation::DeleteLoginProfile => "DeleteLoginProfile",
+            Operation::ChangePassword => "ChangePassword",
             Operation::CreateVirtualMFADevice => "CreateVirtualMFADevice",
             Operation::EnableMFADevice => "EnableMFADevice",
             Operation::ResyncMFADevice => "ResyncMFADevice",
@@ -308,6 +323,11 @@ impl Operation {
                 | Operation::AttachUserPolicy
                 | Operation::DetachUserPolicy
                 | Operation::ListAttachedUserPolicies
+                | Operation::CreateLoginProfile
+                | Operation::GetLoginProfile
+                | Operation::UpdateLoginProfile
+                | Operation::DeleteLoginProfile
+                | Operation::ChangePassword
                 | Operation::CreateVirtualMFADevice
                 | Operation::EnableMFADevice
                 | Operation::ResyncMFADevice
@@ -383,6 +403,7 @@ impl Operation {
             | Operation::ListPolicies
             | Operation::ListAttachedUserPolicies
             | Operation::ListMFADevices
+            | Operation::GetLoginProfile
             | Operation::GetGroup
             | Operation::ListGroups
             | Operation::ListGroupsForUser
@@ -421,6 +442,10 @@ impl Operation {
             | Operation::DeletePolicy
             | Operation::AttachUserPolicy
             | Operation::DetachUserPolicy
+            | Operation::CreateLoginProfile
+            | Operation::UpdateLoginProfile
+            | Operation::DeleteLoginProfile
+            | Operation::ChangePassword
             | Operation::CreateVirtualMFADevice
             | Operation::EnableMFADevice
             | Operation::ResyncMFADevice

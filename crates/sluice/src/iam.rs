@@ -170,6 +170,19 @@ pub enum IamCommand {
         #[arg(long)]
         value_file: Option<PathBuf>,
     },
+    /// Set (or replace) a user's console password, read from stdin (never from the command
+    /// line): 12 to 128 characters, three of lower, upper, digits, symbols, not the user's name.
+    SetPassword {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+    },
+    /// Remove a user's console password: the user can no longer sign in to the console.
+    DeletePassword {
+        #[command(flatten)]
+        connection: Connection,
+        user: String,
+    },
     /// The names of a role's secrets (never their values).
     ListRoleSecrets {
         #[command(flatten)]
@@ -791,6 +804,29 @@ pub async fn run(command: IamCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("stored secret {name} with role {role}");
+        }
+        IamCommand::SetPassword { connection, user } => {
+            let password = std::io::read_to_string(std::io::stdin())?;
+            let password = password.strip_suffix('\n').unwrap_or(&password).to_string();
+            let exists = call(&connection, "GetLoginProfile", json!({ "UserName": user }))
+                .await
+                .is_ok();
+            let operation = if exists {
+                "UpdateLoginProfile"
+            } else {
+                "CreateLoginProfile"
+            };
+            call(
+                &connection,
+                operation,
+                json!({ "UserName": user, "Password": password }),
+            )
+            .await?;
+            println!("console password {} for {user}", if exists { "changed" } else { "set" });
+        }
+        IamCommand::DeletePassword { connection, user } => {
+            call(&connection, "DeleteLoginProfile", json!({ "UserName": user })).await?;
+            println!("console password of {user} removed");
         }
         IamCommand::ListRoleSecrets { connection, role } => {
             let listed = call(&connection, "ListRoleSecrets", json!({ "RoleName": role })).await?;

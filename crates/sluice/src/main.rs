@@ -603,6 +603,7 @@ fn main() -> ExitCode {
                 clock_file: scheduling.clock_file.clone(),
                 in_process_runner: !runner.no_runner && (!runner.worker_groups.is_empty() || runner.run_resources),
                 in_process_runner_identity: sluice_server::RunnerIdentity::TaskRunner,
+                runner_log_dir: None,
             };
             kek::versions(kek_command.as_deref())
                 .map(|kek_versions| sluice_server::ServeConfig { kek_versions, ..config })

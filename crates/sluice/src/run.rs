@@ -334,6 +334,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         clock_file: None,
         in_process_runner: true,
         in_process_runner_identity: sluice_server::RunnerIdentity::Root,
+        runner_log_dir: None,
     };
     let server = tokio::spawn(sluice_server::serve_until(
         config,
@@ -739,6 +740,10 @@ pub async fn serve_with_runner(
     concurrency: usize,
     runner_dir: PathBuf,
 ) -> anyhow::Result<()> {
+    let config = sluice_server::ServeConfig {
+        runner_log_dir: (!worker_groups.is_empty()).then(|| runner_dir.join("logs")),
+        ..config
+    };
     let region = config.region.clone();
     let s3_endpoint = config.scheduler.checks.s3_endpoint.clone();
     let s3_ca_bundle = config.scheduler.checks.ca_bundle.clone();
