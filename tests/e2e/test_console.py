@@ -3,11 +3,15 @@ server with an in-process runner: sign in with a password and a TOTP code, open 
 graph, rerun a failed instance and watch it turn green, find the audit record of that rerun; a
 user without permission sees a refusal, not the data. Screenshots go to target/e2e-artifacts/."""
 
+import hashlib
+import http.client
 import json
 import os
 import pathlib
+import ssl
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -72,6 +76,16 @@ def user(server, name, *policies, documents=(), mfa=False):
         "AuthenticationCode1": totp(seed, now - 2), "AuthenticationCode2": totp(seed, now - 1)})
     assert status == 200, body
     return seed
+
+
+def post_form(url, path, form, cookie):
+    """A form POST outside the browser (as a forger would send it): (status, body)."""
+    host = url.split("//", 1)[1]
+    connection = http.client.HTTPSConnection(host, context=ssl._create_unverified_context(), timeout=30)
+    connection.request("POST", path, body=urllib.parse.urlencode(form), headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie, "Origin": url})
+    response = connection.getresponse()
+    return response.status, response.read().decode()
 
 
 def sign_in(page, url, name, code=""):
@@ -211,14 +225,30 @@ def test_the_console_signs_in_with_totp_reruns_a_failed_instance_and_audits_it(t
             forged = page.request.post(server.url + f"/console/pipelines/{pipeline_id}/action",
                                        form={"action": "deactivate"})
             assert forged.status == 403
+            # A session cannot be ended by someone who knows only its key id (from the audit
+            # trail): sign-out checks the cookie's token, not just the form's.
+            session = next(c for c in context.cookies() if c["name"] == "__Host-sluice-console")
+            key_id = session["value"].split(".")[0]
+            fake = "not-the-token"
+            csrf = hashlib.sha256(f"sluice-console-csrf:{fake}".encode()).hexdigest()
+            status, _ = post_form(server.url, "/console/signout", {"csrf": csrf},
+                                  cookie=f"__Host-sluice-console={key_id}.{fake}")
+            assert status == 303
+            page.goto(server.url + "/console/pipelines")
+            assert page.url.endswith("/console/pipelines"), "ada is still signed in"
             page.goto(server.url + "/console/pipelines")
             page.click("button:has-text('Sign out')")
             page.wait_for_url("**/console/signin")
             page.goto(server.url + "/console/pipelines")
             assert page.url.endswith("/console/signin")
 
-            # A user with no policies sees a refusal, not the pipeline.
-            sign_in(page, server.url, "rex")
+            # A user with no policies sees a refusal, not the pipeline. (Signed in with the keyboard
+            # alone: the name field has the focus, Tab moves on, Enter sends.)
+            page.goto(server.url + "/console/signin")
+            page.keyboard.type("rex")
+            page.keyboard.press("Tab")
+            page.keyboard.type(PASSWORD)
+            page.keyboard.press("Enter")
             page.wait_for_url("**/console/pipelines")
             assert "Not allowed" in page.inner_text("main") and "nightly-orders" not in page.content()
             page.screenshot(path=str(ARTIFACTS / "console-refused.png"), full_page=True)
@@ -240,8 +270,13 @@ def test_the_console_signs_in_with_totp_reruns_a_failed_instance_and_audits_it(t
             page.fill("#new", "Reader-Only-Pass-2026")
             page.fill("#confirm", "Reader-Only-Pass-2026")
             page.click("button:has-text('Change password')")
-            page.wait_for_url("**/console/pipelines?changed=1")
-            assert "Your password is changed" in page.inner_text("main")
+            # The change ends the session: signing in again takes the new password.
+            page.wait_for_url("**/console/signin?changed=1")
+            assert "Your password is changed" in page.inner_text("[role=status]")
+            page.fill("#username", "rita")
+            page.fill("#password", "Reader-Only-Pass-2026")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/console/pipelines")
             page.click("text=nightly-orders")
             page.locator("tbody tr", has_text="Report").locator("input[type=checkbox]").check()
             page.click("button[value=RERUN]")

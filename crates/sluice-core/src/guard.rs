@@ -55,9 +55,12 @@ fn first_detection(text: &str, wanted: impl Fn(Category) -> bool) -> Option<Stri
 /// A credential written where it does not belong; the text says what and where, never the value.
 pub fn credential_in(value: &str) -> Option<String> {
     if let Some(captures) = URL_WITH_PASSWORD.captures(value) {
-        // `#{...}` in the password slot is a parameter the service substitutes: fine.
+        // A password slot that is one `#{...}` expression is a parameter the service
+        // substitutes: fine. Anything else there (`#{x}hunter2` too) is a password.
         let password = captures.get(1).map_or("", |found| found.as_str());
-        if !password.starts_with("#{") {
+        let one_expression =
+            password.starts_with("#{") && password.ends_with('}') && !password[2..password.len() - 1].contains('}');
+        if !one_expression {
             return Some("a password inside a URL".into());
         }
     }
@@ -124,6 +127,10 @@ mod tests {
         assert_eq!(
             says(credential_in("-----BEGIN OPENSSH PRIVATE KEY-----")),
             Some("a credential (OPENSSH_PRIVATE_KEY)")
+        );
+        assert_eq!(
+            says(credential_in("jdbc:mysql://admin:#{myUser}hunter2@db:3306/sales")),
+            Some("a password inside a URL")
         );
         for fine in [
             "jdbc:mysql://admin:#{*myPassword}@db:3306/sales",

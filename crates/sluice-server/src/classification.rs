@@ -634,6 +634,13 @@ async fn run(app: &AppState, job_id: &str) -> anyhow::Result<()> {
             .await?
             .filter(|pipeline| pipeline.deleted_at.is_none())
         else {
+            // (Deleting a pipeline deletes its jobs; this only guards against one left behind.)
+            job.status = "CANCELLED".into();
+            job.next_run_at = None;
+            job.claimed_by = None;
+            job.claimed_until = None;
+            tx.update_classification_job(&job).await?;
+            tx.commit().await?;
             return Ok(());
         };
         let mut sealed = open_state(app, tx.as_mut(), &job).await.map_err(api_error)?;
@@ -783,7 +790,9 @@ async fn run(app: &AppState, job_id: &str) -> anyhow::Result<()> {
     if current.claimed_by.as_deref() != Some(owner.as_str()) {
         return Ok(());
     }
+    // Paused, resumed or cancelled meanwhile: the status and next run are the user's.
     job.status = current.status.clone();
+    job.next_run_at = current.next_run_at.clone();
     if !stopped {
         sealed.watermark = next_mark;
     }

@@ -834,14 +834,16 @@ fn mfa_failures() -> &'static FailureCounts {
     FAILURES.get_or_init(Default::default)
 }
 
-fn mfa_attempts_exhausted(serial: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+/// Whether `key` (an MFA device's serial, or `password:<identity>`) has had five failures in
+/// the last five minutes (counted per server process).
+pub(crate) fn mfa_attempts_exhausted(serial: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
     let failures = mfa_failures().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     failures.get(serial).is_some_and(|(since, count)| {
         now.timestamp() - since < MFA_FAILURE_WINDOW_SECONDS && *count >= MFA_FAILURES_ALLOWED
     })
 }
 
-fn record_mfa_failure(serial: &str, now: chrono::DateTime<chrono::Utc>) {
+pub(crate) fn record_mfa_failure(serial: &str, now: chrono::DateTime<chrono::Utc>) {
     let mut failures = mfa_failures().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let entry = failures.entry(serial.to_string()).or_insert((now.timestamp(), 0));
     if now.timestamp() - entry.0 >= MFA_FAILURE_WINDOW_SECONDS {

@@ -1,7 +1,8 @@
 //! Console passwords, as IAM's login profiles: CreateLoginProfile, UpdateLoginProfile,
 //! GetLoginProfile, DeleteLoginProfile (`aws iam create-login-profile` works). Passwords are kept
 //! only as PBKDF2-HMAC-SHA256 hashes (AWS-LC's, a FIPS-approved derivation) with a random salt;
-//! `check_password` is what the console's sign-in asks, counting failures in the store.
+//! `verify_slowly` and `record_sign_in` are what the console's sign-in asks (failures counted in
+//! the store).
 
 use aws_lc_rs::pbkdf2;
 use base64::Engine;
@@ -180,6 +181,10 @@ pub async fn put_login_profile(
     };
     tx.put_login_profile(&profile).await.map_err(store_error)?;
     if operation == Operation::UpdateLoginProfile {
+        // A new password ends the sessions signed in with the old one.
+        tx.delete_console_sessions_of(&user.identity.identity_id)
+            .await
+            .map_err(store_error)?;
         return Ok("{}".into());
     }
     json(&LoginProfileOutput {
@@ -228,6 +233,9 @@ pub async fn delete_login_profile(
     {
         return Err(no_profile(&input.user_name));
     }
+    tx.delete_console_sessions_of(&user.identity.identity_id)
+        .await
+        .map_err(store_error)?;
     Ok("{}".into())
 }
 
@@ -238,10 +246,12 @@ struct ChangeInput {
     new_password: String,
 }
 
-/// IAM's ChangePassword: an IAM user changes its own console password, proving the old one
-/// (wrong ones count towards the lock like failed sign-ins). Allowed to every user for its own
-/// password, as AWS's "allow users to change their own password" account setting does — unless
-/// a policy explicitly denies `iam:ChangePassword`. Clears a required reset.
+/// IAM's ChangePassword: an IAM user changes its own console password, proving the old one.
+/// Allowed to every user for its own password, as AWS's "allow users to change their own
+/// password" account setting does — unless a policy explicitly denies `iam:ChangePassword`.
+/// Wrong old passwords are counted (the call's transaction rolls back, so in this server's
+/// memory): five in five minutes lock changes out. Clears a required reset and ends the user's
+/// console sessions.
 pub async fn change_password(tx: &mut dyn Transaction, principal: &Principal, body: &[u8]) -> Result<String, ApiError> {
     let input: ChangeInput = parse_body(body)?;
     if principal.identity.kind != "IAMUser" || principal.session_issuer.is_some() {
@@ -252,20 +262,24 @@ pub async fn change_password(tx: &mut dyn Transaction, principal: &Principal, bo
     }
     authorize(principal, Operation::ChangePassword, &principal.identity.arn)?;
     let now = crate::iam::real_now();
-    match check_password(tx, Some(&principal.identity.identity_id), &input.old_password, now).await? {
-        PasswordCheck::Correct => {}
-        PasswordCheck::Wrong => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequestException,
-                "The old password is not correct.",
-            ));
-        }
-        PasswordCheck::Locked => {
-            return Err(ApiError::new(
-                ErrorKind::AccessDeniedException,
-                "Too many wrong passwords: wait five minutes.",
-            ));
-        }
+    let counter = format!("password:{}", principal.identity.identity_id);
+    if crate::iam::mfa_attempts_exhausted(&counter, now) {
+        return Err(ApiError::new(
+            ErrorKind::AccessDeniedException,
+            "Too many wrong passwords: wait five minutes.",
+        ));
+    }
+    let mut profile = tx
+        .login_profile(&principal.identity.identity_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| no_profile(&principal.identity.name))?;
+    if !verify_slowly(profile.password_hash.clone(), input.old_password.clone()).await {
+        crate::iam::record_mfa_failure(&counter, now);
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequestException,
+            "The old password is not correct.",
+        ));
     }
     if input.old_password == input.new_password {
         return Err(ApiError::new(
@@ -274,68 +288,75 @@ pub async fn change_password(tx: &mut dyn Transaction, principal: &Principal, bo
         ));
     }
     check_policy(&principal.identity.name, &input.new_password)?;
-    let mut profile = tx
-        .login_profile(&principal.identity.identity_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| no_profile(&principal.identity.name))?;
     profile.password_hash = hash_password(&input.new_password).map_err(|_| ApiError::internal())?;
     profile.password_reset_required = false;
+    profile.failed_attempts = 0;
+    profile.locked_until = None;
     tx.put_login_profile(&profile).await.map_err(store_error)?;
+    tx.delete_console_sessions_of(&principal.identity.identity_id)
+        .await
+        .map_err(store_error)?;
     Ok("{}".into())
 }
 
-/// What a sign-in's password check decided.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PasswordCheck {
-    Correct,
-    Wrong,
-    /// Too many wrong passwords in a row: no password is checked until the lock ends.
-    Locked,
+/// Checks a password against a stored hash on a blocking thread, at most two at a time in the
+/// whole server (each costs 600,000 HMAC rounds): a flood of sign-ins queues here instead of
+/// taking every core. A missing hash is checked against a decoy, so an unknown user name takes
+/// as long as a wrong password.
+pub async fn verify_slowly(stored: String, password: String) -> bool {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| tokio::sync::Semaphore::new(2));
+    let Ok(_permit) = permits.acquire().await else {
+        return false;
+    };
+    let stored = if stored.is_empty() {
+        DECOY
+            .get_or_init(|| hash_password("decoy password that matches nothing").unwrap_or_default())
+            .clone()
+    } else {
+        stored
+    };
+    tokio::task::spawn_blocking(move || verify_password(&stored, &password))
+        .await
+        .unwrap_or(false)
 }
 
-/// Checks a user's console password, counting failures (five in a row lock the profile for five
-/// minutes); a user without a profile has no correct password. Always spends one derivation, so
-/// a missing user or profile takes as long as a wrong password.
-pub async fn check_password(
+/// A sign-in's password outcome written back: failures counted (five in a row lock the
+/// profile for five minutes), a success clears them. Runs in the sign-in's write transaction,
+/// after the (slow) check ran outside any.
+pub async fn record_sign_in(
     tx: &mut dyn Transaction,
-    identity_id: Option<&str>,
-    password: &str,
+    identity_id: &str,
+    correct: bool,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<PasswordCheck, ApiError> {
-    let profile = match identity_id {
-        Some(identity_id) => tx.login_profile(identity_id).await.map_err(store_error)?,
-        None => None,
+) -> Result<(), ApiError> {
+    let Some(mut profile) = tx.login_profile(identity_id).await.map_err(store_error)? else {
+        return Ok(());
     };
-    let Some(mut profile) = profile else {
-        static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let decoy = DECOY.get_or_init(|| hash_password("decoy password that matches nothing").unwrap_or_default());
-        verify_password(decoy, password);
-        return Ok(PasswordCheck::Wrong);
-    };
-    let now_text = render(now);
-    if profile
+    if correct {
+        if profile.failed_attempts == 0 && profile.locked_until.is_none() {
+            return Ok(());
+        }
+        profile.failed_attempts = 0;
+        profile.locked_until = None;
+    } else {
+        profile.failed_attempts += 1;
+        if profile.failed_attempts >= MAX_FAILURES {
+            profile.failed_attempts = 0;
+            profile.locked_until = Some(render(now + chrono::Duration::minutes(LOCK_MINUTES)));
+        }
+    }
+    tx.put_login_profile(&profile).await.map_err(store_error)
+}
+
+/// Whether a profile is locked at `now`.
+pub fn locked(profile: &LoginProfileRecord, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let now = render(now);
+    profile
         .locked_until
         .as_deref()
-        .is_some_and(|until| until > now_text.as_str())
-    {
-        return Ok(PasswordCheck::Locked);
-    }
-    if verify_password(&profile.password_hash, password) {
-        if profile.failed_attempts != 0 || profile.locked_until.is_some() {
-            profile.failed_attempts = 0;
-            profile.locked_until = None;
-            tx.put_login_profile(&profile).await.map_err(store_error)?;
-        }
-        return Ok(PasswordCheck::Correct);
-    }
-    profile.failed_attempts += 1;
-    if profile.failed_attempts >= MAX_FAILURES {
-        profile.failed_attempts = 0;
-        profile.locked_until = Some(render(now + chrono::Duration::minutes(LOCK_MINUTES)));
-    }
-    tx.put_login_profile(&profile).await.map_err(store_error)?;
-    Ok(PasswordCheck::Wrong)
+        .is_some_and(|until| until > now.as_str())
 }
 
 #[cfg(test)]

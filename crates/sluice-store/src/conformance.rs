@@ -111,6 +111,11 @@ macro_rules! store_conformance_suite {
                 assert_eq!(names, ["later", "due"]);
                 assert!(tx.classification_jobs("111111111111", None, None, 10).await.expect("list").is_empty());
 
+                // A job paused or cancelled after it was found due is not taken.
+                tx.insert_classification_job(&job("paused2", "USER_PAUSED", Some("2026-01-02T00:00:00"))).await.expect("job");
+                assert!(!tx.claim_classification_job("paused2", "server-a", "2026-01-02T00:09:00", now).await.expect("claim"));
+                assert!(!tx.claim_classification_job("later", "server-a", "2026-01-02T00:09:00", now).await.expect("claim"));
+
                 // They go with their pipeline.
                 tx.delete_pipeline("df-C", "2026-01-03T00:00:00").await.expect("delete");
                 assert_eq!(tx.classification_job("due").await.expect("read"), None);

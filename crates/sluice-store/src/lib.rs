@@ -92,6 +92,8 @@ pub trait Transaction: Send {
     ) -> Result<()>;
     async fn delete_expired_sessions(&mut self, now: &str) -> Result<u64>;
     async fn delete_sessions_of(&mut self, identity_id: &str) -> Result<u64>;
+    /// Ends an identity's console sessions (sessions got by signing in, not with a key).
+    async fn delete_console_sessions_of(&mut self, identity_id: &str) -> Result<u64>;
     /// Ends the sessions got with a long-term key.
     async fn delete_sessions_from(&mut self, parent_key_id: &str) -> Result<u64>;
     /// Ends the role sessions handed to an attempt.
@@ -160,7 +162,7 @@ pub trait Transaction: Send {
     /// and RUNNING ones whose claim ran out (their server stopped).
     async fn due_classification_jobs(&mut self, now: &str, limit: i64) -> Result<Vec<String>>;
     /// Takes a job for `owner` until `until` if no one else holds it at `now` (or `owner`
-    /// does); whether it was taken.
+    /// does) and it is still to run (RUNNING, or IDLE and due); whether it was taken.
     async fn claim_classification_job(&mut self, job_id: &str, owner: &str, until: &str, now: &str) -> Result<bool>;
     async fn insert_mfa_device(&mut self, device: &MfaDeviceRecord) -> Result<()>;
     async fn mfa_device(&mut self, serial_number: &str) -> Result<Option<MfaDeviceRecord>>;

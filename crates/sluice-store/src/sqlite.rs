@@ -449,6 +449,17 @@ impl Transaction for SqliteTransaction {
         row.as_ref().map(finding_row).transpose()
     }
 
+    async fn delete_console_sessions_of(&mut self, identity_id: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM access_keys WHERE identity_id = ? AND session_token_hash IS NOT NULL
+                 AND parent_key_id IS NULL AND task_attempt_id IS NULL",
+        )
+        .bind(identity_id)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected())
+    }
+
     async fn put_login_profile(&mut self, profile: &crate::LoginProfileRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO login_profiles (identity_id, password_hash, created_at, password_reset_required, failed_attempts, locked_until)
@@ -605,12 +616,14 @@ impl Transaction for SqliteTransaction {
     async fn claim_classification_job(&mut self, job_id: &str, owner: &str, until: &str, now: &str) -> Result<bool> {
         Ok(sqlx::query(
             "UPDATE classification_jobs SET claimed_by = ?, claimed_until = ?
-             WHERE job_id = ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until IS NULL OR claimed_until < ?)",
+             WHERE job_id = ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until IS NULL OR claimed_until < ?)
+               AND (status = 'RUNNING' OR (status = 'IDLE' AND next_run_at <= ?))",
         )
         .bind(owner)
         .bind(until)
         .bind(job_id)
         .bind(owner)
+        .bind(now)
         .bind(now)
         .execute(&mut *self.tx)
         .await?

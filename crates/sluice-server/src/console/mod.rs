@@ -156,7 +156,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
             _ if !same_origin => pages::refused(StatusCode::FORBIDDEN, "This form was sent from another site."),
             Ok(body) => {
                 visit.form = pairs(&body);
-                post(&state, &path, &visit).await
+                post(&state, &path, &visit, secure).await
             }
             Err(_) => pages::refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
         }
@@ -230,7 +230,13 @@ async fn get(state: &AppState, path: &str, visit: &Visit) -> Response {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
             response
         }
-        "/console/signin" => pages::sign_in(None, StatusCode::OK),
+        "/console/signin" => pages::sign_in_page(
+            None,
+            visit
+                .query("changed")
+                .map(|_| "Your password is changed: sign in with the new one."),
+            StatusCode::OK,
+        ),
         "" | "/console" | "/console/pipelines" => pages::pipelines(state, visit).await,
         "/console/audit" => pages::audit(state, visit).await,
         "/console/findings" => pages::findings(state, visit).await,
@@ -246,9 +252,9 @@ async fn get(state: &AppState, path: &str, visit: &Visit) -> Response {
     }
 }
 
-async fn post(state: &AppState, path: &str, visit: &Visit) -> Response {
+async fn post(state: &AppState, path: &str, visit: &Visit, secure: bool) -> Response {
     if path == "/console/signin" {
-        return sign_in(state, visit).await;
+        return sign_in(state, visit, secure).await;
     }
     // Every other form belongs to a session and carries its token.
     let expected = visit.csrf();
@@ -308,6 +314,8 @@ async fn session_principal(
     if aws_lc_rs::constant_time::verify_slices_are_equal(hash.as_bytes(), session.token_hash.as_bytes()).is_err()
         || session.expires_at <= crate::clock::render(now)
         || session.task.is_some()
+        // Console sessions have no parent key (GetSessionToken's do): only they are cookies.
+        || session.parent_key_id.is_some()
         || key.identity.kind != "IAMUser"
     {
         return Err(expired());
@@ -381,35 +389,67 @@ enum SignIn {
     },
 }
 
-async fn sign_in(state: &AppState, visit: &Visit) -> Response {
+const WRONG: &str = "The user name, password or MFA code is not right.";
+
+async fn sign_in(state: &AppState, visit: &Visit, secure: bool) -> Response {
+    // A password crosses the network only inside TLS (plain HTTP is for loopback tests).
+    let loopback = visit
+        .context
+        .source_ip
+        .as_deref()
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    if !secure && !loopback {
+        return pages::sign_in(
+            Some("Sign in over HTTPS: this server refuses passwords sent in the clear."),
+            StatusCode::FORBIDDEN,
+        );
+    }
     let name = visit.form("username").unwrap_or("").trim().to_string();
     let password = visit.form("password").unwrap_or("").to_string();
     let code = visit.form("code").unwrap_or("").trim().to_string();
     let now = crate::iam::real_now();
     let result = async {
-        let mut tx = state.store.begin().await.map_err(crate::api::store_failure)?;
-        let user = if name.is_empty() || name.len() > 64 {
-            None
-        } else {
-            tx.user(&state.account_id, &name)
-                .await
-                .map_err(crate::api::store_failure)?
+        // What the check needs, read without holding the write lock: the password hash costs
+        // 600,000 rounds and must not stall every writer while it runs.
+        let (user, profile) = {
+            let mut tx = state.store.begin_read().await.map_err(crate::api::store_failure)?;
+            let user = if name.is_empty() || name.len() > 64 {
+                None
+            } else {
+                tx.user(&state.account_id, &name)
+                    .await
+                    .map_err(crate::api::store_failure)?
+            };
+            let profile = match &user {
+                Some(user) => tx
+                    .login_profile(&user.identity.identity_id)
+                    .await
+                    .map_err(crate::api::store_failure)?,
+                None => None,
+            };
+            (user, profile)
         };
-        let check = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(crate::login::check_password(
-                tx.as_mut(),
-                user.as_ref().map(|user| user.identity.identity_id.as_str()),
-                &password,
-                now,
-            ))
-        })?;
-        let wrong = "The user name, password or MFA code is not right.";
-        let outcome = match (check, &user) {
-            (crate::login::PasswordCheck::Locked, _) => SignIn::Refused {
-                message: "Too many failed sign-ins for this user: wait five minutes.",
-                user_name: Some(name.clone()),
-            },
-            (crate::login::PasswordCheck::Correct, Some(user)) => {
+        let is_locked = profile
+            .as_ref()
+            .is_some_and(|profile| crate::login::locked(profile, now));
+        let correct = !is_locked
+            && crate::login::verify_slowly(
+                profile
+                    .as_ref()
+                    .map(|profile| profile.password_hash.clone())
+                    .unwrap_or_default(),
+                password.clone(),
+            )
+            .await
+            && profile.is_some();
+        let mut tx = state.store.begin().await.map_err(crate::api::store_failure)?;
+        if let (Some(user), false) = (&user, is_locked) {
+            crate::login::record_sign_in(tx.as_mut(), &user.identity.identity_id, correct, now).await?;
+        }
+        // One answer for every refusal, so that neither a user name nor a password is confirmed.
+        let outcome = match (&user, correct) {
+            (Some(user), true) => {
                 let devices: Vec<_> = tx
                     .mfa_devices_of(&user.identity.identity_id)
                     .await
@@ -418,17 +458,10 @@ async fn sign_in(state: &AppState, visit: &Visit) -> Response {
                     .filter(|device| device.enabled_at.is_some())
                     .collect();
                 let mut verified = false;
-                let mut refusal = None;
-                if devices.is_empty() {
-                    if tx
-                        .require_mfa(&state.account_id)
+                let refused = if devices.is_empty() {
+                    tx.require_mfa(&state.account_id)
                         .await
                         .map_err(crate::api::store_failure)?
-                    {
-                        refusal = Some(
-                            "This account requires MFA: enrol a device (sluice iam enable-mfa) before signing in.",
-                        );
-                    }
                 } else {
                     for device in devices {
                         if crate::iam::verify_mfa_code(state, tx.as_mut(), device, &code, now)
@@ -439,25 +472,24 @@ async fn sign_in(state: &AppState, visit: &Visit) -> Response {
                             break;
                         }
                     }
-                    if !verified {
-                        refusal = Some(wrong);
-                    }
-                }
-                match refusal {
-                    Some(message) => SignIn::Refused {
-                        message,
+                    !verified
+                };
+                if refused {
+                    SignIn::Refused {
+                        message: WRONG,
                         user_name: Some(name.clone()),
-                    },
-                    None => SignIn::Signed {
+                    }
+                } else {
+                    SignIn::Signed {
                         principal_name: user.identity.name.clone(),
                         identity_id: user.identity.identity_id.clone(),
                         arn: user.identity.arn.clone(),
                         mfa: verified,
-                    },
+                    }
                 }
             }
             _ => SignIn::Refused {
-                message: wrong,
+                message: WRONG,
                 // A user name that does not exist may be a password typed in the wrong box.
                 user_name: user.as_ref().map(|user| user.identity.name.clone()),
             },
@@ -472,7 +504,7 @@ async fn sign_in(state: &AppState, visit: &Visit) -> Response {
             }
             SignIn::Refused { .. } => None,
         };
-        let (record, row) = login_record(state, visit, &outcome);
+        let (record, row) = login_record(state, visit, &outcome, if is_locked { Some("locked") } else { None });
         audit::append(tx.as_mut(), &record, row)
             .await
             .map_err(crate::api::store_failure)?;
@@ -505,7 +537,12 @@ async fn sign_in(state: &AppState, visit: &Visit) -> Response {
 }
 
 /// CloudTrail's `ConsoleLogin` record (`AwsConsoleSignIn`, `signin.amazonaws.com`).
-fn login_record(state: &AppState, visit: &Visit, outcome: &SignIn) -> (Value, sluice_store::AuditRecord) {
+fn login_record(
+    state: &AppState,
+    visit: &Visit,
+    outcome: &SignIn,
+    note: Option<&str>,
+) -> (Value, sluice_store::AuditRecord) {
     let attempt = crate::api::Attempt {
         unknown_event_name: Some("ConsoleLogin".into()),
         region: Some(state.region.clone()),
@@ -549,17 +586,39 @@ fn login_record(state: &AppState, visit: &Visit, outcome: &SignIn) -> (Value, sl
         "MFAUsed": if mfa { "Yes" } else { "No" },
     });
     if let Some(message) = error {
-        record["errorMessage"] = json!(message);
+        record["errorMessage"] = json!(match note {
+            Some("locked") => "Failed authentication: too many failed sign-ins, locked for five minutes",
+            _ => message,
+        });
     }
     (record, row)
 }
 
 async fn sign_out(state: &AppState, visit: &Visit) -> Response {
-    if let Some((key_id, _)) = &visit.session
-        && let Ok(mut tx) = state.store.begin().await
-    {
-        let _ = tx.delete_access_key(key_id).await;
-        let _ = tx.commit().await;
+    // Only the session the cookie proves (its token checked) is ended, and the end is recorded.
+    let ended = async {
+        let mut tx = state.store.begin().await.ok()?;
+        let principal = session_principal(tx.as_mut(), visit, crate::iam::real_now())
+            .await
+            .ok()?;
+        tx.delete_access_key(&principal.access_key_id).await.ok()?;
+        let attempt = crate::api::Attempt {
+            unknown_event_name: Some("ConsoleSignOut".into()),
+            region: Some(state.region.clone()),
+            principal: Some(principal.clone()),
+            ..Default::default()
+        };
+        let call = crate::api::call_record(state, &visit.context, &attempt);
+        let (mut record, mut row) = audit::build(&call);
+        record["eventSource"] = json!("signin.amazonaws.com");
+        record["eventType"] = json!("AwsConsoleSignIn");
+        record["sessionCredentialFromConsole"] = json!("true");
+        row.event_source = "signin.amazonaws.com".into();
+        audit::append(tx.as_mut(), &record, row).await.ok()?;
+        tx.commit().await.ok()
+    };
+    if ended.await.is_none() {
+        tracing::debug!("console sign-out without a valid session");
     }
     let mut response = see_other("/console/signin");
     response.headers_mut().append(

@@ -73,6 +73,10 @@ pub fn not_found() -> Response {
 }
 
 pub fn sign_in(message: Option<&str>, status: StatusCode) -> Response {
+    sign_in_page(message, None, status)
+}
+
+pub fn sign_in_page(message: Option<&str>, notice: Option<&str>, status: StatusCode) -> Response {
     page(
         status,
         "Sign in",
@@ -82,6 +86,7 @@ pub fn sign_in(message: Option<&str>, status: StatusCode) -> Response {
             section.signin {
                 h1 { "Sign in to Sluice" }
                 @if let Some(message) = message { p.error role="alert" { (message) } }
+                @if let Some(notice) = notice { p.notice role="status" { (notice) } }
                 form method="post" action="/console/signin" {
                     label for="username" { "User name" }
                     input id="username" name="username" autocomplete="username" required autofocus;
@@ -226,7 +231,7 @@ pub async fn pipelines(state: &AppState, visit: &Visit) -> Response {
         Some(visit),
         html! {
             h1 { "Pipelines" }
-            @if visit.query("changed").is_some() { p.notice role="status" { "Your password is changed." } }
+
             form.filters method="get" action="/console/pipelines" role="search" {
                 label for="q" { "Search" }
                 input id="q" name="q" value=(visit.query("q").unwrap_or("")) placeholder="name or id";
@@ -500,7 +505,8 @@ pub async fn change_password(state: &AppState, visit: &Visit) -> Response {
     )
     .await
     {
-        Ok(_) => see_other("/console/pipelines?changed=1"),
+        // Changing a password ends every console session of the user, this one too.
+        Ok(_) => see_other("/console/signin?changed=1"),
         Err(error) if error.kind == ErrorKind::ExpiredTokenException => see_other("/console/signin"),
         Err(error) => password(state, visit, Some(&error.message)).await,
     }
@@ -511,26 +517,57 @@ const LOG_TAIL: usize = 256 * 1024;
 
 /// Where the server can read an attempt's log: the in-process runner's folder, then
 /// `pipelineLogUri` (AWS's layout below it) when it is `s3://` or `file://` inside
-/// `--local-data-root`. The last `LOG_TAIL` bytes.
-async fn read_log(state: &AppState, folder: &str, stream: &str, log_uri: Option<&str>) -> Option<Vec<u8>> {
-    if let Some(root) = &state.runner_log_dir {
-        let path = root.join(folder).join(stream);
-        if let Ok(bytes) = tokio::fs::read(&path).await {
-            return Some(bytes);
-        }
+/// `--local-data-root`. Only its last `LOG_TAIL` bytes are read, and whether there was more.
+async fn read_log(state: &AppState, folder: &str, stream: &str, log_uri: Option<&str>) -> Option<(Vec<u8>, bool)> {
+    async fn file_tail(path: &std::path::Path) -> Option<(Vec<u8>, bool)> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = tokio::fs::File::open(path).await.ok()?;
+        let length = file.metadata().await.ok()?.len();
+        let start = length.saturating_sub(LOG_TAIL as u64);
+        file.seek(std::io::SeekFrom::Start(start)).await.ok()?;
+        let mut bytes = Vec::with_capacity((length - start) as usize);
+        file.take(LOG_TAIL as u64).read_to_end(&mut bytes).await.ok()?;
+        Some((bytes, start > 0))
+    }
+    if let Some(root) = &state.runner_log_dir
+        && let Some(found) = file_tail(&root.join(folder).join(stream)).await
+    {
+        return Some(found);
     }
     let uri = log_uri.filter(|uri| !uri.contains("#{"))?;
     let location = format!("{}/{folder}/{stream}", uri.trim_end_matches('/'));
     let settings = &state.scheduler.settings.checks;
     if let Some(path) = location.strip_prefix("file://") {
         let path = crate::checks::local_path(settings, path).ok()?;
-        return tokio::fs::read(path).await.ok();
+        return file_tail(std::path::Path::new(&path)).await;
     }
     let (store, key) = crate::checks::s3_store(settings, &location).ok()?;
-    let got = object_store::ObjectStoreExt::get(&store, &object_store::path::Path::from(key))
+    let path = object_store::path::Path::from(key);
+    let meta = object_store::ObjectStoreExt::head(&store, &path).await.ok()?;
+    let options = object_store::GetOptions {
+        range: (meta.size > LOG_TAIL as u64).then_some(object_store::GetRange::Suffix(LOG_TAIL as u64)),
+        ..Default::default()
+    };
+    let got = store.get_opts(&path, options).await.ok()?;
+    got.bytes()
         .await
-        .ok()?;
-    got.bytes().await.ok().map(|bytes| bytes.to_vec())
+        .ok()
+        .map(|bytes| (bytes.to_vec(), meta.size > LOG_TAIL as u64))
+}
+
+/// The values of the pipeline's `*` fields and `*` parameters, to mask in what the console
+/// shows from outside the service (logs); read only after the caller was allowed to see the
+/// pipeline's objects.
+async fn pipeline_secrets(state: &AppState, pipeline_id: &str) -> Vec<String> {
+    let read = async {
+        let mut tx = state.store.begin_read().await.ok()?;
+        let record = tx.pipeline(pipeline_id).await.ok()??;
+        let (_, definition) = crate::handlers::definition_in_force(state, tx.as_mut(), &record)
+            .await
+            .ok()??;
+        Some(sluice_core::secrets::secret_values(&definition))
+    };
+    read.await.unwrap_or_default()
 }
 
 /// One attempt's stdout or stderr, masked again on the way out (the runner masked it first).
@@ -561,6 +598,12 @@ pub async fn attempt_log(state: &AppState, visit: &Visit, pipeline_id: &str) -> 
     ) else {
         return not_found();
     };
+    // The runner masks a log when the attempt ends; a running attempt's file is not yet masked.
+    let status = field(&described["fields"], "@status").unwrap_or("");
+    let ended = matches!(
+        status,
+        "FINISHED" | "FAILED" | "CANCELED" | "TIMEDOUT" | "CASCADE_FAILED" | "SKIPPED" | "MARK_FINISHED"
+    );
     let definition = match call(
         state,
         visit,
@@ -581,20 +624,38 @@ pub async fn attempt_log(state: &AppState, visit: &Visit, pipeline_id: &str) -> 
         .next()
         .map(str::to_string);
     let folder = sluice_core::layout::attempt_log_folder(pipeline_id, component, instance, attempt_id);
-    let text = read_log(state, &folder, stream, log_uri.as_deref())
-        .await
-        .map(|mut bytes| {
-            let truncated = bytes.len() > LOG_TAIL;
-            if truncated {
-                bytes.drain(..bytes.len() - LOG_TAIL);
+    let found = if ended {
+        read_log(state, &folder, stream, log_uri.as_deref()).await
+    } else {
+        None
+    };
+    let secrets = if found.is_some() {
+        pipeline_secrets(state, pipeline_id).await
+    } else {
+        Vec::new()
+    };
+    let text = found.map(|(mut bytes, truncated)| {
+        // A tail starts mid-line: that line is dropped (half a secret would escape the masks).
+        if truncated {
+            let cut = bytes
+                .iter()
+                .position(|byte| *byte == b'\n')
+                .map_or(bytes.len(), |at| at + 1);
+            bytes.drain(..cut);
+        }
+        // Again here, whatever the runner did: the pipeline's secret values, then the detector.
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
+            text = text.replace(secret.as_str(), "HIDDEN_DUE_TO_SECURITY_REASONS");
+        }
+        let mut bytes = text.into_bytes();
+        if let Some(detector) = sluice_detect::managed() {
+            for line in bytes.split_mut(|byte| *byte == b'\n') {
+                sluice_detect::mask_line(detector, line, &[]);
             }
-            if let Some(detector) = sluice_detect::managed() {
-                for line in bytes.split_mut(|byte| *byte == b'\n') {
-                    sluice_detect::mask_line(detector, line, &[]);
-                }
-            }
-            (truncated, String::from_utf8_lossy(&bytes).into_owned())
-        });
+        }
+        (truncated, String::from_utf8_lossy(&bytes).into_owned())
+    });
     page(
         StatusCode::OK,
         &format!("{stream} of {attempt_id}"),
@@ -609,6 +670,9 @@ pub async fn attempt_log(state: &AppState, visit: &Visit, pipeline_id: &str) -> 
                     @if *truncated { p.hint { "The last 256 KiB:" } }
                     pre.log { (text) }
                 }
+                None if !ended => p.empty {
+                    "The attempt is " (status) ": its log is shown once it has ended (the runner masks its secrets then)."
+                },
                 None => p.empty {
                     "This server cannot read the attempt's " (stream) ": the runner keeps logs on its host ("
                     code { "sluice logs" } ") unless " code { "pipelineLogUri" } " names an s3:// location, or a file:// one inside the server's --local-data-root."
