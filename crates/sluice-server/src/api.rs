@@ -106,6 +106,8 @@ async fn status(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "fips": state.fips && crate::tls::crypto_module_is_fips(),
         "tlsVersions": ["TLSv1.2", "TLSv1.3"],
+        // Whether this server holds the scheduler's lease (one of several on PostgreSQL).
+        "scheduler": { "leader": state.scheduler.is_leader() },
     });
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     response

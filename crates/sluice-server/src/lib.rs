@@ -45,6 +45,8 @@ pub use api::AppState;
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL to keep state there instead of the data directory's SQLite file.
+    pub store: Option<String>,
     pub listen: SocketAddr,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -71,6 +73,22 @@ pub struct ServeConfig {
     /// Where the in-process runner writes attempt logs (the console shows them from there, or
     /// from `pipelineLogUri`).
     pub runner_log_dir: Option<PathBuf>,
+}
+
+/// A database URL as it may be logged: `user:password@` becomes `user:****@`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(a database URL)".into();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            let masked = if credentials.contains(':') { ":****" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
 }
 
 /// The identity an in-process runner's key belongs to.
@@ -233,11 +251,26 @@ pub async fn serve_until(
     // The directory holds the store, keys and credentials: nobody else needs to list or read it.
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.data_dir.join("sluice.db"))
-            .await
-            .context("cannot open the store")?,
-    );
+    let store: Arc<dyn Store> = match &config.store {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            // The URL as logged: without a password, should one have been put there.
+            let shown = without_password(url);
+            tracing::info!(store = %shown, "state is kept in PostgreSQL");
+            Arc::new(
+                sluice_store::PostgresStore::open(url)
+                    .await
+                    .with_context(|| format!("cannot open the PostgreSQL store {shown}"))?,
+            )
+        }
+        Some(_) => {
+            anyhow::bail!("--store takes a postgres:// URL (without it, the data directory's SQLite file is used)")
+        }
+        None => Arc::new(
+            SqliteStore::open(&config.data_dir.join("sluice.db"))
+                .await
+                .context("cannot open the store")?,
+        ),
+    };
     let clock: Arc<dyn clock::Clock> = match &config.clock_file {
         Some(path) => {
             tracing::warn!(path = %path.display(), "the scheduler's clock is read from a file: for tests only");

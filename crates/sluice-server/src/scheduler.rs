@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::api::AppState;
 use crate::checks;
 pub use crate::checks::CheckSettings;
+use crate::clock::Clock;
 use crate::clock::render;
 
 #[derive(Debug, Clone)]
@@ -64,7 +65,16 @@ pub struct Scheduler {
     /// Active definitions by (pipeline, version), decrypted and compiled: every runtime call
     /// needs the graph, and building it is most of a small call's cost.
     compiled: std::sync::Mutex<HashMap<(String, i64), Compiled>>,
+    /// This server's name in the scheduler's lease.
+    server_id: String,
+    /// The lease's epoch while this server holds it (0: it does not).
+    epoch: std::sync::atomic::AtomicI64,
 }
+
+/// The lease only one server at a time holds: its scheduler loop runs, the others' wait.
+const LEASE: &str = "scheduler";
+/// How long a lease lasts unrenewed: a server that stops is replaced within this.
+const LEASE_SECONDS: i64 = 10;
 
 impl Scheduler {
     pub fn new(settings: SchedulerSettings) -> Arc<Scheduler> {
@@ -73,7 +83,66 @@ impl Scheduler {
             wake: Notify::new(),
             queued: Notify::new(),
             compiled: std::sync::Mutex::new(HashMap::new()),
+            server_id: format!("server-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            epoch: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    /// Whether this server runs the scheduler's loop now.
+    pub fn is_leader(&self) -> bool {
+        self.epoch.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
+    /// Takes or renews the lease (at each turn of the loop); whether this server holds it.
+    async fn lead(&self, store: &dyn sluice_store::Store) -> bool {
+        // Leases run on real time, whatever time the scheduler is told it is.
+        let now = crate::clock::SystemClock.now();
+        let until = now + chrono::Duration::seconds(LEASE_SECONDS.max(self.settings.tick.as_secs() as i64 * 3));
+        let acquired = async {
+            let mut tx = store.begin().await?;
+            let epoch = tx
+                .acquire_lease(
+                    LEASE,
+                    &self.server_id,
+                    &crate::clock::render(now),
+                    &crate::clock::render(until),
+                )
+                .await?;
+            tx.commit().await?;
+            sluice_store::Result::Ok(epoch)
+        };
+        let epoch = match acquired.await {
+            Ok(epoch) => epoch.unwrap_or(0),
+            Err(error) => {
+                tracing::error!(%error, "cannot take or renew the scheduler's lease");
+                0
+            }
+        };
+        let previous = self.epoch.swap(epoch, std::sync::atomic::Ordering::Relaxed);
+        if previous != epoch {
+            match epoch {
+                0 => tracing::info!(server = %self.server_id, "another server runs the scheduler"),
+                _ => tracing::info!(server = %self.server_id, epoch, "this server runs the scheduler"),
+            }
+        }
+        epoch != 0
+    }
+
+    /// The fence a scheduler step checks inside its own transaction: this server still holds
+    /// the lease at the epoch it had (a paused former leader's late step writes nothing).
+    async fn still_leads(&self, tx: &mut dyn sluice_store::Transaction) -> Result<bool, ApiError> {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Relaxed);
+        if epoch == 0 {
+            return Ok(false);
+        }
+        tx.holds_lease(
+            LEASE,
+            &self.server_id,
+            epoch,
+            &crate::clock::render(crate::clock::SystemClock.now()),
+        )
+        .await
+        .map_err(crate::handlers::store_error)
     }
 
     /// Asks the worker to look now (a pipeline's timing changed).
@@ -262,6 +331,9 @@ pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>
             _ = app.scheduler.wake.notified() => {}
             _ = shutdown.changed() => return,
         }
+        if !app.scheduler.lead(app.store.as_ref()).await {
+            continue;
+        }
         let now = now(&app);
         crate::notify::deliver_due(&app, now).await;
         crate::classification::start_due(&app, now.and_utc()).await;
@@ -341,6 +413,9 @@ pub async fn advance_pipeline(app: &AppState, pipeline_id: &str, now: NaiveDateT
     .collect();
 
     let mut tx = app.store.begin().await.map_err(crate::handlers::store_error)?;
+    if !app.scheduler.still_leads(tx.as_mut()).await? {
+        return Ok(());
+    }
     let Some(record) = tx.pipeline(pipeline_id).await.map_err(crate::handlers::store_error)? else {
         return Ok(());
     };

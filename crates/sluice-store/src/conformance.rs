@@ -48,6 +48,26 @@ macro_rules! store_conformance_suite {
             }
 
             #[tokio::test]
+            async fn a_lease_has_one_holder_and_a_new_holder_gets_a_new_epoch() {
+                let store = store_with_root().await;
+                let mut tx = store.begin().await.expect("begin");
+                let t = |seconds: u32| format!("2026-01-01T00:00:{seconds:02}");
+                assert_eq!(tx.acquire_lease("scheduler", "a", &t(0), &t(10)).await.expect("lease"), Some(1));
+                assert_eq!(tx.acquire_lease("scheduler", "b", &t(5), &t(15)).await.expect("lease"), None);
+                assert_eq!(tx.acquire_lease("scheduler", "a", &t(5), &t(15)).await.expect("renew"), Some(1));
+                assert!(tx.holds_lease("scheduler", "a", 1, &t(6)).await.expect("fence"));
+                // Expired: another server takes over with the next epoch, and the old holder's
+                // work is fenced off.
+                assert_eq!(tx.acquire_lease("scheduler", "b", &t(16), &t(26)).await.expect("lease"), Some(2));
+                assert!(!tx.holds_lease("scheduler", "a", 1, &t(17)).await.expect("fence"));
+                assert!(tx.holds_lease("scheduler", "b", 2, &t(17)).await.expect("fence"));
+                assert!(!tx.holds_lease("scheduler", "b", 2, &t(27)).await.expect("fence"), "expired");
+                assert_eq!(tx.acquire_lease("scheduler", "a", &t(20), &t(30)).await.expect("lease"), None);
+                assert_eq!(tx.acquire_lease("other", "a", &t(20), &t(30)).await.expect("lease"), Some(1));
+                tx.commit().await.expect("commit");
+            }
+
+            #[tokio::test]
             async fn classification_jobs_are_due_once_and_held_by_one_server_at_a_time() {
                 let store = store_with_root().await;
                 let mut tx = store.begin().await.expect("begin");
@@ -226,9 +246,12 @@ macro_rules! store_conformance_suite {
                     created_at: "2026-01-01T00:00:00".into(),
                 };
                 tx.insert_user(&alice).await.expect("user");
-                // A second user of the same name in the account is refused by the store itself.
-                assert!(tx.insert_user(&UserRecord { identity: IdentityRecord { identity_id: "AIDAOTHER".into(), ..alice.identity.clone() }, ..alice.clone() }).await.is_err());
                 tx.commit().await.expect("commit");
+                // A second user of the same name in the account is refused by the store itself
+                // (and a failed statement ends its transaction: PostgreSQL aborts it).
+                let mut tx = store.begin().await.expect("begin");
+                assert!(tx.insert_user(&UserRecord { identity: IdentityRecord { identity_id: "AIDAOTHER".into(), ..alice.identity.clone() }, ..alice.clone() }).await.is_err());
+                drop(tx);
                 let mut tx = store.begin().await.expect("begin");
                 assert_eq!(tx.user("000000000000", "alice").await.expect("read"), Some(alice.clone()));
                 assert_eq!(tx.users("000000000000").await.expect("list"), vec![alice.clone()]);

@@ -1,5 +1,6 @@
-//! Persistence for Sluice behind one `Store` trait: SQLite (embedded, the default) today,
-//! PostgreSQL later, both held to one conformance suite (`store_conformance_suite!`).
+//! Persistence for Sluice behind one `Store` trait: SQLite (embedded, the default) and
+//! PostgreSQL (several servers), one implementation of the SQL (`sql/`) included by each, both
+//! held to one conformance suite (`store_conformance_suite!`).
 //!
 //! Every API request runs in one `Transaction`; dropping it without `commit` rolls back, so a
 //! failed request leaves nothing half-written. This is the only crate that contains SQL. It never
@@ -9,13 +10,13 @@ mod conformance;
 mod records;
 
 pub use records::{DEFINITION_FORMAT_PLAINTEXT, DEFINITION_FORMAT_SEALED, decode_definition, encode_definition};
+mod postgres;
 mod sqlite;
-mod sqlite_iam;
-mod sqlite_runtime;
 
 use async_trait::async_trait;
 use sluice_core::runtime::{Changes, ComponentRun, State};
 
+pub use postgres::PostgresStore;
 pub use records::{
     AccessKeyMetadata, AccessKeyRecord, AuditAttribute, AuditDigestRecord, AuditFileRecord, AuditQuery, AuditRecord,
     ClassificationJobRecord, FindingRecord, GroupRecord, IdentityRecord, LoginProfileRecord, MfaDeviceRecord,
@@ -45,7 +46,9 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_read(&self) -> Result<Box<dyn Transaction>>;
 }
 
-/// Everything a request can read or change, inside one transaction.
+/// Everything a request can read or change, inside one transaction. A statement that fails
+/// ends what the transaction can do (PostgreSQL aborts it; SQLite would go on): callers return
+/// the error and drop the transaction.
 #[async_trait]
 pub trait Transaction: Send {
     async fn count_identities(&mut self) -> Result<i64>;
@@ -141,6 +144,13 @@ pub trait Transaction: Send {
         limit: i64,
     ) -> Result<Vec<FindingRecord>>;
     async fn finding(&mut self, finding_id: &str) -> Result<Option<FindingRecord>>;
+    /// Takes or renews the lease `name` for `holder` until `until`, if it is free, expired at
+    /// `now`, or already `holder`'s; its epoch (a new holder gets the next one), or `None` when
+    /// another holds it.
+    async fn acquire_lease(&mut self, name: &str, holder: &str, now: &str, until: &str) -> Result<Option<i64>>;
+    /// Whether `holder` holds lease `name` at `epoch`, unexpired at `now` (the fence work done
+    /// under a lease checks in its own transaction).
+    async fn holds_lease(&mut self, name: &str, holder: &str, epoch: i64, now: &str) -> Result<bool>;
     /// Creates or replaces a user's login profile.
     async fn put_login_profile(&mut self, profile: &LoginProfileRecord) -> Result<()>;
     async fn login_profile(&mut self, identity_id: &str) -> Result<Option<LoginProfileRecord>>;

@@ -20,6 +20,12 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     } else {
         body
     };
+    if escapes_nul(body) {
+        return Err(ApiError::new(
+            ErrorKind::SerializationException,
+            "the request body holds a NUL character (\\u0000), which no field may contain",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -53,4 +59,33 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         )
     })?;
     Ok(value)
+}
+
+/// Whether a JSON text escapes a NUL character (`\u0000`) in a string: no field of any
+/// operation may hold one (PostgreSQL's text cannot, and no AWS name or value does).
+fn escapes_nul(body: &[u8]) -> bool {
+    let mut index = 0;
+    while index < body.len() {
+        if body[index] == b'\\' {
+            if body.get(index + 1) == Some(&b'u') && body.get(index + 2..index + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            index += 2;
+        } else {
+            index += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::escapes_nul;
+
+    #[test]
+    fn an_escaped_nul_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(escapes_nul(br#"{"name": "a\u0000b"}"#));
+        assert!(!escapes_nul(br#"{"name": "a\\u0000b"}"#));
+        assert!(!escapes_nul(br#"{"name": "a\u0041"}"#));
+    }
 }

@@ -29,10 +29,16 @@ struct Cli {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant, reason = "parsed once at start")]
 enum Command {
-    /// Serve the AWS Data Pipeline API over HTTPS, with an embedded store in the data directory.
+    /// Serve the AWS Data Pipeline API over HTTPS, with an embedded store in the data directory
+    /// (or PostgreSQL with --store).
     Serve {
         #[arg(long, default_value = "./sluice-data")]
         data_dir: PathBuf,
+        /// `postgres://user@host:port/database?sslmode=verify-full` to keep state in PostgreSQL
+        /// (several servers may share it; give them the same keys). The password belongs in
+        /// PGPASSWORD or ~/.pgpass, not in the URL.
+        #[arg(long, env = "SLUICE_STORE")]
+        store: Option<String>,
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
         /// PEM certificate chain; without it a self-signed certificate for localhost is created.
@@ -552,6 +558,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve {
             data_dir,
+            store,
             listen,
             tls_cert,
             tls_key,
@@ -588,6 +595,7 @@ fn main() -> ExitCode {
             let scheduler = scheduling.settings(&region);
             let config = sluice_server::ServeConfig {
                 data_dir,
+                store,
                 listen,
                 tls_cert,
                 tls_key,

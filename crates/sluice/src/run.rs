@@ -309,6 +309,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     };
     let config = sluice_server::ServeConfig {
         data_dir: data_dir.clone(),
+        store: None,
         listen: "127.0.0.1:0".parse()?,
         tls_cert: None,
         tls_key: None,

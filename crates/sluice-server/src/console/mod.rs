@@ -100,7 +100,9 @@ fn cookie_session(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 fn pairs(text: &[u8]) -> Vec<(String, String)> {
+    // No field holds a NUL (the store's text could not).
     form_urlencoded::parse(text)
+        .filter(|(key, value)| !key.contains('\0') && !value.contains('\0'))
         .take(1000)
         .map(|(key, value)| (key.into_owned(), value.into_owned()))
         .collect()

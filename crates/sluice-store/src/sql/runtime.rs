@@ -1,12 +1,13 @@
-//! The scheduler's tables on SQLite: loading a pipeline's runtime state and writing back what
-//! changed, in multi-row statements so a large plan costs few round trips.
+// The scheduler's tables on SQLite: loading a pipeline's runtime state and writing back what
+// changed, in multi-row statements so a large plan costs few round trips.
 
 use chrono::NaiveDateTime;
 use sluice_core::runtime::{
     Attempt, Changes, ComponentRun, Health, Instance, PipelineRun, PipelineState, State, Status, TaskOutcome,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection};
+use sqlx::Row;
+
+use super::{Conn, Db, DbRow, dynamic, q};
 
 use crate::{Result, StoreError};
 
@@ -26,24 +27,24 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} '{value}' is not readable"))
 }
 
-fn time(row: &SqliteRow, column: &str) -> Result<NaiveDateTime> {
+fn time(row: &DbRow, column: &str) -> Result<NaiveDateTime> {
     let value: String = row.try_get(column)?;
     NaiveDateTime::parse_from_str(&value, TIME_FORMAT).map_err(|_| corrupt(column, &value))
 }
 
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<NaiveDateTime>> {
+fn optional_time(row: &DbRow, column: &str) -> Result<Option<NaiveDateTime>> {
     let value: Option<String> = row.try_get(column)?;
     value
         .map(|value| NaiveDateTime::parse_from_str(&value, TIME_FORMAT).map_err(|_| corrupt(column, &value)))
         .transpose()
 }
 
-fn status(row: &SqliteRow) -> Result<Status> {
+fn status(row: &DbRow) -> Result<Status> {
     let value: String = row.try_get("status")?;
     Status::parse(&value).ok_or_else(|| corrupt("status", &value))
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u32> {
+fn count(row: &DbRow, column: &str) -> Result<u32> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
 }
@@ -51,7 +52,7 @@ fn count(row: &SqliteRow, column: &str) -> Result<u32> {
 const INSTANCE_COLUMNS: &str = "instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason";
 const ATTEMPT_COLUMNS: &str = "attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason";
 
-fn pipeline_from_row(row: &SqliteRow) -> Result<PipelineRun> {
+fn pipeline_from_row(row: &DbRow) -> Result<PipelineRun> {
     let state_text: String = row.try_get("state")?;
     Ok(PipelineRun {
         state: PipelineState::parse(&state_text).ok_or_else(|| corrupt("pipeline state", &state_text))?,
@@ -62,7 +63,7 @@ fn pipeline_from_row(row: &SqliteRow) -> Result<PipelineRun> {
     })
 }
 
-fn instance_from_row(row: &SqliteRow) -> Result<Instance> {
+fn instance_from_row(row: &DbRow) -> Result<Instance> {
     Ok(Instance {
         id: row.try_get("instance_id")?,
         component: row.try_get("component_id")?,
@@ -82,7 +83,7 @@ fn instance_from_row(row: &SqliteRow) -> Result<Instance> {
     })
 }
 
-fn attempt_from_row(row: &SqliteRow) -> Result<Attempt> {
+fn attempt_from_row(row: &DbRow) -> Result<Attempt> {
     let outcome: Option<String> = row.try_get("outcome")?;
     Ok(Attempt {
         id: row.try_get("attempt_id")?,
@@ -108,17 +109,17 @@ fn attempt_from_row(row: &SqliteRow) -> Result<Attempt> {
 
 /// The rows of `table` of a pipeline whose `id_column` is one of `ids` (static names only).
 async fn rows_by_id(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     columns: &'static str,
     table: &'static str,
     id_column: &'static str,
     pipeline_id: &str,
     ids: &[String],
-) -> Result<Vec<SqliteRow>> {
+) -> Result<Vec<DbRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut builder = sqlx::QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM {table} WHERE pipeline_id = "));
+    let mut builder = sqlx::QueryBuilder::<Db>::new(format!("SELECT {columns} FROM {table} WHERE pipeline_id = "));
     builder
         .push_bind(pipeline_id.to_string())
         .push(format!(" AND {id_column} IN ("));
@@ -133,13 +134,13 @@ async fn rows_by_id(
 /// Part of a pipeline's runtime state: the pipeline's facts, the named instances and attempts
 /// (those that exist), no component runs. For calls that touch a few rows.
 pub(crate) async fn load_part(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     pipeline_id: &str,
     instance_ids: &[String],
     attempt_ids: &[String],
 ) -> Result<Option<State>> {
     let Some(row) = sqlx::query(
-        "SELECT state, first_activation_at, activated_at, cancel_active, wake_at FROM pipelines WHERE pipeline_id = ? AND deleted_at IS NULL",
+        q("SELECT state, first_activation_at, activated_at, cancel_active, wake_at FROM pipelines WHERE pipeline_id = ? AND deleted_at IS NULL"),
     )
     .bind(pipeline_id)
     .fetch_optional(&mut *connection)
@@ -175,9 +176,9 @@ pub(crate) async fn load_part(
     Ok(Some(State::new(pipeline, Vec::new(), instances, attempts)))
 }
 
-pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<Option<State>> {
+pub(crate) async fn load(connection: &mut Conn, pipeline_id: &str) -> Result<Option<State>> {
     let Some(row) = sqlx::query(
-        "SELECT state, first_activation_at, activated_at, cancel_active, wake_at FROM pipelines WHERE pipeline_id = ? AND deleted_at IS NULL",
+        q("SELECT state, first_activation_at, activated_at, cancel_active, wake_at FROM pipelines WHERE pipeline_id = ? AND deleted_at IS NULL"),
     )
     .bind(pipeline_id)
     .fetch_optional(&mut *connection)
@@ -190,7 +191,7 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
     let components = component_runs(&mut *connection, pipeline_id).await?;
 
     let rows = sqlx::query(
-        "SELECT instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason FROM instances WHERE pipeline_id = ?",
+        q("SELECT instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason FROM instances WHERE pipeline_id = ?"),
     )
     .bind(pipeline_id)
     .fetch_all(&mut *connection)
@@ -198,7 +199,7 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
     let instances = rows.iter().map(instance_from_row).collect::<Result<Vec<_>>>()?;
 
     let rows = sqlx::query(
-        "SELECT attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason FROM attempts WHERE pipeline_id = ? ORDER BY instance_id, number",
+        q("SELECT attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason FROM attempts WHERE pipeline_id = ? ORDER BY instance_id, number"),
     )
     .bind(pipeline_id)
     .fetch_all(&mut *connection)
@@ -207,10 +208,12 @@ pub(crate) async fn load(connection: &mut SqliteConnection, pipeline_id: &str) -
     Ok(Some(State::new(pipeline, components, instances, attempts)))
 }
 
-pub(crate) async fn component_runs(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<Vec<ComponentRun>> {
-    let rows = sqlx::query(
-        "SELECT component_id, next_index, exhausted, paused, health, health_instance, health_time FROM component_runs WHERE pipeline_id = ? ORDER BY rowid",
-    )
+pub(crate) async fn component_runs(connection: &mut Conn, pipeline_id: &str) -> Result<Vec<ComponentRun>> {
+    // In the order they were first written (the definition's).
+    let rows = sqlx::query(sqlx::AssertSqlSafe(dynamic(format!(
+        "SELECT component_id, next_index, exhausted, paused, health, health_instance, health_time FROM component_runs WHERE pipeline_id = ? ORDER BY {}",
+        super::INSERTION_ORDER
+    ))))
     .bind(pipeline_id)
     .fetch_all(&mut *connection)
     .await?;
@@ -233,10 +236,10 @@ pub(crate) async fn component_runs(connection: &mut SqliteConnection, pipeline_i
     Ok(components)
 }
 
-pub(crate) async fn save(connection: &mut SqliteConnection, pipeline_id: &str, changes: &Changes) -> Result<()> {
+pub(crate) async fn save(connection: &mut Conn, pipeline_id: &str, changes: &Changes) -> Result<()> {
     if let Some(pipeline) = &changes.pipeline {
         sqlx::query(
-            "UPDATE pipelines SET state = ?, first_activation_at = ?, activated_at = ?, cancel_active = ?, wake_at = ? WHERE pipeline_id = ?",
+            q("UPDATE pipelines SET state = ?, first_activation_at = ?, activated_at = ?, cancel_active = ?, wake_at = ? WHERE pipeline_id = ?"),
         )
         .bind(pipeline.state.as_str())
         .bind(optional_text(pipeline.first_activation))
@@ -248,8 +251,8 @@ pub(crate) async fn save(connection: &mut SqliteConnection, pipeline_id: &str, c
         .await?;
     }
     for chunk in changes.components.chunks(CHUNK) {
-        let mut builder = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT OR REPLACE INTO component_runs (pipeline_id, component_id, next_index, exhausted, paused, health, health_instance, health_time) ",
+        let mut builder = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO component_runs (pipeline_id, component_id, next_index, exhausted, paused, health, health_instance, health_time) ",
         );
         builder.push_values(chunk, |mut row, run| {
             row.push_bind(pipeline_id.to_string())
@@ -261,11 +264,12 @@ pub(crate) async fn save(connection: &mut SqliteConnection, pipeline_id: &str, c
                 .push_bind(run.health_instance.clone())
                 .push_bind(optional_text(run.health_time));
         });
+        builder.push(" ON CONFLICT (pipeline_id, component_id) DO UPDATE SET next_index = excluded.next_index, exhausted = excluded.exhausted, paused = excluded.paused, health = excluded.health, health_instance = excluded.health_instance, health_time = excluded.health_time");
         builder.build().execute(&mut *connection).await?;
     }
     for chunk in changes.instances.chunks(CHUNK) {
-        let mut builder = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT OR REPLACE INTO instances (pipeline_id, instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason) ",
+        let mut builder = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO instances (pipeline_id, instance_id, component_id, scheduled_start, scheduled_end, status, attempt_count, tries_left, actual_start, actual_end, head_attempt, created_at, late_fired, rerun, next_check_at, reason) ",
         );
         builder.push_values(chunk, |mut row, instance| {
             row.push_bind(pipeline_id.to_string())
@@ -285,11 +289,12 @@ pub(crate) async fn save(connection: &mut SqliteConnection, pipeline_id: &str, c
                 .push_bind(optional_text(instance.next_check_at))
                 .push_bind(instance.reason.clone());
         });
+        builder.push(" ON CONFLICT (pipeline_id, instance_id) DO UPDATE SET component_id = excluded.component_id, scheduled_start = excluded.scheduled_start, scheduled_end = excluded.scheduled_end, status = excluded.status, attempt_count = excluded.attempt_count, tries_left = excluded.tries_left, actual_start = excluded.actual_start, actual_end = excluded.actual_end, head_attempt = excluded.head_attempt, created_at = excluded.created_at, late_fired = excluded.late_fired, rerun = excluded.rerun, next_check_at = excluded.next_check_at, reason = excluded.reason");
         builder.build().execute(&mut *connection).await?;
     }
     for chunk in changes.attempts.chunks(CHUNK) {
-        let mut builder = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT OR REPLACE INTO attempts (pipeline_id, attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason) ",
+        let mut builder = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO attempts (pipeline_id, attempt_id, instance_id, component_id, number, status, queue, available_at, task_id, leased_at, acknowledged, progress_at, actual_start, actual_end, hostname, outcome, reason) ",
         );
         builder.push_values(chunk, |mut row, attempt| {
             row.push_bind(pipeline_id.to_string())
@@ -310,14 +315,15 @@ pub(crate) async fn save(connection: &mut SqliteConnection, pipeline_id: &str, c
                 .push_bind(attempt.outcome.map(TaskOutcome::as_str))
                 .push_bind(attempt.reason.clone());
         });
+        builder.push(" ON CONFLICT (pipeline_id, attempt_id) DO UPDATE SET instance_id = excluded.instance_id, component_id = excluded.component_id, number = excluded.number, status = excluded.status, queue = excluded.queue, available_at = excluded.available_at, task_id = excluded.task_id, leased_at = excluded.leased_at, acknowledged = excluded.acknowledged, progress_at = excluded.progress_at, actual_start = excluded.actual_start, actual_end = excluded.actual_end, hostname = excluded.hostname, outcome = excluded.outcome, reason = excluded.reason");
         builder.build().execute(&mut *connection).await?;
     }
     Ok(())
 }
 
-pub(crate) async fn due_pipelines(connection: &mut SqliteConnection, now: &str, limit: i64) -> Result<Vec<String>> {
+pub(crate) async fn due_pipelines(connection: &mut Conn, now: &str, limit: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT pipeline_id FROM pipelines WHERE deleted_at IS NULL AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?",
+        q("SELECT pipeline_id FROM pipelines WHERE deleted_at IS NULL AND wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?"),
     )
     .bind(now)
     .bind(limit)
@@ -326,7 +332,7 @@ pub(crate) async fn due_pipelines(connection: &mut SqliteConnection, now: &str, 
 }
 
 pub(crate) async fn next_task(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     account_id: &str,
     queue: &str,
     now: &str,
@@ -339,9 +345,10 @@ pub(crate) async fn next_task(
         "a.queue = ?"
     };
     let statement = format!(
-        "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE {condition} AND a.status = 'WAITING_FOR_RUNNER' AND a.available_at <= ? AND p.state = 'SCHEDULED' AND p.deleted_at IS NULL AND p.account_id = ? ORDER BY a.available_at, a.attempt_id LIMIT 1"
+        "SELECT a.pipeline_id, a.attempt_id FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE {condition} AND a.status = 'WAITING_FOR_RUNNER' AND a.available_at <= ? AND p.state = 'SCHEDULED' AND p.deleted_at IS NULL AND p.account_id = ? ORDER BY a.available_at, a.attempt_id LIMIT 1{}",
+        super::CLAIM_LOCK
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(dynamic(statement)));
     if queue != sluice_core::runtime::ANY_RESOURCE_QUEUE {
         query = query.bind(queue);
     }
@@ -355,13 +362,13 @@ pub(crate) async fn next_task(
 }
 
 pub(crate) async fn report_task_progress(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     account_id: &str,
     task_id: &str,
     now: &str,
 ) -> Result<Option<(String, String)>> {
     let row = sqlx::query(
-        "SELECT a.pipeline_id, a.status FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE a.task_id = ? AND p.account_id = ? AND p.deleted_at IS NULL",
+        q("SELECT a.pipeline_id, a.status FROM attempts a JOIN pipelines p ON p.pipeline_id = a.pipeline_id WHERE a.task_id = ? AND p.account_id = ? AND p.deleted_at IS NULL"),
     )
     .bind(task_id)
     .bind(account_id)
@@ -370,7 +377,7 @@ pub(crate) async fn report_task_progress(
     let Some(row) = row else { return Ok(None) };
     let (pipeline_id, status): (String, String) = (row.try_get("pipeline_id")?, row.try_get("status")?);
     if status == Status::Running.as_str() {
-        sqlx::query("UPDATE attempts SET acknowledged = 1, progress_at = ? WHERE pipeline_id = ? AND task_id = ?")
+        sqlx::query(q("UPDATE attempts SET acknowledged = TRUE, progress_at = ? WHERE pipeline_id = ? AND task_id = ?"))
             .bind(now)
             .bind(&pipeline_id)
             .bind(task_id)
@@ -380,15 +387,15 @@ pub(crate) async fn report_task_progress(
     Ok(Some((pipeline_id, status)))
 }
 
-pub(crate) async fn task_pipeline(connection: &mut SqliteConnection, task_id: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT pipeline_id FROM attempts WHERE task_id = ?")
+pub(crate) async fn task_pipeline(connection: &mut Conn, task_id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(q("SELECT pipeline_id FROM attempts WHERE task_id = ?"))
         .bind(task_id)
         .fetch_optional(&mut *connection)
         .await?)
 }
 
 /// Deleting a pipeline drops its run history with it.
-pub(crate) async fn delete(connection: &mut SqliteConnection, pipeline_id: &str) -> Result<()> {
+pub(crate) async fn delete(connection: &mut Conn, pipeline_id: &str) -> Result<()> {
     for statement in [
         "DELETE FROM attempt_reports WHERE pipeline_id = ?",
         "DELETE FROM notifications WHERE pipeline_id = ?",
@@ -397,7 +404,7 @@ pub(crate) async fn delete(connection: &mut SqliteConnection, pipeline_id: &str)
         "DELETE FROM component_runs WHERE pipeline_id = ?",
         "UPDATE pipelines SET wake_at = NULL WHERE pipeline_id = ?",
     ] {
-        sqlx::query(statement)
+        sqlx::query(q(statement))
             .bind(pipeline_id)
             .execute(&mut *connection)
             .await?;
