@@ -23,6 +23,25 @@ SAMPLES = ROOT.parent / "shared" / "reference" / "dp-samples"
 VENV_BIN = pathlib.Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 
 
+POSTGRES = os.environ.get("SLUICE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+
+
+_POSTGRES_DATABASES = {}
+
+
+def postgres_database_for(data_dir):
+    """The PostgreSQL database of a data directory (created empty the first time): a server
+    restarted on the same directory finds its state, as it would in the SQLite file."""
+    import uuid
+    key = str(pathlib.Path(data_dir).resolve())
+    if key not in _POSTGRES_DATABASES:
+        name = f"sluice_e2e_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", f'CREATE DATABASE "{name}"'], check=True,
+                       capture_output=True, timeout=60)
+        _POSTGRES_DATABASES[key] = f"{POSTGRES}/{name}"
+    return _POSTGRES_DATABASES[key]
+
+
 class Server:
     def __init__(self, data_dir, extra_args=(), extra_env=None, binary=None):
         self.binary = binary or SLUICE
@@ -38,6 +57,10 @@ class Server:
             self.extra_args += ["--no-runner"]
         self.process = None
         self.url = None
+        # SLUICE_TEST_STORE=postgres runs every server on a fresh PostgreSQL database of its own
+        # (the whole suite, once per backend).
+        if os.environ.get("SLUICE_TEST_STORE") == "postgres" and "--store" not in self.extra_args:
+            self.extra_args += ["--store", postgres_database_for(self.data_dir)]
 
     def start(self):
         self.log = open(self.log_path, "ab")
@@ -313,3 +336,33 @@ class RecordingProxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only: reads the SQLite file itself, or uses an offline --data-dir command")
+
+
+def pytest_collection_modifyitems(config, items):
+    # On PostgreSQL (SLUICE_TEST_STORE=postgres) the tests that open the SQLite file, or the
+    # offline commands that do, do not apply; every other test runs against PostgreSQL.
+    if os.environ.get("SLUICE_TEST_STORE") == "postgres":
+        skip = pytest.mark.skip(reason="reads the SQLite file or uses an offline --data-dir command")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+def pytest_sessionstart(session):
+    # Databases an earlier PostgreSQL run left behind go first.
+    if os.environ.get("SLUICE_TEST_STORE") == "postgres":
+        listed = subprocess.run(
+            ["psql", f"{POSTGRES}/postgres", "-Atc", "SELECT datname FROM pg_database WHERE datname LIKE 'sluice\\_e2e\\_%'"],
+            capture_output=True, text=True, timeout=60)
+        for name in listed.stdout.split():
+            # A database of a test process still running (another checkout's run) stays.
+            pid = name.split("_")[2] if name.count("_") >= 3 else ""
+            if pid.isdigit() and os.path.exists(f"/proc/{pid}"):
+                continue
+            subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+                           capture_output=True, timeout=60)

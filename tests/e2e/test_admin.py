@@ -4,6 +4,7 @@ every other call."""
 
 import base64
 import json
+import pytest
 import os
 import subprocess
 import time
@@ -28,6 +29,7 @@ def sluice_cli(server, *args, env=None, check=True):
     return result
 
 
+@pytest.mark.sqlite_only
 def test_rotate_rewrap_and_verify_through_the_api(tmp_path):
     server = Server(tmp_path / "data", ["--audit-delivery-seconds", "1", "--audit-digest-seconds", "1"]).start()
     try:

@@ -39,6 +39,7 @@ def request_id_of(call):
         return error.response["ResponseMetadata"]["RequestId"], error.response["Error"]["Code"]
 
 
+@pytest.mark.sqlite_only
 def test_every_operation_yields_exactly_one_record(tmp_path):
     server = audit_server(tmp_path)
     try:
@@ -118,6 +119,7 @@ def server_cloudtrail(server, **overrides):
         config=botocore.config.Config(retries={"max_attempts": 1}))
 
 
+@pytest.mark.sqlite_only
 def test_authentication_failures_are_recorded_without_identity(tmp_path):
     server = audit_server(tmp_path)
     try:
@@ -141,6 +143,7 @@ def test_authentication_failures_are_recorded_without_identity(tmp_path):
     assert "not-the-secret" not in json.dumps(found)
 
 
+@pytest.mark.sqlite_only
 def test_secrets_never_reach_any_file_sluice_writes_for_audit(tmp_path):
     server = audit_server(tmp_path)
     secrets = ["hunter2-field-secret", "param-value-secret", "param-default-secret"]
@@ -276,12 +279,14 @@ def first_problem(data_dir):
     return next(line for line in output.splitlines() if line.startswith("TAMPERED:"))
 
 
+@pytest.mark.sqlite_only
 def test_an_edited_record_is_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     sql(copy, "UPDATE audit_records SET record = replace(record, '\"p3\"', '\"pX\"') WHERE record LIKE '%\"p3\"%'")
     assert "was altered: its hash does not match" in first_problem(copy)
 
 
+@pytest.mark.sqlite_only
 def test_a_rewritten_chain_is_caught_by_the_delivered_copy(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     # Someone with the database (not the signing key) edits a record and recomputes every hash.
@@ -300,12 +305,14 @@ def test_a_rewritten_chain_is_caught_by_the_delivered_copy(trail_dir, tmp_path):
     assert "differs from its delivered copy" in problem and "record" in problem
 
 
+@pytest.mark.sqlite_only
 def test_a_deleted_record_is_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     sql(copy, "DELETE FROM audit_records WHERE seq = 4")
     assert "records 4..4 are missing before record 5" in first_problem(copy)
 
 
+@pytest.mark.sqlite_only
 def test_swapped_records_are_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     connection = sqlite3.connect(copy / "sluice.db")
@@ -320,6 +327,7 @@ def test_swapped_records_are_named(trail_dir, tmp_path):
     assert "record 3" in first_problem(copy)
 
 
+@pytest.mark.sqlite_only
 def test_a_truncated_log_file_is_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     target = logs(copy)[1]
@@ -328,6 +336,7 @@ def test_a_truncated_log_file_is_named(trail_dir, tmp_path):
     assert target.name in problem and "truncated or corrupt" in problem
 
 
+@pytest.mark.sqlite_only
 def test_an_edited_log_file_is_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     target = logs(copy)[0]
@@ -337,6 +346,7 @@ def test_an_edited_log_file_is_named(trail_dir, tmp_path):
     assert target.name in problem and "altered" in problem
 
 
+@pytest.mark.sqlite_only
 def test_an_inserted_or_deleted_log_file_is_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     extra = logs(copy)[0].with_name("000000000000_CloudTrail_us-east-1_20260101T0000Z_INSERTED0000000.json.gz")
@@ -351,6 +361,7 @@ def test_an_inserted_or_deleted_log_file_is_named(trail_dir, tmp_path):
     assert gone.name in problem and "missing" in problem
 
 
+@pytest.mark.sqlite_only
 def test_a_replaced_or_deleted_digest_is_named(trail_dir, tmp_path):
     copy = tampered_copy(trail_dir, tmp_path)
     target = digests(copy)[1]
@@ -367,12 +378,14 @@ def test_a_replaced_or_deleted_digest_is_named(trail_dir, tmp_path):
     assert gone.name in problem and "missing" in problem
 
 
+@pytest.mark.sqlite_only
 def test_verify_reports_on_a_time_range(trail_dir):
     result = subprocess.run([SLUICE, "audit", "verify", "--data-dir", str(trail_dir), "--from", "2999-01-01T00:00:00Z"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "0 log files" in result.stdout, result.stdout
 
 
+@pytest.mark.sqlite_only
 def test_retention_prunes_old_files_and_what_remains_still_verifies(tmp_path):
     import time
     server = Server(tmp_path / "data", ["--audit-delivery-seconds", "1", "--audit-digest-seconds", "1",
@@ -393,6 +406,7 @@ def test_retention_prunes_old_files_and_what_remains_still_verifies(tmp_path):
     assert code == 0 and "intact" in output, output
 
 
+@pytest.mark.sqlite_only
 def test_delivery_to_a_bucket_verifies_and_names_tampering(tmp_path, s3_server):
     # Short bucket and prefix names: s3s-fs keeps object metadata in files named after the
     # base64 of the key, which must fit in 255 bytes.

@@ -2,6 +2,7 @@
 findings with located occurrences and redacted samples, custom identifiers and allow lists."""
 
 import gzip
+import pytest
 import json
 import os
 import subprocess
@@ -147,6 +148,7 @@ def test_outputs_are_reviewed_before_publishing_as_the_policy_says(tmp_path):
     assert SSN not in logs and CARD not in logs
 
 
+@pytest.mark.sqlite_only
 def test_findings_reported_by_runners_are_listed_sealed_and_authorized(tmp_path):
     from conftest import Server
     from test_iam import user_with

@@ -2,6 +2,7 @@
 runs, and deleting a pipeline destroys its data key."""
 
 import gzip
+import pytest
 import sqlite3
 import subprocess
 
@@ -44,6 +45,7 @@ def every_file(data_dir, log_path):
     yield log_path, log_path.read_bytes()
 
 
+@pytest.mark.sqlite_only
 def test_no_secret_reaches_any_file_in_plaintext(tmp_path):
     server = Server(tmp_path / "data", ["--audit-delivery-seconds", "1", "--audit-digest-seconds", "1"]).start()
     try:
@@ -76,6 +78,7 @@ def kek_version(sealed):
     return int.from_bytes(sealed[5 + id_length:9 + id_length], "big")
 
 
+@pytest.mark.sqlite_only
 def test_rotate_and_rewrap_while_serving_then_crypto_shred(tmp_path):
     server = Server(tmp_path / "data").start()
     try:
@@ -113,6 +116,7 @@ def test_rotate_and_rewrap_while_serving_then_crypto_shred(tmp_path):
     assert remaining == [second] and bodies == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_missing_key_folder_is_not_silently_replaced(tmp_path):
     server = Server(tmp_path / "data").start()
     server.stop()
@@ -125,6 +129,7 @@ def test_a_missing_key_folder_is_not_silently_replaced(tmp_path):
     assert "key" in restarted.stderr.lower()
 
 
+@pytest.mark.sqlite_only
 def test_keys_from_the_environment_instead_of_a_folder(tmp_path):
     import base64
     import os
@@ -257,6 +262,7 @@ def test_secret_fields_are_masked_unless_the_caller_may_reveal_them(tmp_path):
         server.stop()
 
 
+@pytest.mark.sqlite_only
 def test_keys_from_an_operator_command(tmp_path):
     import base64
     import os

@@ -182,6 +182,7 @@ def test_query_objects_selects_components_and_list_runs_works(server, client):
             {"fieldName": "@id", "operator": {"type": "BETWEEN", "values": ["A1"]}}]})
 
 
+@pytest.mark.sqlite_only
 def test_guard_rails_refuse_credentials_and_flag_personal_data(tmp_path):
     import json as json_module
     import sqlite3

@@ -309,6 +309,7 @@ def test_sql_activity_on_postgresql_and_mariadb(tmp_path):
                         f"DROP TABLE IF EXISTS {table}"], capture_output=True)
 
 
+@pytest.mark.sqlite_only
 def test_sluice_serve_runs_local_tasks_in_process(tmp_path):
     import sqlite3
     server = Server(tmp_path / "data", extra_args=["--worker-group", "local",

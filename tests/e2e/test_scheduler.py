@@ -447,6 +447,7 @@ def test_file_locations_stay_inside_the_local_data_root(clocked, tmp_path):
     assert statuses(client, pipeline_id)[f"@B_{clock.text(minutes=-3)}"] == "FAILED", "its precondition failed"
 
 
+@pytest.mark.sqlite_only
 def test_runtime_rows_live_in_the_store(clocked):
     server, clock = clocked
     client = server.client()

@@ -13,6 +13,7 @@ import pytest
 from conftest import SLUICE, Server, unique
 
 
+@pytest.mark.sqlite_only
 def test_bootstrap_files_are_private_and_survive_a_restart(tmp_path):
     server = Server(tmp_path / "data").start()
     try:
