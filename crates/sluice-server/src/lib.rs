@@ -75,20 +75,44 @@ pub struct ServeConfig {
     pub runner_log_dir: Option<PathBuf>,
 }
 
-/// A database URL as it may be logged: `user:password@` becomes `user:****@`.
+/// The in-process runner's key prefix of the server with this data directory: the shared
+/// prefix and three characters of the directory's hash.
+fn in_process_prefix(data_dir: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, path.as_os_str().as_encoded_bytes());
+    let tag: String = digest
+        .as_ref()
+        .iter()
+        .take(3)
+        .map(|byte| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[usize::from(byte % 32)]))
+        .collect();
+    format!("{IN_PROCESS_KEY_PREFIX}{tag}")
+}
+
+/// A database URL as it may be logged: no password, neither in the user part nor as a
+/// `password` parameter; a URL that does not parse is not shown at all.
 fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(a database URL)".into();
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(a database URL that does not parse)".into();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or("");
-            let masked = if credentials.contains(':') { ":****" } else { "" };
-            format!("{scheme}://{user}{masked}@{host}{}", &rest[authority_end..])
-        }
-        None => url.to_string(),
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("****"));
     }
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(key, value)| {
+            let value = if key.eq_ignore_ascii_case("password") {
+                "****".into()
+            } else {
+                value.into_owned()
+            };
+            (key.into_owned(), value)
+        })
+        .collect();
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    parsed.to_string()
 }
 
 /// The identity an in-process runner's key belongs to.
@@ -310,12 +334,21 @@ pub async fn serve_until(
     );
     tracing::info!(destination = %delivery.destination.description, fingerprint = %delivery.fingerprint, "audit trail delivery");
     let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
+    // The scheduler's lease first: what must be done once (the scheduler's loop, audit
+    // delivery) is done by the server holding it.
+    let scheduler = scheduler::Scheduler::new(config.scheduler.clone());
+    let lease_worker = tokio::spawn(scheduler::keep_lease(
+        scheduler.clone(),
+        store.clone(),
+        shutdown_sender.subscribe(),
+    ));
     let audit_worker = tokio::spawn(audit::delivery::run(
         delivery.clone(),
         store.clone(),
         clock.clone(),
         config.audit.schedule.clone(),
         shutdown_receiver,
+        scheduler.clone(),
     ));
 
     let tls = if config.insecure_http {
@@ -338,7 +371,7 @@ pub async fn serve_until(
         account_id,
         region: config.region.clone(),
         fips: config.fips,
-        scheduler: scheduler::Scheduler::new(config.scheduler.clone()),
+        scheduler: scheduler.clone(),
         audit: delivery.clone(),
         admin: Arc::new(admin::AdminJobs::default()),
         classification: Arc::new(classification::ClassificationJobs::default()),
@@ -352,17 +385,19 @@ pub async fn serve_until(
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{address}");
-    // Keys minted for an earlier process's runner die with it.
+    // Keys minted for an earlier process's runner die with it. Each server (its data directory)
+    // has a prefix of its own: servers sharing a database remove only their own keys.
+    let own_prefix = in_process_prefix(&config.data_dir);
     {
         let mut tx = state.store.begin().await?;
-        tx.delete_access_keys_with_prefix(IN_PROCESS_KEY_PREFIX).await?;
+        tx.delete_access_keys_with_prefix(&own_prefix).await?;
         tx.commit().await?;
     }
     let runner = if config.in_process_runner && (config.tls_cert.is_none() || config.insecure_http) {
         let (_, secret) = bootstrap::new_access_key()?;
         let access_key_id = format!(
-            "{IN_PROCESS_KEY_PREFIX}{}",
-            bootstrap::random_upper_alphanumeric(20 - IN_PROCESS_KEY_PREFIX.len())?
+            "{own_prefix}{}",
+            bootstrap::random_upper_alphanumeric(20 - own_prefix.len())?
         );
         let identity_id = match config.in_process_runner_identity {
             RunnerIdentity::Root => state.account_id.clone(),
@@ -454,10 +489,30 @@ pub async fn serve_until(
     let _ = shutdown_sender.send(true);
     let _ = scheduler_worker.await;
     let _ = audit_worker.await;
+    let _ = lease_worker.await;
     if let Ok(mut tx) = store_for_cleanup.begin().await
-        && tx.delete_access_keys_with_prefix(IN_PROCESS_KEY_PREFIX).await.is_ok()
+        && tx.delete_access_keys_with_prefix(&own_prefix).await.is_ok()
     {
         let _ = tx.commit().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod store_url_tests {
+    use super::without_password;
+
+    #[test]
+    fn a_database_url_is_logged_without_its_password() {
+        assert_eq!(
+            without_password("postgres://app:s3cr3t@db.internal:5432/sluice?sslmode=verify-full"),
+            "postgres://app:****@db.internal:5432/sluice?sslmode=verify-full"
+        );
+        assert_eq!(
+            without_password("postgres://app@db/sluice?password=s3cr3t&sslmode=require"),
+            "postgres://app@db/sluice?password=****&sslmode=require"
+        );
+        assert_eq!(without_password("postgres://app@db/sluice"), "postgres://app@db/sluice");
+        assert!(!without_password("postgres://app:pa/ss?@db/x").contains("pa/ss"));
+    }
 }

@@ -118,6 +118,10 @@ pub async fn deliver_due(app: &AppState, now: NaiveDateTime) {
         }
     };
     for notification in due {
+        // Another server may have taken the lease while this batch ran: it delivers the rest.
+        if !app.scheduler.is_leader() {
+            return;
+        }
         let result = deliver(app, &notification).await;
         let now_text = render_naive(now);
         let (delivered, error, next) = match &result {

@@ -323,6 +323,23 @@ pub async fn save_run(
     Ok(())
 }
 
+/// Takes the scheduler's lease at start and renews it on every tick (apart from the loop, so a
+/// long turn of work does not let it lapse), until shutdown.
+pub async fn keep_lease(
+    scheduler: Arc<Scheduler>,
+    store: Arc<dyn sluice_store::Store>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = scheduler.settings.tick.min(std::time::Duration::from_secs(2));
+    loop {
+        scheduler.lead(store.as_ref()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// The worker: until shutdown, wakes on its tick or when told, and advances every due pipeline.
 pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
@@ -331,7 +348,7 @@ pub async fn run(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>
             _ = app.scheduler.wake.notified() => {}
             _ = shutdown.changed() => return,
         }
-        if !app.scheduler.lead(app.store.as_ref()).await {
+        if !app.scheduler.is_leader() {
             continue;
         }
         let now = now(&app);

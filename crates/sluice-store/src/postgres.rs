@@ -8,12 +8,13 @@
 //! at REPEATABLE READ, READ ONLY: a snapshot that neither waits for nor holds up writers.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::{Result, Store, Transaction};
 
@@ -25,13 +26,22 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects (`postgres://user@host:port/database`, TLS as the URL's `sslmode` says) and applies
-    /// migrations.
+    /// Connects (`postgres://user@host:port/database`; TLS as the URL's `sslmode` says, and
+    /// `verify-full` when it says nothing and the host is not this one) and applies migrations.
     pub async fn open(url: &str) -> Result<PostgresStore> {
+        let mut options = PgConnectOptions::from_str(url)?
+            // A server that stops mid-transaction must not hold every writer's lock for long.
+            .options([("lock_timeout", "30s"), ("idle_in_transaction_session_timeout", "60s")]);
+        // Off this host, the connection is verified TLS unless the URL says otherwise.
+        let host = options.get_host();
+        let local = host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1");
+        if !local && !url.contains("sslmode=") {
+            options = options.ssl_mode(PgSslMode::VerifyFull);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { pool })

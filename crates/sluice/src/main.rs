@@ -37,7 +37,7 @@ enum Command {
         /// `postgres://user@host:port/database?sslmode=verify-full` to keep state in PostgreSQL
         /// (several servers may share it; give them the same keys). The password belongs in
         /// PGPASSWORD or ~/.pgpass, not in the URL.
-        #[arg(long, env = "SLUICE_STORE")]
+        #[arg(long, env = "SLUICE_STORE", hide_env_values = true)]
         store: Option<String>,
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,

@@ -298,6 +298,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     schedule: Schedule,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    scheduler: Arc<crate::scheduler::Scheduler>,
 ) {
     let mut deliver_tick = tokio::time::interval(schedule.delivery_interval);
     let mut digest_tick = tokio::time::interval(schedule.digest_interval);
@@ -308,12 +309,14 @@ pub async fn run(
             tracing::error!(error = %format!("{error:#}"), "{what} failed");
         }
     };
+    // With several servers on one database, the one holding the scheduler's lease delivers
+    // (one trail, one signing key, one destination).
     loop {
         tokio::select! {
-            _ = deliver_tick.tick() => {
+            _ = deliver_tick.tick(), if scheduler.is_leader() => {
                 report("audit delivery", delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop));
             }
-            _ = digest_tick.tick() => {
+            _ = digest_tick.tick(), if scheduler.is_leader() => {
                 report("audit delivery", delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop));
                 report("audit digest", delivery.digest(store.as_ref(), clock.as_ref()).await);
                 if let Some(retention) = schedule.retention {
@@ -326,6 +329,9 @@ pub async fn run(
             }
             _ = shutdown.changed() => break,
         }
+    }
+    if !scheduler.is_leader() {
+        return;
     }
     report(
         "final audit delivery",
