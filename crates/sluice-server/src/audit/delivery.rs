@@ -313,10 +313,16 @@ pub async fn run(
     // (one trail, one signing key, one destination).
     loop {
         tokio::select! {
-            _ = deliver_tick.tick(), if scheduler.is_leader() => {
+            _ = deliver_tick.tick() => {
+                if !scheduler.is_leader() {
+                    continue;
+                }
                 report("audit delivery", delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop));
             }
-            _ = digest_tick.tick(), if scheduler.is_leader() => {
+            _ = digest_tick.tick() => {
+                if !scheduler.is_leader() {
+                    continue;
+                }
                 report("audit delivery", delivery.deliver(store.as_ref(), clock.as_ref()).await.map(drop));
                 report("audit digest", delivery.digest(store.as_ref(), clock.as_ref()).await);
                 if let Some(retention) = schedule.retention {
