@@ -148,7 +148,9 @@ def test_a_remote_runner_runs_tasks_without_its_own_credentials(tmp_path):
         slow = define_on_demand(client, "remote", obj("Slow", type="ShellCommandActivity", command="sleep 60"))
         wait_for(lambda: set(statuses(client, slow).values()) == {"RUNNING"}, timeout=30, what="the slow task running")
         instance_id = list(statuses(client, slow))[0]
-        assert list((tmp_path / "work").rglob("*Slow*")), "the attempt's folder exists while it runs"
+        # (The attempt is RUNNING from its hand-out; the runner makes its folder just after.)
+        wait_for(lambda: list((tmp_path / "work").rglob("*Slow*")), timeout=10,
+                 what="the attempt's folder to exist while it runs")
         started = time.time()
         client.set_status(pipelineId=slow, objectIds=[instance_id], status="TRY_CANCEL")
         wait_for(lambda: list((tmp_path / "work").rglob("*Slow*")) == [], timeout=20,
