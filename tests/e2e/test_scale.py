@@ -3,13 +3,13 @@ runs the scheduler (a lease with an epoch that fences a former holder), and when
 takes over within seconds and runs what is due."""
 
 import json
+import os
 import pathlib
 import shutil
 import ssl
+import subprocess
 import time
 import urllib.request
-
-import os
 
 import pytest
 
@@ -93,8 +93,6 @@ def test_killing_the_leader_during_a_500_task_run_loses_no_instance_and_finishes
     """A fault test: two servers on one database, two runners (on the server that stays), 500
     tasks; the scheduler's server is killed with SIGKILL part-way. The other takes over; every
     instance finishes exactly once and every attempt is accounted for."""
-    import subprocess
-    from conftest import SLUICE
     from test_runner import runner_process
     store = postgres_database_for(tmp_path / "shared-store")
     keys = tmp_path / "keys"
@@ -162,3 +160,82 @@ def test_killing_the_leader_during_a_500_task_run_loses_no_instance_and_finishes
         first.stop()
         if second:
             second.stop()
+
+
+def test_a_runner_killed_mid_task_loses_its_lease_and_the_task_runs_elsewhere(tmp_path):
+    """A fault test: the runner holding a task is killed with SIGKILL; once its lease runs out
+    the attempt fails and the retry runs on the other runner."""
+    from test_runner import runner_process
+    store = postgres_database_for(tmp_path / "shared-store")
+    server = Server(tmp_path / "data", extra_args=["--store", store, "--task-lease-seconds", "3",
+                                                   "--task-ack-seconds", "3"]).start()
+    runners = []
+    try:
+        client = server.client()
+        marker = tmp_path / "first-started"
+        pipeline_id = client.create_pipeline(name="slow", uniqueId="slow")["pipelineId"]
+        assert not client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+            {"id": "Default", "name": "Default", "fields": [
+                {"key": "scheduleType", "stringValue": "ondemand"}, {"key": "workerGroup", "stringValue": "wg"},
+                {"key": "maximumRetries", "stringValue": "2"}, {"key": "retryDelay", "stringValue": "1 minutes"}]},
+            # The first attempt takes its time; a retry ends at once.
+            {"id": "Slow", "name": "Slow", "fields": [
+                {"key": "type", "stringValue": "ShellCommandActivity"},
+                {"key": "command", "stringValue": f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; sleep 120"}]},
+        ])["errored"]
+        doomed = runner_process(server, tmp_path, "wg", "--progress-seconds", "1")
+        runners.append(doomed)
+        client.activate_pipeline(pipelineId=pipeline_id)
+        wait_for("the first attempt to start", marker.exists, 60)
+        doomed.kill()
+        doomed.wait(timeout=10)
+        runners.append(runner_process(server, tmp_path, "wg", "--progress-seconds", "1"))
+        wait_for("the retry (a minute later) to finish elsewhere",
+                 lambda: instance_status(client, pipeline_id) == "FINISHED", 150)
+        attempts = client.query_objects(pipelineId=pipeline_id, sphere="ATTEMPT")["ids"]
+        statuses = sorted({f["key"]: f.get("stringValue") for f in obj["fields"]}["@status"]
+                          for obj in client.describe_objects(pipelineId=pipeline_id, objectIds=attempts)["pipelineObjects"])
+        assert statuses[-1] == "FINISHED" and len(statuses) >= 2 and "FINISHED" not in statuses[:-1], statuses
+    finally:
+        for runner in runners:
+            runner.kill()
+        # The killed runner's task process outlives it (it was its own process group).
+        subprocess.run(["pkill", "-f", str(marker)], check=False)
+        server.stop()
+
+
+def test_servers_and_runners_recover_by_themselves_when_postgresql_restarts(tmp_path):
+    """A fault test: PostgreSQL restarts under a server and a runner; without being restarted
+    themselves they answer again and run what is activated afterwards."""
+    from test_runner import runner_process
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True)
+    if clusters.returncode != 0 or not clusters.stdout.strip():
+        pytest.skip("no local PostgreSQL cluster this test may restart")
+    version, cluster = clusters.stdout.split()[:2]
+    store = postgres_database_for(tmp_path / "shared-store")
+    server = Server(tmp_path / "data", extra_args=["--store", store]).start()
+    runner = runner_process(server, tmp_path, "wg", "--progress-seconds", "1")
+    try:
+        client = server.client()
+        pipeline_id = client.create_pipeline(name="after-restart", uniqueId="after-restart")["pipelineId"]
+        subprocess.run(["pg_ctlcluster", version, cluster, "restart"], check=True, timeout=120)
+
+        def answers():
+            try:
+                client.put_pipeline_definition(pipelineId=pipeline_id, pipelineObjects=[
+                    {"id": "Default", "name": "Default", "fields": [
+                        {"key": "scheduleType", "stringValue": "ondemand"},
+                        {"key": "workerGroup", "stringValue": "wg"}]},
+                    {"id": "Hello", "name": "Hello", "fields": [
+                        {"key": "type", "stringValue": "ShellCommandActivity"},
+                        {"key": "command", "stringValue": "echo hi"}]}])
+                return True
+            except Exception:  # the first calls after the restart may fail: that is the point
+                return False
+        wait_for("the server to answer again", answers, 60)
+        client.activate_pipeline(pipelineId=pipeline_id)
+        wait_for("the runner to run the task", lambda: instance_status(client, pipeline_id) == "FINISHED", 60)
+        wait_for("the scheduler's lease to be held again", lambda: status(server)["scheduler"]["leader"], 30)
+    finally:
+        runner.kill()
+        server.stop()
