@@ -245,6 +245,7 @@ def test_the_console_signs_in_with_totp_reruns_a_failed_instance_and_audits_it(t
             # A user with no policies sees a refusal, not the pipeline. (Signed in with the keyboard
             # alone: the name field has the focus, Tab moves on, Enter sends.)
             page.goto(server.url + "/console/signin")
+            page.wait_for_function("document.activeElement && document.activeElement.id === 'username'")
             page.keyboard.type("rex")
             page.keyboard.press("Tab")
             page.keyboard.type(PASSWORD)
