@@ -598,6 +598,9 @@ pub static TYPES: &[TypeSpec] = &[
             opt("serviceAccessSecurityGroupId", S),
             opt("subnetId", S),
             opt("supportedProducts", S),
+            // Sluice's extension: the Spark master its EMR-type activities run on (`local[*]`
+            // when unset; `local[N]`, `spark://`, `yarn` or `k8s://` for real clusters).
+            opt("sparkMaster", S),
             opt("taskInstanceBidPrice", S),
             opt("taskInstanceCount", INT),
             opt("taskInstanceType", S),

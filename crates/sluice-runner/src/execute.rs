@@ -54,6 +54,8 @@ pub struct ExecutionSettings {
     /// The service's API as tasks reach it with their own credentials (`aws` and SDKs inside a
     /// task need no configuration).
     pub task_api: Option<TaskApi>,
+    /// Apache Spark's folder (SPARK_HOME), for EmrActivity, HadoopActivity and HiveActivity.
+    pub spark_home: Option<PathBuf>,
     /// Where one task's sensitive-data findings gather (fresh for each task).
     pub findings: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
@@ -146,8 +148,12 @@ async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: wat
     let kind = task.attempt().string("type").unwrap_or("").to_string();
     match kind.as_str() {
         "ShellCommandActivity" | "ShellCommandPrecondition" => {
-            let precondition = kind == "ShellCommandPrecondition";
-            match run_shell(task, settings, cancel, precondition).await {
+            let work = if kind == "ShellCommandPrecondition" {
+                Work::Precondition
+            } else {
+                Work::Shell
+            };
+            match run_shell(task, settings, cancel, work).await {
                 Ok(outcome) => outcome,
                 Err(error) => Outcome::failed("SluiceRunnerError", format!("{error:#}")),
             }
@@ -164,6 +170,11 @@ async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: wat
             Ok(outcome) => outcome,
             Err(error) => Outcome::failed("SluiceSqlFailed", format!("{error:#}")),
         },
+        "EmrActivity" | "HadoopActivity" | "HiveActivity" => match run_shell(task, settings, cancel, Work::Spark).await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::failed("SluiceSparkFailed", format!("{error:#}")),
+        },
         "Exists" => Outcome::finished(),
         other => Outcome::failed(
             "SluiceUnsupportedType",
@@ -172,24 +183,53 @@ async fn execute_unmasked(task: &Task, settings: &ExecutionSettings, cancel: wat
     }
 }
 
-/// The numbered staging folders of an activity's inputs or outputs, with their locations.
-type Staging = (usize, Option<String>, Encryption, crate::sensitive::Policy);
+/// What runs in an attempt folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Shell,
+    Precondition,
+    /// EmrActivity, HadoopActivity, HiveActivity: on Apache Spark.
+    Spark,
+}
 
-fn staging(task: &Task, key: &str) -> anyhow::Result<Vec<Staging>> {
+/// One process of an attempt: a command, or one of an EMR activity's steps.
+pub(crate) struct Step {
+    /// What failure messages call it ("the command", "step 2 (spark-submit)").
+    pub label: String,
+    pub program: PathBuf,
+    pub arguments: Vec<String>,
+    /// Added to the attempt's environment.
+    pub environment: Vec<(String, String)>,
+}
+
+/// A staged input or output: its number, its local folder and its data node.
+pub(crate) struct Staged<'a> {
+    pub number: usize,
+    pub directory: PathBuf,
+    pub node: &'a crate::task::Object,
+    location: Option<String>,
+    encryption: Encryption,
+    policy: crate::sensitive::Policy,
+}
+
+/// The numbered staging folders of an activity's inputs or outputs, with their locations.
+fn staging<'a>(task: &'a Task, key: &str, folder: &Path) -> anyhow::Result<Vec<Staged<'a>>> {
     task.referenced(key)
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(index, node)| {
             let location = node
                 .string("directoryPath")
                 .or_else(|| node.string("filePath"))
                 .map(str::to_string);
-            Ok((
-                index + 1,
+            Ok(Staged {
+                number: index + 1,
+                directory: folder.join(format!("{key}{}", index + 1)),
+                node,
                 location,
-                Encryption::of_node(node)?,
-                crate::sensitive::Policy::for_output(task, node),
-            ))
+                encryption: Encryption::of_node(node)?,
+                policy: crate::sensitive::Policy::for_output(task, node),
+            })
         })
         .collect()
 }
@@ -199,10 +239,10 @@ async fn run_shell(
     task: &Task,
     settings: &ExecutionSettings,
     cancel: watch::Receiver<bool>,
-    precondition: bool,
+    work: Work,
 ) -> anyhow::Result<Outcome> {
     let folder = attempt_folder(task, settings);
-    let outcome = run_in_folder(task, settings, cancel, precondition, &folder).await;
+    let outcome = run_in_folder(task, settings, cancel, work, &folder).await;
     if !settings.keep_work_dirs {
         let _ = tokio::fs::remove_dir_all(&folder).await;
     }
@@ -218,7 +258,7 @@ async fn run_in_folder(
     task: &Task,
     settings: &ExecutionSettings,
     mut cancel: watch::Receiver<bool>,
-    precondition: bool,
+    work: Work,
     folder: &Path,
 ) -> anyhow::Result<Outcome> {
     let attempt = task.attempt();
@@ -232,6 +272,10 @@ async fn run_in_folder(
     tokio::fs::create_dir_all(&logs)
         .await
         .with_context(|| format!("cannot create {}", logs.display()))?;
+    let stdout_path = logs.join("stdout");
+    let stderr_path = logs.join("stderr");
+    std::fs::File::create(&stdout_path)?;
+    std::fs::File::create(&stderr_path)?;
 
     // The task's environment is built, not inherited: it never sees the runner's credentials.
     let mut environment: Vec<(String, String)> = vec![
@@ -242,28 +286,36 @@ async fn run_in_folder(
         ("SLUICE_PIPELINE_ID".into(), task.pipeline_id.clone()),
         ("SLUICE_ATTEMPT_ID".into(), task.attempt_id.clone()),
     ];
-    let stage = attempt
-        .string("stage")
-        .is_some_and(|flag| flag.eq_ignore_ascii_case("true"));
+    // HiveActivity stages unless told not to (its tables are how scripts name the data).
+    let stage = match attempt.string("stage") {
+        Some(flag) => flag.eq_ignore_ascii_case("true"),
+        None => attempt.string("type") == Some("HiveActivity"),
+    };
+    let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     if stage {
-        for (number, location, _, _) in staging(task, "input")? {
-            let directory = folder.join(format!("input{number}"));
-            if let Some(location) = location {
-                Location::parse(&location, &settings.storage)?
-                    .download_to(&directory)
+        inputs = staging(task, "input", &folder)?;
+        for input in &inputs {
+            if let Some(location) = &input.location {
+                Location::parse(location, &settings.storage)?
+                    .download_to(&input.directory)
                     .await
-                    .with_context(|| format!("staging input {number} from {location}"))?;
+                    .with_context(|| format!("staging input {} from {location}", input.number))?;
             } else {
-                tokio::fs::create_dir_all(&directory).await?;
+                tokio::fs::create_dir_all(&input.directory).await?;
             }
-            environment.push((format!("INPUT{number}_STAGING_DIR"), directory.display().to_string()));
+            environment.push((
+                format!("INPUT{}_STAGING_DIR", input.number),
+                input.directory.display().to_string(),
+            ));
         }
-        for (number, location, encryption, policy) in staging(task, "output")? {
-            let directory = folder.join(format!("output{number}"));
-            tokio::fs::create_dir_all(&directory).await?;
-            environment.push((format!("OUTPUT{number}_STAGING_DIR"), directory.display().to_string()));
-            outputs.push((number, directory, location, encryption, policy));
+        outputs = staging(task, "output", &folder)?;
+        for output in &outputs {
+            tokio::fs::create_dir_all(&output.directory).await?;
+            environment.push((
+                format!("OUTPUT{}_STAGING_DIR", output.number),
+                output.directory.display().to_string(),
+            ));
         }
     }
     // The task's own credentials, on a loopback endpoint that lives as long as the attempt.
@@ -279,7 +331,83 @@ async fn run_in_folder(
         None => None,
     };
 
-    let arguments: Vec<String> = attempt.strings("scriptArgument").map(str::to_string).collect();
+    let steps = match work {
+        Work::Shell | Work::Precondition => match shell_step(task, settings, &folder).await? {
+            Ok(step) => vec![step],
+            Err(outcome) => return Ok(outcome),
+        },
+        Work::Spark => {
+            let Some(spark_home) = &settings.spark_home else {
+                return Ok(Outcome::failed(
+                    "SluiceSparkMissing",
+                    "this task runner has no Apache Spark: start it with --spark-home or SPARK_HOME set to a Spark installation (`pip install pyspark` gives one: python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')",
+                ));
+            };
+            let plan = crate::spark::plan(task, settings, spark_home, &folder, &inputs, &outputs).await?;
+            for note in &plan.notes {
+                append_line(&stderr_path, note).await;
+            }
+            environment.extend(plan.environment);
+            plan.steps
+        }
+    };
+
+    for step in &steps {
+        if steps.len() > 1 || work == Work::Spark {
+            append_line(&stderr_path, &format!("{}: {}", step.label, describe_step(step))).await;
+        }
+        let status = match run_step(step, &environment, &folder, &stdout_path, &stderr_path, &mut cancel).await? {
+            Some(status) => status,
+            None => {
+                publish_logs(task, settings, &stdout_path, &stderr_path).await;
+                return Ok(Outcome::failed("SluiceCanceled", "the attempt was cancelled"));
+            }
+        };
+        if status.success() {
+            continue;
+        }
+        let outcome = if work == Work::Precondition {
+            Outcome {
+                status: "FALSE",
+                error_id: None,
+                error_message: None,
+                findings: Vec::new(),
+            }
+        } else {
+            let tail = mask(&failure_lines(&stderr_path, 5).await, &task.secrets());
+            let code = status.code().map_or("a signal".to_string(), |code| code.to_string());
+            let mut message = format!("{} exited with status {code}", step.label);
+            if !tail.is_empty() {
+                message.push_str(": ");
+                message.push_str(&tail);
+            }
+            let error_id = if work == Work::Spark {
+                "SluiceSparkFailed"
+            } else {
+                "SluiceCommandFailed"
+            };
+            Outcome::failed(error_id, message)
+        };
+        publish_logs(task, settings, &stdout_path, &stderr_path).await;
+        return Ok(outcome);
+    }
+
+    if work == Work::Spark {
+        for output in &outputs {
+            crate::spark::tidy_output(&output.directory)
+                .await
+                .with_context(|| format!("cannot tidy output {}", output.number))?;
+        }
+    }
+    let outcome = publish_outputs(task, settings, &outputs, &stderr_path).await?;
+    publish_logs(task, settings, &stdout_path, &stderr_path).await;
+    Ok(outcome)
+}
+
+/// ShellCommandActivity's (and ShellCommandPrecondition's) one process: `command`, or the
+/// script at `scriptUri`, with `scriptArgument`s as `$1`, `$2`, ...
+async fn shell_step(task: &Task, settings: &ExecutionSettings, folder: &Path) -> anyhow::Result<Result<Step, Outcome>> {
+    let attempt = task.attempt();
     let script = match (attempt.string("command"), attempt.string("scriptUri")) {
         (Some(command), _) => command.to_string(),
         (None, Some(uri)) => {
@@ -292,37 +420,67 @@ async fn run_in_folder(
             format!("exec sh {} \"$@\"", shell_quote(&path.display().to_string()))
         }
         (None, None) => {
-            return Ok(Outcome::failed(
+            return Ok(Err(Outcome::failed(
                 "SluiceRunnerError",
                 "the activity has neither 'command' nor 'scriptUri'",
-            ));
+            )));
         }
     };
+    let mut arguments = vec!["-c".to_string(), script, "sluice-task".to_string()];
+    arguments.extend(attempt.strings("scriptArgument").map(str::to_string));
+    Ok(Ok(Step {
+        label: "the command".into(),
+        program: PathBuf::from("/bin/sh"),
+        arguments,
+        environment: Vec::new(),
+    }))
+}
 
-    let stdout_path = logs.join("stdout");
-    let stderr_path = logs.join("stderr");
-    let stdout = std::fs::File::create(&stdout_path)?;
-    let stderr = std::fs::File::create(&stderr_path)?;
+/// A step as its log line shows it: the program's name and its arguments.
+fn describe_step(step: &Step) -> String {
+    let name = step.program.file_name().map_or_else(
+        || step.program.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    std::iter::once(name)
+        .chain(step.arguments.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs one process in the attempt folder, its output appended to the attempt's logs, in its
+/// own process group (cancelling stops what it started too). `None` when the attempt was
+/// cancelled.
+async fn run_step(
+    step: &Step,
+    environment: &[(String, String)],
+    folder: &Path,
+    stdout_path: &Path,
+    stderr_path: &Path,
+    cancel: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<std::process::ExitStatus>> {
+    let append = |path: &Path| std::fs::OpenOptions::new().append(true).open(path);
+    let stdout = append(stdout_path)?;
+    let stderr = append(stderr_path)?;
     #[allow(clippy::disallowed_methods, reason = "the task runner is where processes start")]
-    let mut command = tokio::process::Command::new("/bin/sh");
+    let mut command = tokio::process::Command::new(&step.program);
     command
-        .arg("-c")
-        .arg(&script)
-        .arg("sluice-task")
-        .args(&arguments)
+        .args(&step.arguments)
         .env_clear()
-        .envs(environment)
-        .current_dir(&folder)
+        .envs(environment.iter().cloned())
+        .envs(step.environment.iter().cloned())
+        .current_dir(folder)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
-        // Its own process group, so cancelling stops what the shell started too.
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().context("cannot start /bin/sh")?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", step.program.display()))?;
     let group = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
-    let status = tokio::select! {
-        status = child.wait() => status?,
+    tokio::select! {
+        status = child.wait() => Ok(Some(status?)),
         _ = async {
             while cancel.changed().await.is_ok() {
                 if *cancel.borrow() {
@@ -335,59 +493,48 @@ async fn run_in_folder(
                 let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
             }
             let _ = child.kill().await;
-            publish_logs(task, settings, &stdout_path, &stderr_path).await;
-            return Ok(Outcome::failed("SluiceCanceled", "the attempt was cancelled"));
+            Ok(None)
         }
-    };
+    }
+}
 
-    let outcome = if status.success() {
-        let mut refused = None;
-        for (number, directory, location, encryption, policy) in &outputs {
-            let Some(location) = location else { continue };
-            // What is about to be published is scanned first; the policy decides.
-            let review = crate::sensitive::review(directory, *policy, location, &settings.findings).await?;
-            let target = if review.found {
-                let note = crate::sensitive::note(*policy, &format!("output {number} ({location})"), &review);
-                append_line(&stderr_path, &note).await;
-                match policy {
-                    crate::sensitive::Policy::Fail => {
-                        refused = Some(Outcome::failed("SluiceSensitiveData", note));
-                        continue;
-                    }
-                    crate::sensitive::Policy::Quarantine => {
-                        refused = Some(Outcome::failed("SluiceSensitiveDataQuarantined", note));
-                        crate::sensitive::quarantine_location(location, &task.attempt_id)
-                    }
-                    _ => location.clone(),
+/// After the processes succeeded: each staged output is scanned, then published where its data
+/// node says, as its sensitive-data policy decides.
+async fn publish_outputs(
+    task: &Task,
+    settings: &ExecutionSettings,
+    outputs: &[Staged<'_>],
+    stderr_path: &Path,
+) -> anyhow::Result<Outcome> {
+    let mut refused = None;
+    for output in outputs {
+        let Some(location) = &output.location else { continue };
+        let number = output.number;
+        // What is about to be published is scanned first; the policy decides.
+        let review = crate::sensitive::review(&output.directory, output.policy, location, &settings.findings).await?;
+        let target = if review.found {
+            let note = crate::sensitive::note(output.policy, &format!("output {number} ({location})"), &review);
+            append_line(stderr_path, &note).await;
+            match output.policy {
+                crate::sensitive::Policy::Fail => {
+                    refused = Some(Outcome::failed("SluiceSensitiveData", note));
+                    continue;
                 }
-            } else {
-                location.clone()
-            };
-            Location::parse_with(&target, &settings.storage, encryption)?
-                .upload_from(directory)
-                .await
-                .with_context(|| format!("staging output {number} to {target}"))?;
-        }
-        refused.unwrap_or_else(Outcome::finished)
-    } else if precondition {
-        Outcome {
-            status: "FALSE",
-            error_id: None,
-            error_message: None,
-            findings: Vec::new(),
-        }
-    } else {
-        let tail = mask(&last_lines(&stderr_path, 5).await, &task.secrets());
-        let code = status.code().map_or("a signal".to_string(), |code| code.to_string());
-        let mut message = format!("the command exited with status {code}");
-        if !tail.is_empty() {
-            message.push_str(": ");
-            message.push_str(&tail);
-        }
-        Outcome::failed("SluiceCommandFailed", message)
-    };
-    publish_logs(task, settings, &stdout_path, &stderr_path).await;
-    Ok(outcome)
+                crate::sensitive::Policy::Quarantine => {
+                    refused = Some(Outcome::failed("SluiceSensitiveDataQuarantined", note));
+                    crate::sensitive::quarantine_location(location, &task.attempt_id)
+                }
+                _ => location.clone(),
+            }
+        } else {
+            location.clone()
+        };
+        Location::parse_with(&target, &settings.storage, &output.encryption)?
+            .upload_from(&output.directory)
+            .await
+            .with_context(|| format!("staging output {number} to {target}"))?;
+    }
+    Ok(refused.unwrap_or_else(Outcome::finished))
 }
 
 /// Adds a line to a log file (the runner's own notes, such as sensitive-data warnings).
@@ -534,7 +681,9 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-async fn last_lines(path: &Path, count: usize) -> String {
+/// The last lines of a failed process's stderr worth quoting: blank lines and JVM logging's
+/// INFO and WARN chatter (Spark prints much of it on its way out) are passed over.
+async fn failure_lines(path: &Path, count: usize) -> String {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     // Only the end of the file is read.
     let mut tail = Vec::new();
@@ -546,7 +695,10 @@ async fn last_lines(path: &Path, count: usize) -> String {
         let _ = file.read_to_end(&mut tail).await;
     }
     let text = String::from_utf8_lossy(&tail).to_string();
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !is_log_chatter(line))
+        .collect();
     let tail = lines[lines.len().saturating_sub(count)..].join(" | ");
     let mut end = tail.len().min(1024);
     while !tail.is_char_boundary(end) {
@@ -555,9 +707,58 @@ async fn last_lines(path: &Path, count: usize) -> String {
     tail[..end].to_string()
 }
 
+/// What Spark prints on every start, whatever went wrong.
+const SPARK_BANNER: &[&str] = &[
+    "Setting default log level to ",
+    "To adjust logging level use ",
+    "Spark master: ",
+    "Spark Web UI available at ",
+    "Time taken: ",
+];
+
+/// A log4j line at INFO or WARN (`26/11/29 05:48:10 WARN HiveConf: ...`), Spark's start-up
+/// banner, or the runner's own notes: not what a failure is about.
+fn is_log_chatter(line: &str) -> bool {
+    if SPARK_BANNER.iter().any(|start| line.starts_with(start)) {
+        return true;
+    }
+    let mut words = line.split_whitespace();
+    let (Some(date), Some(time), Some(level)) = (words.next(), words.next(), words.next()) else {
+        return false;
+    };
+    let shaped = |text: &str, separator: char| {
+        text.len() == 8
+            && text
+                .split(separator)
+                .all(|part| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()))
+    };
+    (shaped(date, '/') && shaped(time, ':') && matches!(level, "INFO" | "WARN" | "DEBUG"))
+        || line.starts_with("[sluice] ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_lines_pass_over_jvm_chatter() {
+        assert!(is_log_chatter(
+            "26/11/29 05:48:10 WARN HiveConf: HiveConf of name x does not exist"
+        ));
+        assert!(is_log_chatter(
+            "26/11/29 05:48:10 INFO ShutdownHookManager: Deleting directory /tmp/x"
+        ));
+        assert!(!is_log_chatter(
+            "26/11/29 05:48:10 ERROR SparkSQLDriver: Failed in [SELECT 1]"
+        ));
+        assert!(!is_log_chatter(
+            "Exception in thread \"main\" java.lang.ClassNotFoundException: Foo"
+        ));
+        assert!(!is_log_chatter("INFO"));
+        assert!(is_log_chatter(
+            "Spark master: local[*], Application Id: local-1795931564188"
+        ));
+    }
 
     #[test]
     fn secrets_are_masked_longest_first() {

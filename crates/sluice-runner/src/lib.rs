@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod execute;
 pub mod format;
 pub mod sensitive;
+pub mod spark;
 pub mod sql;
 pub mod storage;
 pub mod tables;

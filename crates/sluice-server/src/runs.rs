@@ -907,10 +907,11 @@ pub async fn poll_for_task(
                 instance_object(&run, &pipeline_id, instance, Evaluation::Revealed),
             );
         }
-        // Then what those objects need to be used: a data node's data format and database.
+        // Then what those objects need to be used: a data node's data format and database, an
+        // EmrCluster's configurations and their properties (nested configurations one deeper).
         let mut pending: Vec<String> = referenced;
         let mut depth = 0;
-        while !pending.is_empty() && depth < 3 {
+        while !pending.is_empty() && depth < 5 {
             let mut next = Vec::new();
             for id in pending {
                 if objects.contains_key(&id) {
@@ -927,7 +928,12 @@ pub async fn poll_for_task(
                     object
                         .fields
                         .iter()
-                        .filter(|field| matches!(field.key.as_str(), "dataFormat" | "database"))
+                        .filter(|field| {
+                            matches!(
+                                field.key.as_str(),
+                                "dataFormat" | "database" | "configuration" | "property"
+                            )
+                        })
                         .filter_map(|field| field.ref_value.clone()),
                 );
                 objects.insert(id, object);

@@ -133,6 +133,10 @@ enum Command {
         /// Objects allowed in the definition.
         #[arg(long, default_value_t = 100)]
         max_objects: usize,
+        /// Apache Spark's folder, for EmrActivity, HadoopActivity and HiveActivity
+        /// (`pip install pyspark` gives one: the pyspark package's folder).
+        #[arg(long, env = "SPARK_HOME")]
+        spark_home: Option<PathBuf>,
     },
     /// A task runner: poll a Sluice server for tasks of worker groups and run them.
     /// Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
@@ -164,6 +168,10 @@ enum Command {
         /// whether the task was cancelled).
         #[arg(long, default_value_t = 30)]
         progress_seconds: u64,
+        /// Apache Spark's folder, for EmrActivity, HadoopActivity and HiveActivity
+        /// (`pip install pyspark` gives one: the pyspark package's folder).
+        #[arg(long, env = "SPARK_HOME")]
+        spark_home: Option<PathBuf>,
     },
     /// Show the stdout and stderr of a pipeline's attempts, from a runner's log folder or
     /// from the pipeline's pipelineLogUri.
@@ -278,6 +286,10 @@ struct InProcessRunner {
     /// Working folders and logs of the in-process runner (kept out of the data directory).
     #[arg(long, default_value = "./sluice-runner")]
     runner_dir: PathBuf,
+    /// Apache Spark's folder, for EmrActivity, HadoopActivity and HiveActivity
+    /// (`pip install pyspark` gives one: the pyspark package's folder).
+    #[arg(long, env = "SPARK_HOME")]
+    spark_home: Option<PathBuf>,
 }
 
 /// How `sluice serve` schedules pipelines.
@@ -626,6 +638,7 @@ fn main() -> ExitCode {
                             queues,
                             runner.runner_concurrency,
                             runner.runner_dir,
+                            runner.spark_home,
                         ))
                     })
                 })
@@ -710,6 +723,7 @@ fn main() -> ExitCode {
             local_data_root,
             region,
             max_objects,
+            spark_home,
         } => runtime().and_then(|runtime| {
             runtime.block_on(run::run(run::RunOptions {
                 file,
@@ -723,6 +737,7 @@ fn main() -> ExitCode {
                 region,
                 local_data_root,
                 max_objects,
+                spark_home,
             }))
         }),
         Command::Runner {
@@ -736,6 +751,7 @@ fn main() -> ExitCode {
             s3_endpoint,
             hostname,
             progress_seconds,
+            spark_home,
         } => runtime().and_then(|runtime| {
             runtime.block_on(run::runner(run::RunnerOptions {
                 endpoint,
@@ -748,6 +764,7 @@ fn main() -> ExitCode {
                 s3_endpoint,
                 hostname,
                 progress_seconds,
+                spark_home,
             }))
         }),
     };

@@ -30,6 +30,7 @@ pub struct RunOptions {
     pub region: String,
     pub local_data_root: Option<PathBuf>,
     pub max_objects: usize,
+    pub spark_home: Option<PathBuf>,
 }
 
 /// The definition as the API takes it (PutPipelineDefinition's members).
@@ -420,6 +421,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: access.ca_bundle.clone(),
                 region: options.region.clone(),
             }),
+            spark_home: options.spark_home.clone(),
             findings: Default::default(),
         },
     };
@@ -599,6 +601,7 @@ pub struct RunnerOptions {
     pub s3_endpoint: Option<String>,
     pub hostname: String,
     pub progress_seconds: u64,
+    pub spark_home: Option<PathBuf>,
 }
 
 /// `sluice runner`: polls a server for the named worker groups until SIGINT/SIGTERM.
@@ -635,6 +638,7 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: options.ca_bundle.clone(),
                 region: options.region.clone(),
             }),
+            spark_home: options.spark_home.clone(),
             findings: Default::default(),
         },
     };
@@ -740,6 +744,7 @@ pub async fn serve_with_runner(
     worker_groups: Vec<String>,
     concurrency: usize,
     runner_dir: PathBuf,
+    spark_home: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = sluice_server::ServeConfig {
         runner_log_dir: (!worker_groups.is_empty()).then(|| runner_dir.join("logs")),
@@ -797,6 +802,7 @@ pub async fn serve_with_runner(
                         ca_bundle: access.ca_bundle.clone(),
                         region: region.clone(),
                     }),
+                    spark_home,
                     findings: Default::default(),
                 },
             };
