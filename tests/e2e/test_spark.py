@@ -80,6 +80,7 @@ def test_emr_hadoop_and_hive_activities_run_on_spark(tmp_path, s3_server, spark_
     s3.put_object(Bucket=bucket, Key="jobs/wordcount.py", Body=WORDCOUNT.encode())
     s3.put_object(Bucket=bucket, Key="jobs/after.sh", Body=b'echo "$1" > "$2"\n')
 
+    (tmp_path / "copy.py").write_text(WORDCOUNT)
     text = tmp_path / "text.txt"
     text.write_text("the river runs\nthe sluice holds the river\n")
     counts = tmp_path / "counts.csv"
@@ -112,8 +113,10 @@ def test_emr_hadoop_and_hive_activities_run_on_spark(tmp_path, s3_server, spark_
         {"id": "Partitions", "name": "Partitions", "type": "Property", "key": "spark.sql.shuffle.partitions",
          "value": "2"},
         {"id": "CoreSite", "name": "CoreSite", "type": "EmrConfiguration", "classification": "core-site",
-         "property": {"ref": "HadoopKey"}},
+         "property": [{"ref": "HadoopKey"}, {"ref": "HadoopSecret"}]},
         {"id": "HadoopKey", "name": "HadoopKey", "type": "Property", "key": "fs.sluice.test", "value": "core"},
+        {"id": "HadoopSecret", "name": "HadoopSecret", "type": "Property", "key": "fs.s3a.secret.key",
+         "value": "kept-off-the-command-line-4711"},
         {"id": "SparkEnv", "name": "SparkEnv", "type": "EmrConfiguration", "classification": "spark-env",
          "configuration": {"ref": "Exports"}},
         {"id": "Exports", "name": "Exports", "type": "EmrConfiguration", "classification": "export",
@@ -125,10 +128,11 @@ def test_emr_hadoop_and_hive_activities_run_on_spark(tmp_path, s3_server, spark_
          "value": "true"},
 
         {"id": "WordCount", "name": "WordCount", "type": "EmrActivity", "runsOn": {"ref": "Cluster"},
-         "preStepCommand": f"echo before > {tmp_path}/pre.txt",
+         # A pre-step command may make what a step runs (relative to the attempt's folder).
+         "preStepCommand": [f"echo before > {tmp_path}/pre.txt", f"cp {tmp_path}/copy.py again.py"],
          "step": [f"command-runner.jar,spark-submit,--conf,spark.executor.memory=512m,"
                   f"s3://{bucket}/jobs/wordcount.py,file://{text},{counts}",
-                  f"s3://{bucket}/jobs/wordcount.py,file://{text},{counts}.again",
+                  f"again.py,file://{text},{counts}.again",
                   f"script-runner.jar,s3://{bucket}/jobs/after.sh,steps\\, all done,{marker}"],
          "postStepCommand": f"test -s {counts} && echo after > {tmp_path}/post.txt"},
 
@@ -166,6 +170,11 @@ def test_emr_hadoop_and_hive_activities_run_on_spark(tmp_path, s3_server, spark_
     log = stderr_of(tmp_path, "WordCount")
     assert "[sluice] step 1 (spark-submit): spark-submit --master local[2]" in log
     assert "maximizeResourceAllocation" in log and "not applied" in log
+    # Spark's properties went in a file of the attempt's, not on the command line or in a log.
+    assert "--properties-file" in log
+    for path in (tmp_path / "logs").rglob("*"):
+        if path.is_file():
+            assert "kept-off-the-command-line-4711" not in path.read_text(errors="replace"), path
 
     # HadoopActivity: the jar's main class through spark-submit.
     assert hello.read_text() == "hello from spark jar\n"
@@ -197,6 +206,10 @@ def test_spark_failures_are_clear(tmp_path, spark_home):
          "step": "command-runner.jar,s3-dist-cp,--src,s3://a/,--dest,s3://b/"},
         {"id": "EmrPath", "name": "EmrPath", "type": "HadoopActivity", "runsOn": {"ref": "Cluster"},
          "jarUri": "/home/hadoop/contrib/streaming/hadoop-streaming.jar"},
+        # The second step fails silently: its message must not quote the first step's output.
+        {"id": "Quiet", "name": "Quiet", "type": "EmrActivity", "runsOn": {"ref": "Cluster"},
+         "step": ["script-runner.jar,first.sh", "script-runner.jar,second.sh"],
+         "preStepCommand": "echo 'echo chatty first step >&2' > first.sh; echo 'exit 7' > second.sh"},
     ]}
     result = sluice_run(definition, tmp_path, spark_home=spark_home)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -205,6 +218,9 @@ def test_spark_failures_are_clear(tmp_path, spark_home):
     assert "the Hive script exited with status 1" in out and "no_such_function" in out, out
     assert "s3-dist-cp" in out and "spark-submit, spark-sql or hive-script" in out, out
     assert "/home/hadoop/contrib/streaming/hadoop-streaming.jar is not on this runner" in out, out
+    assert "step 2 (script-runner.jar) exited with status 7" in out and "chatty first step" not in out, out
+    # A failure before any process ran is in the attempt's stderr too.
+    assert "hadoop-streaming.jar is not on this runner" in stderr_of(tmp_path, "EmrPath")
 
     # A runner without Spark says how to give it one.
     nospark = tmp_path / "nospark"
@@ -222,7 +238,12 @@ def test_spark_failures_are_clear(tmp_path, spark_home):
           {"id": "In", "name": "In", "type": "S3DataNode", "directoryPath": f"file://{people}",
            "dataFormat": {"ref": "NoColumns"}},
           {"id": "Hive", "name": "Hive", "type": "HiveActivity", "runsOn": {"ref": "Cluster"},
-           "input": {"ref": "In"}, "hiveScript": "SELECT 1;"}], "give it `column` fields"),
+           "input": {"ref": "In"}, "hiveScript": "SELECT 1;"}], "without `column` fields"),
+        ([{"id": "Lines", "name": "Lines", "type": "RegEx", "inputRegEx": "(.*)", "column": "line STRING"},
+          {"id": "Out", "name": "Out", "type": "S3DataNode", "directoryPath": f"file://{tmp_path}/out",
+           "dataFormat": {"ref": "Lines"}},
+          {"id": "Hive", "name": "Hive", "type": "HiveActivity", "runsOn": {"ref": "Cluster"},
+           "output": {"ref": "Out"}, "hiveScript": "SELECT 1;"}], "Hive reads but cannot write"),
         ([{"id": "Cluster", "name": "Cluster", "type": "EmrCluster", "sparkMaster": "localhost:7077"},
           {"id": "Emr", "name": "Emr", "type": "EmrActivity", "runsOn": {"ref": "Cluster"},
            "step": "x.py"}], "is not a Spark master"),

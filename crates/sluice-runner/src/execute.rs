@@ -54,8 +54,8 @@ pub struct ExecutionSettings {
     /// The service's API as tasks reach it with their own credentials (`aws` and SDKs inside a
     /// task need no configuration).
     pub task_api: Option<TaskApi>,
-    /// Apache Spark's folder (SPARK_HOME), for EmrActivity, HadoopActivity and HiveActivity.
-    pub spark_home: Option<PathBuf>,
+    /// Apache Spark, for EmrActivity, HadoopActivity and HiveActivity.
+    pub spark: Option<crate::spark::SparkSettings>,
     /// Where one task's sensitive-data findings gather (fresh for each task).
     pub findings: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
@@ -198,8 +198,8 @@ pub(crate) struct Step {
     pub label: String,
     pub program: PathBuf,
     pub arguments: Vec<String>,
-    /// Added to the attempt's environment.
-    pub environment: Vec<(String, String)>,
+    /// Which arguments name files to fetch into the attempt folder just before the step runs.
+    pub fetch: Vec<usize>,
 }
 
 /// A staged input or output: its number, its local folder and its data node.
@@ -287,10 +287,7 @@ async fn run_in_folder(
         ("SLUICE_ATTEMPT_ID".into(), task.attempt_id.clone()),
     ];
     // HiveActivity stages unless told not to (its tables are how scripts name the data).
-    let stage = match attempt.string("stage") {
-        Some(flag) => flag.eq_ignore_ascii_case("true"),
-        None => attempt.string("type") == Some("HiveActivity"),
-    };
+    let stage = sluice_core::runtime::support::stages(attempt.string("stage"), attempt.string("type").unwrap_or(""));
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     if stage {
@@ -337,26 +334,62 @@ async fn run_in_folder(
             Err(outcome) => return Ok(outcome),
         },
         Work::Spark => {
-            let Some(spark_home) = &settings.spark_home else {
-                return Ok(Outcome::failed(
-                    "SluiceSparkMissing",
-                    "this task runner has no Apache Spark: start it with --spark-home or SPARK_HOME set to a Spark installation (`pip install pyspark` gives one: python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')",
-                ));
+            let planned = match &settings.spark {
+                Some(spark) => crate::spark::plan(task, spark, &folder, &inputs, &outputs)
+                    .await
+                    .map_err(|error| format!("{error:#}")),
+                None => Err("this task runner has no Apache Spark: start it with --spark-home or SPARK_HOME set to a Spark installation (`pip install pyspark` gives one: python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')".to_string()),
             };
-            let plan = crate::spark::plan(task, settings, spark_home, &folder, &inputs, &outputs).await?;
-            for note in &plan.notes {
-                append_line(&stderr_path, note).await;
+            match planned {
+                Ok(plan) => {
+                    for note in &plan.notes {
+                        append_line(&stderr_path, note).await;
+                    }
+                    environment.extend(plan.environment);
+                    plan.steps
+                }
+                Err(message) => {
+                    return Ok(failed_before_running(task, settings, &stdout_path, &stderr_path, message).await);
+                }
             }
-            environment.extend(plan.environment);
-            plan.steps
         }
     };
 
+    let mut fetched = 0;
     for step in &steps {
+        let arguments = if step.fetch.is_empty() {
+            step.arguments.clone()
+        } else {
+            match crate::spark::fetch_arguments(step, settings, &folder, &mut fetched).await {
+                Ok(arguments) => arguments,
+                Err(error) => {
+                    let message = format!("{}: {error:#}", step.label);
+                    return Ok(failed_before_running(task, settings, &stdout_path, &stderr_path, message).await);
+                }
+            }
+        };
         if steps.len() > 1 || work == Work::Spark {
-            append_line(&stderr_path, &format!("{}: {}", step.label, describe_step(step))).await;
+            append_line(
+                &stderr_path,
+                &format!("{}: {}", step.label, describe_step(step, &arguments)),
+            )
+            .await;
         }
-        let status = match run_step(step, &environment, &folder, &stdout_path, &stderr_path, &mut cancel).await? {
+        // What this step prints, not an earlier one, is what its failure quotes.
+        let offset = tokio::fs::metadata(&stderr_path)
+            .await
+            .map_or(0, |metadata| metadata.len());
+        let status = match run_step(
+            step,
+            &arguments,
+            &environment,
+            &folder,
+            &stdout_path,
+            &stderr_path,
+            &mut cancel,
+        )
+        .await?
+        {
             Some(status) => status,
             None => {
                 publish_logs(task, settings, &stdout_path, &stderr_path).await;
@@ -374,7 +407,7 @@ async fn run_in_folder(
                 findings: Vec::new(),
             }
         } else {
-            let tail = mask(&failure_lines(&stderr_path, 5).await, &task.secrets());
+            let tail = mask(&failure_lines(&stderr_path, offset, 5).await, &task.secrets());
             let code = status.code().map_or("a signal".to_string(), |code| code.to_string());
             let mut message = format!("{} exited with status {code}", step.label);
             if !tail.is_empty() {
@@ -402,6 +435,26 @@ async fn run_in_folder(
     let outcome = publish_outputs(task, settings, &outputs, &stderr_path).await?;
     publish_logs(task, settings, &stdout_path, &stderr_path).await;
     Ok(outcome)
+}
+
+/// A failure before any process ran (no Spark, a step that cannot be, a file that cannot be
+/// fetched): said in the attempt's stderr too, and the logs published, as a process's would be.
+async fn failed_before_running(
+    task: &Task,
+    settings: &ExecutionSettings,
+    stdout_path: &Path,
+    stderr_path: &Path,
+    message: String,
+) -> Outcome {
+    let message = mask(&message, &task.secrets());
+    append_line(stderr_path, &message).await;
+    publish_logs(task, settings, stdout_path, stderr_path).await;
+    let error_id = if message.contains("has no Apache Spark") {
+        "SluiceSparkMissing"
+    } else {
+        "SluiceSparkFailed"
+    };
+    Outcome::failed(error_id, message)
 }
 
 /// ShellCommandActivity's (and ShellCommandPrecondition's) one process: `command`, or the
@@ -432,18 +485,18 @@ async fn shell_step(task: &Task, settings: &ExecutionSettings, folder: &Path) ->
         label: "the command".into(),
         program: PathBuf::from("/bin/sh"),
         arguments,
-        environment: Vec::new(),
+        fetch: Vec::new(),
     }))
 }
 
 /// A step as its log line shows it: the program's name and its arguments.
-fn describe_step(step: &Step) -> String {
+fn describe_step(step: &Step, arguments: &[String]) -> String {
     let name = step.program.file_name().map_or_else(
         || step.program.display().to_string(),
         |name| name.to_string_lossy().into_owned(),
     );
     std::iter::once(name)
-        .chain(step.arguments.iter().cloned())
+        .chain(arguments.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -453,6 +506,7 @@ fn describe_step(step: &Step) -> String {
 /// cancelled.
 async fn run_step(
     step: &Step,
+    arguments: &[String],
     environment: &[(String, String)],
     folder: &Path,
     stdout_path: &Path,
@@ -465,10 +519,9 @@ async fn run_step(
     #[allow(clippy::disallowed_methods, reason = "the task runner is where processes start")]
     let mut command = tokio::process::Command::new(&step.program);
     command
-        .args(&step.arguments)
+        .args(arguments)
         .env_clear()
         .envs(environment.iter().cloned())
-        .envs(step.environment.iter().cloned())
         .current_dir(folder)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
@@ -683,14 +736,14 @@ fn shell_quote(text: &str) -> String {
 
 /// The last lines of a failed process's stderr worth quoting: blank lines and JVM logging's
 /// INFO and WARN chatter (Spark prints much of it on its way out) are passed over.
-async fn failure_lines(path: &Path, count: usize) -> String {
+async fn failure_lines(path: &Path, from: u64, count: usize) -> String {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     // Only the end of the file is read.
     let mut tail = Vec::new();
     if let Ok(mut file) = tokio::fs::File::open(path).await {
         let length = file.metadata().await.map(|metadata| metadata.len()).unwrap_or(0);
         let _ = file
-            .seek(std::io::SeekFrom::Start(length.saturating_sub(64 * 1024)))
+            .seek(std::io::SeekFrom::Start(length.saturating_sub(64 * 1024).max(from)))
             .await;
         let _ = file.read_to_end(&mut tail).await;
     }

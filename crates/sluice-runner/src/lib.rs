@@ -92,6 +92,7 @@ async fn poll_group(
         };
         let request = json!({ "workerGroup": group, "hostname": config.hostname });
         // The server holds a poll until a task comes (a long poll); shutdown does not wait for it.
+        let asked = std::time::Instant::now();
         let polled = tokio::select! {
             polled = client.datapipeline("PollForTask", &request) => polled,
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -104,8 +105,10 @@ async fn poll_group(
                         Ok(task) => {
                             let client = client.clone();
                             let config = config.clone();
+                            // How long the poll that brought the task took (benchmarks read it).
+                            let poll_ms = asked.elapsed().as_secs_f64() * 1000.0;
                             tokio::spawn(async move {
-                                handle(client, config, task).await;
+                                handle(client, config, task, poll_ms).await;
                                 drop(permit);
                             });
                             continue;
@@ -133,8 +136,8 @@ async fn poll_group(
 }
 
 /// Runs one task: acknowledge, keep the lease while executing, report.
-async fn handle(client: Arc<Client>, config: Arc<RunnerConfig>, task: Task) {
-    tracing::info!(task = %task.attempt_id, pipeline = %task.pipeline_id, "task started");
+async fn handle(client: Arc<Client>, config: Arc<RunnerConfig>, task: Task, poll_ms: f64) {
+    tracing::info!(task = %task.attempt_id, pipeline = %task.pipeline_id, poll_ms = format!("{poll_ms:.2}"), "task started");
     let (cancel_sender, cancel) = watch::channel(false);
     // Acknowledge before starting: a task not acknowledged within 2 minutes goes to another runner.
     match client

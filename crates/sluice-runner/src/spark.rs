@@ -12,6 +12,16 @@ use crate::execute::{ExecutionSettings, Staged, Step};
 use crate::storage::Location;
 use crate::task::{Object, Task};
 
+/// Where the runner finds Spark and the Java that runs it.
+#[derive(Debug, Clone)]
+pub struct SparkSettings {
+    /// SPARK_HOME: `bin/spark-submit` and `bin/spark-sql` below it.
+    pub home: PathBuf,
+    /// JAVA_HOME for Spark's scripts (tasks' environments are built, not inherited); when
+    /// unset they look for `java` on the task's PATH.
+    pub java_home: Option<PathBuf>,
+}
+
 /// What an attempt runs, in order, and what it runs with.
 pub(crate) struct Plan {
     pub steps: Vec<Step>,
@@ -26,12 +36,12 @@ const EMR_SPARK_HOME: &str = "/usr/lib/spark/";
 
 pub(crate) async fn plan(
     task: &Task,
-    settings: &ExecutionSettings,
-    home: &Path,
+    spark: &SparkSettings,
     folder: &Path,
     inputs: &[Staged<'_>],
     outputs: &[Staged<'_>],
 ) -> anyhow::Result<Plan> {
+    let home = spark.home.as_path();
     let attempt = task.attempt();
     let cluster = task
         .referenced("runsOn")
@@ -55,54 +65,58 @@ pub(crate) async fn plan(
             format!("{}:/usr/local/bin:/usr/bin:/bin", home.join("bin").display()),
         ),
     ];
+    if let Some(java) = &spark.java_home {
+        environment.push(("JAVA_HOME".to_string(), java.display().to_string()));
+    }
     environment.extend(configuration.environment.iter().cloned());
 
-    let fetcher = Fetcher {
-        settings,
-        home,
-        folder: folder.join("fetched"),
-    };
-    // What every spark-submit / spark-sql of this attempt starts with: the master, the
-    // application's name, no web UI unless the configuration asks for one, then the cluster's
-    // configuration (later `--conf`s win, so the user's settings override these defaults).
-    let mut common = vec![
+    // The Spark properties go in a file of the attempt's (mode 0600), not on the command line
+    // where any local user could read them (`ps`): Spark's own spark-defaults.conf first (a
+    // properties file replaces it), then no web UI unless asked for, then the cluster's
+    // configuration, whose later entries win.
+    let mut properties = Vec::new();
+    if let Ok(defaults) = tokio::fs::read_to_string(home.join("conf").join("spark-defaults.conf")).await {
+        properties.push(defaults);
+    }
+    properties.push(property_line("spark.ui.enabled", "false"));
+    for (key, value) in &configuration.spark {
+        properties.push(property_line(key, value));
+    }
+    if let Some(queue) = attempt.string("hadoopQueue") {
+        properties.push(property_line("spark.yarn.queue", queue));
+    }
+    let properties_path = folder.join("spark.properties");
+    write_private(&properties_path, properties.join("\n").as_bytes()).await?;
+    let common = vec![
         "--master".to_string(),
         master.to_string(),
         "--name".to_string(),
         format!("{}/{}", task.pipeline_id, task.component()),
-        "--conf".to_string(),
-        "spark.ui.enabled=false".to_string(),
+        "--properties-file".to_string(),
+        properties_path.display().to_string(),
     ];
-    for (key, value) in &configuration.spark {
-        common.push("--conf".into());
-        common.push(format!("{key}={value}"));
-    }
-    if let Some(queue) = attempt.string("hadoopQueue") {
-        common.push("--conf".into());
-        common.push(format!("spark.yarn.queue={queue}"));
-    }
     let submit = home.join("bin").join("spark-submit");
     let sql = home.join("bin").join("spark-sql");
 
     let mut steps = Vec::new();
-    if let Some(step) = task_config_step(task, "preActivityTaskConfig", &fetcher).await? {
+    if let Some(step) = task_config_step(task, "preActivityTaskConfig")? {
         steps.push(step);
     }
     match attempt.string("type").unwrap_or("") {
         "HadoopActivity" => {
-            let jar_uri = attempt.string("jarUri").context("HadoopActivity has no jarUri")?;
-            let jar = fetcher.fetch(jar_uri).await?;
+            let jar = attempt.string("jarUri").context("HadoopActivity has no jarUri")?;
             let mut arguments = common.clone();
             if let Some(main_class) = attempt.string("mainClass") {
                 arguments.extend(["--class".to_string(), main_class.to_string()]);
             }
-            arguments.push(jar.display().to_string());
+            let fetch = vec![arguments.len()];
+            arguments.push(jar.to_string());
             arguments.extend(attempt.strings("argument").map(str::to_string));
             steps.push(Step {
                 label: "the jar".into(),
                 program: submit,
                 arguments,
-                environment: Vec::new(),
+                fetch,
             });
         }
         "EmrActivity" => {
@@ -115,26 +129,16 @@ pub(crate) async fn plan(
             }
             for (index, text) in step_texts.iter().enumerate() {
                 let number = index + 1;
-                steps.push(
-                    emr_step(number, text, &common, &submit, &sql, &fetcher)
-                        .await
-                        .with_context(|| format!("step {number}"))?,
-                );
+                steps.push(emr_step(number, text, &common, &submit, &sql).with_context(|| format!("step {number}"))?);
             }
             for (index, command) in attempt.strings("postStepCommand").enumerate() {
                 steps.push(shell_command(format!("postStepCommand {}", index + 1), command));
             }
         }
         "HiveActivity" => {
-            let script = match (attempt.string("hiveScript"), attempt.string("scriptUri")) {
-                (Some(script), _) => {
-                    let path = folder.join("script.q");
-                    tokio::fs::write(&path, script).await?;
-                    path
-                }
-                (None, Some(uri)) => fetcher.fetch(uri).await?,
-                (None, None) => bail!("HiveActivity has neither hiveScript nor scriptUri"),
-            };
+            // The staged tables live in a database of the attempt's own, so that a metastore
+            // the cluster's configuration shares with others is never touched beyond it.
+            let database = staging_database(task);
             let mut arguments = common.clone();
             let mut staging = String::new();
             for (key, staged) in inputs
@@ -143,8 +147,8 @@ pub(crate) async fn plan(
                 .chain(outputs.iter().map(|output| ("output", output)))
             {
                 let table = format!("{key}{}", staged.number);
-                staging.push_str(&table_ddl(task, &table, staged)?);
-                arguments.extend(["--hivevar".to_string(), format!("{table}={table}")]);
+                staging.push_str(&table_ddl(task, &database, &table, staged)?);
+                arguments.extend(["--hivevar".to_string(), format!("{table}={database}.{table}")]);
             }
             for variable in attempt.strings("scriptVariable") {
                 let Some((name, _)) = variable.split_once('=') else {
@@ -157,20 +161,43 @@ pub(crate) async fn plan(
             }
             if !staging.is_empty() {
                 let path = folder.join("staging.q");
-                tokio::fs::write(&path, &staging).await?;
+                let text =
+                    format!("DROP DATABASE IF EXISTS {database} CASCADE;\nCREATE DATABASE {database};\n{staging}");
+                tokio::fs::write(&path, text).await?;
                 arguments.extend(["-i".to_string(), path.display().to_string()]);
             }
-            arguments.extend(["-f".to_string(), script.display().to_string()]);
+            let mut fetch = Vec::new();
+            match (attempt.string("hiveScript"), attempt.string("scriptUri")) {
+                (Some(script), _) => {
+                    let path = folder.join("script.q");
+                    let mut text = script.trim_end().to_string();
+                    if !staging.is_empty() {
+                        // The tables are external: dropping them leaves the data.
+                        if !text.ends_with(';') {
+                            text.push(';');
+                        }
+                        text.push_str(&format!("\nDROP DATABASE IF EXISTS {database} CASCADE;\n"));
+                    }
+                    tokio::fs::write(&path, text).await?;
+                    arguments.extend(["-f".to_string(), path.display().to_string()]);
+                }
+                (None, Some(uri)) => {
+                    arguments.push("-f".to_string());
+                    fetch.push(arguments.len());
+                    arguments.push(uri.to_string());
+                }
+                (None, None) => bail!("HiveActivity has neither hiveScript nor scriptUri"),
+            }
             steps.push(Step {
                 label: "the Hive script".into(),
                 program: sql,
                 arguments,
-                environment: Vec::new(),
+                fetch,
             });
         }
         other => bail!("{other} does not run on Spark"),
     }
-    if let Some(step) = task_config_step(task, "postActivityTaskConfig", &fetcher).await? {
+    if let Some(step) = task_config_step(task, "postActivityTaskConfig")? {
         steps.push(step);
     }
     if cluster.is_none() {
@@ -186,17 +213,57 @@ pub(crate) async fn plan(
     })
 }
 
-/// One of EmrActivity's steps, `JAR,ARG,ARG,...` (a comma inside an argument written `\,`):
+/// `sluice_<hex>`: a Hive database name of the attempt's own.
+fn staging_database(task: &Task) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{}\n{}", task.pipeline_id, task.attempt_id).as_bytes(),
+    );
+    let hex: String = digest.as_ref()[..10].iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sluice_{hex}")
+}
+
+/// One line of a Java properties file.
+fn property_line(key: &str, value: &str) -> String {
+    let escape = |text: &str, key: bool| {
+        let mut escaped = String::new();
+        for (index, character) in text.chars().enumerate() {
+            match character {
+                '\\' => escaped.push_str("\\\\"),
+                '\n' => escaped.push_str("\\n"),
+                '\r' => escaped.push_str("\\r"),
+                '\t' => escaped.push_str("\\t"),
+                '=' | ':' | '#' | '!' if key => {
+                    escaped.push('\\');
+                    escaped.push(character);
+                }
+                ' ' if key || index == 0 => escaped.push_str("\\ "),
+                other => escaped.push(other),
+            }
+        }
+        escaped
+    };
+    format!("{}={}", escape(key, true), escape(value, false))
+}
+
+/// A file only the runner's user may read.
+async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .await?;
+    file.write_all(bytes).await?;
+    file.flush().await
+}
+
+/// One of EmrActivity's steps, `JAR,ARG,ARG,...` (a comma inside an argument written `\\,`):
 /// `command-runner.jar` with `spark-submit`, `spark-sql` or `hive-script`; `script-runner.jar`
-/// with a script; or a jar or Python file for spark-submit.
-async fn emr_step(
-    number: usize,
-    text: &str,
-    common: &[String],
-    submit: &Path,
-    sql: &Path,
-    fetcher: &Fetcher<'_>,
-) -> anyhow::Result<Step> {
+/// with a script; or a jar or Python file for spark-submit. The files a step names are fetched
+/// just before it runs (an earlier step may make them).
+fn emr_step(number: usize, text: &str, common: &[String], submit: &Path, sql: &Path) -> anyhow::Result<Step> {
     let parts = split_step(text);
     let Some((first, rest)) = parts.split_first() else {
         bail!("the step is empty");
@@ -211,33 +278,39 @@ async fn emr_step(
             match command.as_str() {
                 "spark-submit" => {
                     let mut all = common.to_vec();
-                    all.extend(fetch_primary_resource(arguments, fetcher).await?);
+                    let fetch = primary_resource(arguments)
+                        .map(|index| all.len() + index)
+                        .into_iter()
+                        .collect();
+                    all.extend(arguments.iter().cloned());
                     Ok(Step {
                         label: label("spark-submit"),
                         program: submit.to_path_buf(),
                         arguments: all,
-                        environment: Vec::new(),
+                        fetch,
                     })
                 }
                 "spark-sql" | "hive-script" => {
                     let mut all = common.to_vec();
-                    let mut arguments = arguments
+                    let arguments: Vec<String> = arguments
                         .iter()
                         .filter(|argument| !matches!(argument.as_str(), "--run-hive-script" | "--args"))
                         .cloned()
-                        .collect::<Vec<_>>();
+                        .collect();
                     // The script file (-f) comes from wherever the definition keeps it.
-                    if let Some(index) = arguments.iter().position(|argument| argument == "-f")
-                        && let Some(uri) = arguments.get(index + 1).cloned()
-                    {
-                        arguments[index + 1] = fetcher.fetch(&uri).await?.display().to_string();
-                    }
+                    let fetch = arguments
+                        .iter()
+                        .position(|argument| argument == "-f")
+                        .filter(|index| index + 1 < arguments.len())
+                        .map(|index| all.len() + index + 1)
+                        .into_iter()
+                        .collect();
                     all.extend(arguments);
                     Ok(Step {
                         label: label(command),
                         program: sql.to_path_buf(),
                         arguments: all,
-                        environment: Vec::new(),
+                        fetch,
                     })
                 }
                 other => bail!(
@@ -246,27 +319,26 @@ async fn emr_step(
             }
         }
         "script-runner.jar" => {
-            let Some((script, arguments)) = rest.split_first() else {
+            if rest.is_empty() {
                 bail!("script-runner.jar names no script");
-            };
-            let mut all = vec![fetcher.fetch(script).await?.display().to_string()];
-            all.extend(arguments.iter().cloned());
+            }
             Ok(Step {
                 label: label("script-runner.jar"),
                 program: PathBuf::from("/bin/sh"),
-                arguments: all,
-                environment: Vec::new(),
+                arguments: rest.to_vec(),
+                fetch: vec![0],
             })
         }
         _ if name.ends_with(".jar") || name.ends_with(".py") => {
             let mut all = common.to_vec();
-            all.push(fetcher.fetch(first).await?.display().to_string());
+            let fetch = vec![all.len()];
+            all.push(first.clone());
             all.extend(rest.iter().cloned());
             Ok(Step {
                 label: label(name),
                 program: submit.to_path_buf(),
                 arguments: all,
-                environment: Vec::new(),
+                fetch,
             })
         }
         _ => bail!(
@@ -306,26 +378,22 @@ const SUBMIT_FLAGS: &[&str] = &[
     "--usage-error",
 ];
 
-/// spark-submit's arguments with its primary resource (the first argument that is neither an
-/// option nor an option's value: the application's jar or Python file) fetched when remote.
-async fn fetch_primary_resource(arguments: &[String], fetcher: &Fetcher<'_>) -> anyhow::Result<Vec<String>> {
-    let mut result = arguments.to_vec();
+/// Where spark-submit's primary resource is among its arguments: the first that is neither an
+/// option nor an option's value (the application's jar or Python file).
+fn primary_resource(arguments: &[String]) -> Option<usize> {
     let mut index = 0;
-    while index < result.len() {
-        let argument = &result[index];
-        if argument.starts_with('-') {
-            index += if SUBMIT_FLAGS.contains(&argument.as_str()) || argument.contains('=') {
-                1
-            } else {
-                2
-            };
-            continue;
+    while index < arguments.len() {
+        let argument = &arguments[index];
+        if !argument.starts_with('-') {
+            return Some(index);
         }
-        let fetched = fetcher.fetch(argument).await?;
-        result[index] = fetched.display().to_string();
-        break;
+        index += if SUBMIT_FLAGS.contains(&argument.as_str()) || argument.contains('=') {
+            1
+        } else {
+            2
+        };
     }
-    Ok(result)
+    None
 }
 
 fn shell_command(label: String, command: &str) -> Step {
@@ -333,78 +401,97 @@ fn shell_command(label: String, command: &str) -> Step {
         label,
         program: PathBuf::from("/bin/sh"),
         arguments: vec!["-c".into(), command.to_string()],
-        environment: Vec::new(),
+        fetch: Vec::new(),
     }
 }
 
 /// A ShellScriptConfig run before or after the activity (`preActivityTaskConfig`,
 /// `postActivityTaskConfig`): its `scriptUri` with its `scriptArgument`s.
-async fn task_config_step(task: &Task, key: &str, fetcher: &Fetcher<'_>) -> anyhow::Result<Option<Step>> {
+fn task_config_step(task: &Task, key: &str) -> anyhow::Result<Option<Step>> {
     let Some(config) = task.referenced(key).into_iter().next() else {
         return Ok(None);
     };
     let uri = config
         .string("scriptUri")
         .with_context(|| format!("{key} {} has no scriptUri", config.component_id()))?;
-    let mut arguments = vec![fetcher.fetch(uri).await?.display().to_string()];
+    let mut arguments = vec![uri.to_string()];
     arguments.extend(config.strings("scriptArgument").map(str::to_string));
     Ok(Some(Step {
         label: key.to_string(),
         program: PathBuf::from("/bin/sh"),
         arguments,
-        environment: Vec::new(),
+        fetch: vec![0],
     }))
 }
 
-/// Brings a file a step names into the attempt folder: `s3://` (and the other object stores)
-/// and `file://` are read; a local path is used where it is, EMR's Spark folder
-/// (`/usr/lib/spark/`) standing for this runner's Spark.
-struct Fetcher<'a> {
-    settings: &'a ExecutionSettings,
-    home: &'a Path,
-    folder: PathBuf,
+/// A step's arguments with the files it names brought into the attempt folder: `s3://` (and
+/// the other object stores) and `file://` are read; an absolute path is used where it is, EMR's
+/// Spark folder (`/usr/lib/spark/`) standing for this runner's Spark; a relative path is the
+/// attempt folder's (where earlier steps ran).
+pub(crate) async fn fetch_arguments(
+    step: &Step,
+    settings: &ExecutionSettings,
+    folder: &Path,
+    counter: &mut usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut arguments = step.arguments.clone();
+    for &index in &step.fetch {
+        let Some(uri) = arguments.get(index).cloned() else {
+            continue;
+        };
+        *counter += 1;
+        let path = fetch(&uri, settings, folder, *counter).await?;
+        arguments[index] = path.display().to_string();
+    }
+    Ok(arguments)
 }
 
-impl Fetcher<'_> {
-    async fn fetch(&self, uri: &str) -> anyhow::Result<PathBuf> {
-        if uri.starts_with('/') {
-            let path = PathBuf::from(uri);
-            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                return Ok(path);
+async fn fetch(uri: &str, settings: &ExecutionSettings, folder: &Path, counter: usize) -> anyhow::Result<PathBuf> {
+    let exists = |path: &Path| {
+        let path = path.to_path_buf();
+        async move { tokio::fs::try_exists(&path).await.unwrap_or(false) }
+    };
+    if uri.starts_with('/') {
+        let path = PathBuf::from(uri);
+        if exists(&path).await {
+            return Ok(path);
+        }
+        if let Some(rest) = uri.strip_prefix(EMR_SPARK_HOME)
+            && let Some(spark) = &settings.spark
+        {
+            let local = spark.home.join(rest);
+            if exists(&local).await {
+                return Ok(local);
             }
-            if let Some(rest) = uri.strip_prefix(EMR_SPARK_HOME) {
-                let local = self.home.join(rest);
-                if tokio::fs::try_exists(&local).await.unwrap_or(false) {
-                    return Ok(local);
-                }
-                bail!(
-                    "{uri} is not on this runner, nor {} in its Spark ({EMR_SPARK_HOME} is EMR's Spark folder)",
-                    local.display()
-                );
-            }
-            bail!("{uri} is not on this runner (a path from an EMR image? put the file in S3 and name its s3:// URI)");
+            bail!(
+                "{uri} is not on this runner, nor {} in its Spark ({EMR_SPARK_HOME} is EMR's Spark folder)",
+                local.display()
+            );
         }
-        if !uri.contains("://") {
-            bail!("'{uri}' is neither an absolute path nor a URI");
-        }
-        let name = uri.trim_end_matches('/').rsplit('/').next().unwrap_or("file");
-        let name = crate::execute::safe(if name.is_empty() { "file" } else { name });
-        let bytes = Location::parse(uri, &self.settings.storage)?
-            .read()
-            .await
-            .with_context(|| format!("cannot fetch {uri}"))?;
-        tokio::fs::create_dir_all(&self.folder).await?;
-        // Several files of one name (two steps' `main.py`) each get their own folder.
-        let mut target = self.folder.join(&name);
-        let mut counter = 1;
-        while tokio::fs::try_exists(&target).await.unwrap_or(false) {
-            counter += 1;
-            target = self.folder.join(counter.to_string()).join(&name);
-            tokio::fs::create_dir_all(target.parent().expect("has a parent")).await?;
-        }
-        tokio::fs::write(&target, &bytes).await?;
-        Ok(target)
+        bail!("{uri} is not on this runner (a path from an EMR image? put the file in S3 and name its s3:// URI)");
     }
+    if !uri.contains("://") {
+        if uri.split('/').any(|part| part == "..") {
+            bail!("'{uri}' leaves the attempt's folder");
+        }
+        let path = folder.join(uri);
+        if exists(&path).await {
+            return Ok(path);
+        }
+        bail!("'{uri}' is not in the attempt's folder (name an absolute path or a URI)");
+    }
+    let name = uri.trim_end_matches('/').rsplit('/').next().unwrap_or("file");
+    let name = crate::execute::safe(if name.is_empty() { "file" } else { name });
+    let bytes = Location::parse(uri, &settings.storage)?
+        .read()
+        .await
+        .with_context(|| format!("cannot fetch {uri}"))?;
+    // Each fetched file in a folder of its own, so two steps' `main.py` never meet.
+    let target_folder = folder.join("fetched").join(counter.to_string());
+    tokio::fs::create_dir_all(&target_folder).await?;
+    let target = target_folder.join(&name);
+    tokio::fs::write(&target, &bytes).await?;
+    Ok(target)
 }
 
 /// The cluster's EmrConfiguration, as EMR applies it to Spark.
@@ -495,9 +582,11 @@ fn is_identifier(name: &str) -> bool {
         && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
 }
 
-/// The HiveQL that makes a staged folder the table `table`: external, over the folder, in the
-/// node's data format (CSV, TSV, Custom: delimited text; RegEx: Hive's RegexSerDe).
-fn table_ddl(task: &Task, table: &str, staged: &Staged<'_>) -> anyhow::Result<String> {
+/// The HiveQL that makes a staged folder the table `database.table`: external, over the
+/// folder, in the node's data format (CSV, TSV, Custom: delimited text; RegEx: Hive's
+/// RegexSerDe). Activation refused what cannot be staged; what reaches here is checked again.
+fn table_ddl(task: &Task, database: &str, table: &str, staged: &Staged<'_>) -> anyhow::Result<String> {
+    use sluice_core::runtime::support::{hive_column, hive_format_problem, hive_separator};
     let node = staged.node.component_id();
     let format = staged
         .node
@@ -506,104 +595,43 @@ fn table_ddl(task: &Task, table: &str, staged: &Staged<'_>) -> anyhow::Result<St
         .and_then(|id| task.objects.get(id))
         .with_context(|| format!("{table} ({node}) has no dataFormat to make its table from"))?;
     let format_type = format.string("type").unwrap_or("");
-    let columns = format
-        .strings("column")
-        .map(|column| column_ddl(column, format_type == "RegEx"))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .with_context(|| format!("data format {} of {table} ({node})", format.component_id()))?;
-    if columns.is_empty() {
-        bail!(
-            "{table} ({node}): its data format {} has no `column` fields ('name TYPE') to make the table from",
-            format.component_id()
-        );
+    let columns: Vec<String> = format.strings("column").map(str::to_string).collect();
+    let field = |key: &str| format.string(key).map(str::to_string);
+    if let Some(problem) = hive_format_problem(format_type, &field, &columns, table.starts_with("output")) {
+        bail!("{table} ({node}) with data format {}: {problem}", format.component_id());
     }
-    let row_format = match format_type {
-        "CSV" | "TSV" | "Custom" => {
-            let separator = match (format_type, format.string("columnSeparator")) {
-                (_, Some(separator)) => separator,
-                ("CSV", None) => ",",
-                ("TSV", None) => "\t",
-                _ => bail!("data format {} has no columnSeparator", format.component_id()),
-            };
-            let mut row_format = format!(
-                "ROW FORMAT DELIMITED FIELDS TERMINATED BY '{}'",
-                hive_character(separator)?
-            );
-            if let Some(escape) = format.string("escapeChar") {
-                row_format.push_str(&format!(" ESCAPED BY '{}'", hive_character(escape)?));
-            }
-            if let Some(records) = format.string("recordSeparator")
-                && !matches!(records, "\n" | "\\n")
-            {
-                bail!(
-                    "data format {}: Hive's text tables end records with a newline only; recordSeparator {records:?} cannot be staged",
-                    format.component_id()
-                );
-            }
-            row_format
+    let strings_only = format_type == "RegEx";
+    let columns = columns
+        .iter()
+        .map(|column| {
+            hive_column(column).map(|(name, kind)| format!("`{name}` {}", if strings_only { "STRING" } else { &kind }))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let separator = |text: &str| hive_separator(text).map_err(anyhow::Error::msg);
+    let row_format = if strings_only {
+        format!(
+            "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe' WITH SERDEPROPERTIES ('input.regex' = '{}')",
+            hive_string(format.string("inputRegEx").unwrap_or_default())
+        )
+    } else {
+        let columns_by = match (format_type, format.string("columnSeparator")) {
+            (_, Some(text)) => separator(text)?,
+            ("TSV", None) => "\\t".to_string(),
+            _ => ",".to_string(),
+        };
+        let mut row_format = format!("ROW FORMAT DELIMITED FIELDS TERMINATED BY '{columns_by}'");
+        if let Some(escape) = format.string("escapeChar") {
+            row_format.push_str(&format!(" ESCAPED BY '{}'", separator(escape)?));
         }
-        "RegEx" => {
-            let regex = format
-                .string("inputRegEx")
-                .with_context(|| format!("data format {} has no inputRegEx", format.component_id()))?;
-            format!(
-                "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.RegexSerDe' WITH SERDEPROPERTIES ('input.regex' = '{}')",
-                hive_string(regex)
-            )
-        }
-        other => bail!(
-            "{table} ({node}): data format {} is a {other}, which Sluice does not stage",
-            format.component_id()
-        ),
+        row_format
     };
     let location = format!("file://{}", staged.directory.display());
     Ok(format!(
-        "DROP TABLE IF EXISTS {table};\nCREATE EXTERNAL TABLE {table} ({}) {row_format} STORED AS TEXTFILE LOCATION '{}';\n",
+        "CREATE EXTERNAL TABLE {database}.{table} ({}) {row_format} STORED AS TEXTFILE LOCATION '{}';\n",
         columns.join(", "),
         hive_string(&location)
     ))
-}
-
-/// `name TYPE` (TYPE defaults to STRING; RegexSerDe reads only strings).
-fn column_ddl(column: &str, strings_only: bool) -> anyhow::Result<String> {
-    let column = column.trim();
-    let (name, kind) = column.split_once(char::is_whitespace).unwrap_or((column, "STRING"));
-    let kind = kind.trim();
-    if !is_identifier(name) {
-        bail!("column '{column}': '{name}' is not a column name");
-    }
-    if kind.is_empty()
-        || !kind
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || "_(),<>: ".contains(character))
-    {
-        bail!("column '{column}': '{kind}' is not a Hive type");
-    }
-    let kind = if strings_only { "STRING" } else { kind };
-    Ok(format!("`{name}` {kind}"))
-}
-
-/// One separator character as a Hive string literal's content: `\t`, printable ASCII as itself,
-/// other ASCII in octal (`\001`).
-fn hive_character(text: &str) -> anyhow::Result<String> {
-    let character = match text {
-        "\\t" => '\t',
-        "\\n" => '\n',
-        _ => {
-            let mut characters = text.chars();
-            match (characters.next(), characters.next()) {
-                (Some(character), None) => character,
-                _ => bail!("separator {text:?} is not one character"),
-            }
-        }
-    };
-    Ok(match character {
-        '\t' => "\\t".to_string(),
-        '\'' | '\\' => format!("\\{:03o}", character as u32),
-        ' '..='~' => character.to_string(),
-        _ if character.is_ascii() => format!("\\{:03o}", character as u32),
-        _ => bail!("separator {text:?} is not an ASCII character"),
-    })
 }
 
 /// Text inside a single-quoted Hive string.
@@ -639,23 +667,20 @@ mod tests {
     }
 
     #[test]
-    fn columns_and_separators_become_safe_hiveql() {
-        assert_eq!(column_ddl("name STRING", false).unwrap(), "`name` STRING");
-        assert_eq!(column_ddl("age", false).unwrap(), "`age` STRING");
-        assert_eq!(
-            column_ddl("price DECIMAL(10,2)", false).unwrap(),
-            "`price` DECIMAL(10,2)"
-        );
-        assert_eq!(column_ddl("n INT", true).unwrap(), "`n` STRING");
-        assert!(column_ddl("x`; DROP TABLE y INT", false).is_err());
-        assert!(column_ddl("x INT'; --", false).is_err());
-        assert_eq!(hive_character(",").unwrap(), ",");
-        assert_eq!(hive_character("\t").unwrap(), "\\t");
-        assert_eq!(hive_character("\\t").unwrap(), "\\t");
-        assert_eq!(hive_character("'").unwrap(), "\\047");
-        assert_eq!(hive_character("\u{1}").unwrap(), "\\001");
-        assert!(hive_character("ab").is_err());
-        assert!(hive_character("é").is_err());
+    fn hive_strings_and_properties_are_escaped() {
         assert_eq!(hive_string("a'b\\c"), "a\\'b\\\\c");
+        assert_eq!(property_line("spark.x", "a=b c"), "spark.x=a=b c");
+        assert_eq!(property_line("k:y", " v\\\n"), "k\\:y=\\ v\\\\\\n");
+    }
+
+    #[test]
+    fn the_primary_resource_follows_the_options() {
+        let arguments = |text: &str| text.split(' ').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            primary_resource(&arguments("--class A --verbose --conf=x app.jar 1")),
+            Some(4)
+        );
+        assert_eq!(primary_resource(&arguments("job.py x")), Some(0));
+        assert_eq!(primary_resource(&arguments("--version")), None);
     }
 }

@@ -421,7 +421,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: access.ca_bundle.clone(),
                 region: options.region.clone(),
             }),
-            spark_home: options.spark_home.clone(),
+            spark: spark_settings(options.spark_home.clone()),
             findings: Default::default(),
         },
     };
@@ -638,7 +638,7 @@ pub async fn runner(options: RunnerOptions) -> anyhow::Result<ExitCode> {
                 ca_bundle: options.ca_bundle.clone(),
                 region: options.region.clone(),
             }),
-            spark_home: options.spark_home.clone(),
+            spark: spark_settings(options.spark_home.clone()),
             findings: Default::default(),
         },
     };
@@ -802,7 +802,7 @@ pub async fn serve_with_runner(
                         ca_bundle: access.ca_bundle.clone(),
                         region: region.clone(),
                     }),
-                    spark_home,
+                    spark: spark_settings(spark_home),
                     findings: Default::default(),
                 },
             };
@@ -825,4 +825,12 @@ pub async fn serve_with_runner(
     }
     let _ = stop_server.send(());
     server.await?
+}
+
+/// Spark for the runner's EMR-type activities, with the Java that runs it (JAVA_HOME, as the
+/// runner's environment has it: tasks' environments are built, not inherited).
+fn spark_settings(home: Option<PathBuf>) -> Option<sluice_runner::spark::SparkSettings> {
+    #[allow(clippy::disallowed_methods, reason = "the binary reads its environment")]
+    let java_home = std::env::var_os("JAVA_HOME").map(PathBuf::from);
+    home.map(|home| sluice_runner::spark::SparkSettings { home, java_home })
 }

@@ -89,7 +89,12 @@ pub fn unsupported(definition: &PipelineDefinition) -> Vec<(String, String)> {
                 format!("sparkMaster '{master}' is not a Spark master: use local, local[N], local[*], spark://HOST:PORT, yarn or k8s://URL"),
             ));
         }
-        if kind == "HiveActivity" && object.first("stage").and_then(FieldValue::as_string) != Some("false") {
+        if kind == "HiveActivity"
+            && stages(
+                inherited(definition, object, "stage").and_then(FieldValue::as_string),
+                kind,
+            )
+        {
             problems.extend(hive_staging_problems(definition, object));
         }
         if kind == "CopyActivity" {
@@ -135,8 +140,134 @@ pub fn unsupported(definition: &PipelineDefinition) -> Vec<(String, String)> {
     problems
 }
 
+/// A field as the object sees it: its own, its `parent` chain's, then Default's.
+fn inherited<'a>(definition: &'a PipelineDefinition, object: &'a PipelineObject, key: &str) -> Option<&'a FieldValue> {
+    let mut current = Some(object);
+    let mut hops = 0;
+    while let Some(found) = current {
+        if let Some(value) = found.first(key) {
+            return Some(value);
+        }
+        hops += 1;
+        if hops > 32 {
+            return None;
+        }
+        current = found
+            .first("parent")
+            .and_then(FieldValue::as_ref_target)
+            .and_then(|parent| definition.object(parent));
+    }
+    definition
+        .object("Default")
+        .filter(|default| default.id != object.id)
+        .and_then(|default| default.first(key))
+}
+
+/// Whether an activity stages its data nodes: `stage` as written (any case), else the type's
+/// default (HiveActivity stages; the others do not).
+pub fn stages(stage: Option<&str>, activity_type: &str) -> bool {
+    match stage {
+        Some(flag) => flag.trim().eq_ignore_ascii_case("true"),
+        None => activity_type == "HiveActivity",
+    }
+}
+
+/// A data format's `column` (`name TYPE`, TYPE defaulting to STRING) as a Hive column:
+/// `(name, TYPE)`, or why it cannot be one.
+pub fn hive_column(column: &str) -> Result<(String, String), String> {
+    let column = column.trim();
+    let (name, kind) = column.split_once(char::is_whitespace).unwrap_or((column, "STRING"));
+    let kind = kind.trim();
+    let mut characters = name.chars();
+    let named = characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_');
+    if !named {
+        return Err(format!("column '{column}': '{name}' is not a column name"));
+    }
+    if kind.is_empty()
+        || !kind
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "_(),<>: ".contains(character))
+    {
+        return Err(format!("column '{column}': '{kind}' is not a Hive type"));
+    }
+    Ok((name.to_string(), kind.to_string()))
+}
+
+/// One separator character as a Hive string literal's content: `\t`, printable ASCII as itself,
+/// other ASCII in octal (`\001`); or why it cannot be one.
+pub fn hive_separator(text: &str) -> Result<String, String> {
+    let character = match text {
+        "\\t" => '\t',
+        "\\n" => '\n',
+        _ => {
+            let mut characters = text.chars();
+            match (characters.next(), characters.next()) {
+                (Some(character), None) => character,
+                _ => return Err(format!("separator {text:?} is not one character")),
+            }
+        }
+    };
+    Ok(match character {
+        '\t' => "\\t".to_string(),
+        '\'' | '\\' => format!("\\{:03o}", character as u32),
+        ' '..='~' => character.to_string(),
+        _ if character.is_ascii() => format!("\\{:03o}", character as u32),
+        _ => return Err(format!("separator {text:?} is not an ASCII character")),
+    })
+}
+
+/// Why a data format cannot be a staged Hive table (`None`: it can): CSV, TSV and Custom as
+/// delimited text, RegEx (read-only: Hive's RegexSerDe cannot write) with columns that are Hive
+/// columns, one-character separators, records ending with a newline.
+pub fn hive_format_problem(
+    format_type: &str,
+    field: &dyn Fn(&str) -> Option<String>,
+    columns: &[String],
+    output: bool,
+) -> Option<String> {
+    if !HIVE_FORMATS.contains(&format_type) {
+        return Some(format!("a {format_type}; Sluice stages CSV, TSV, Custom and RegEx"));
+    }
+    if format_type == "RegEx" && output {
+        return Some("RegEx, which Hive reads but cannot write (its RegexSerDe does not serialize); use CSV, TSV or Custom for outputs".into());
+    }
+    if format_type == "RegEx" && field("inputRegEx").is_none() {
+        return Some("RegEx without inputRegEx".into());
+    }
+    if columns.is_empty() {
+        return Some("without `column` fields ('name TYPE') to make the table from".into());
+    }
+    for column in columns {
+        if let Err(problem) = hive_column(column) {
+            return Some(problem);
+        }
+    }
+    if matches!(format_type, "CSV" | "TSV" | "Custom") {
+        let separator = field("columnSeparator");
+        if format_type == "Custom" && separator.is_none() {
+            return Some("Custom without columnSeparator".into());
+        }
+        for text in separator.into_iter().chain(field("escapeChar")) {
+            if let Err(problem) = hive_separator(&text) {
+                return Some(problem);
+            }
+        }
+        if let Some(records) = field("recordSeparator")
+            && !matches!(records.as_str(), "\n" | "\\n")
+        {
+            return Some(format!(
+                "recordSeparator {records:?}: Hive's text tables end records with a newline only"
+            ));
+        }
+    }
+    None
+}
+
 /// HiveActivity stages its inputs and outputs as tables (`${input1}`, `${output1}`): each must be
-/// an S3DataNode with a directory or file and a delimited or RegEx data format with columns.
+/// an S3DataNode with a data format Hive can read (and, for outputs, write).
 fn hive_staging_problems(definition: &PipelineDefinition, activity: &PipelineObject) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for key in ["input", "output"] {
@@ -153,8 +284,7 @@ fn hive_staging_problems(definition: &PipelineDefinition, activity: &PipelineObj
                 ));
                 continue;
             }
-            let format = node
-                .first("dataFormat")
+            let format = inherited(definition, node, "dataFormat")
                 .and_then(FieldValue::as_ref_target)
                 .and_then(|id| definition.object(id));
             let Some(format) = format else {
@@ -165,15 +295,39 @@ fn hive_staging_problems(definition: &PipelineDefinition, activity: &PipelineObj
                 continue;
             };
             let format_type = type_of(definition, format).unwrap_or("");
-            if !HIVE_FORMATS.contains(&format_type) {
+            let field = |key: &str| {
+                inherited(definition, format, key)
+                    .and_then(FieldValue::as_string)
+                    .map(str::to_string)
+            };
+            let columns: Vec<String> = {
+                let mut current = Some(format);
+                let mut found = Vec::new();
+                let mut hops = 0;
+                while let Some(object) = current {
+                    found = object
+                        .values("column")
+                        .filter_map(FieldValue::as_string)
+                        .map(str::to_string)
+                        .collect();
+                    hops += 1;
+                    if !found.is_empty() || hops > 32 {
+                        break;
+                    }
+                    current = object
+                        .first("parent")
+                        .and_then(FieldValue::as_ref_target)
+                        .and_then(|parent| definition.object(parent));
+                }
+                found
+            };
+            if let Some(problem) = hive_format_problem(format_type, &field, &columns, key == "output") {
                 problems.push((
                     activity.id.clone(),
-                    format!("HiveActivity stages {table} ({node_id}) with data format {}, a {format_type}; Sluice stages CSV, TSV, Custom and RegEx", format.id),
-                ));
-            } else if format.values("column").next().is_none() {
-                problems.push((
-                    activity.id.clone(),
-                    format!("HiveActivity stages {table} ({node_id}) as a table, whose columns come from data format {}: give it `column` fields ('name TYPE')", format.id),
+                    format!(
+                        "HiveActivity stages {table} ({node_id}) with data format {}: {problem}",
+                        format.id
+                    ),
                 ));
             }
         }
@@ -183,6 +337,44 @@ fn hive_staging_problems(definition: &PipelineDefinition, activity: &PipelineObj
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hive_staging_formats() {
+        let none = |_: &str| None::<String>;
+        let columns = vec!["name STRING".to_string(), "age INT".to_string()];
+        assert_eq!(super::hive_format_problem("CSV", &none, &columns, true), None);
+        assert!(
+            super::hive_format_problem("Custom", &none, &columns, false)
+                .unwrap()
+                .contains("columnSeparator")
+        );
+        let regex = |key: &str| (key == "inputRegEx").then(|| "(.*)".to_string());
+        assert_eq!(super::hive_format_problem("RegEx", &regex, &columns, false), None);
+        assert!(
+            super::hive_format_problem("RegEx", &regex, &columns, true)
+                .unwrap()
+                .contains("cannot write")
+        );
+        assert!(
+            super::hive_format_problem("CSV", &none, &[], false)
+                .unwrap()
+                .contains("column")
+        );
+        assert!(super::hive_format_problem("CSV", &none, &["x`y INT".to_string()], false).is_some());
+        let records = |key: &str| (key == "recordSeparator").then(|| ";".to_string());
+        assert!(
+            super::hive_format_problem("TSV", &records, &columns, false)
+                .unwrap()
+                .contains("newline")
+        );
+        assert_eq!(super::hive_separator("\t").unwrap(), "\\t");
+        assert_eq!(super::hive_separator("'").unwrap(), "\\047");
+        assert!(super::hive_separator("ab").is_err());
+        assert_eq!(super::hive_column("price DECIMAL(10,2)").unwrap().1, "DECIMAL(10,2)");
+        assert!(super::hive_column("x INT'; --").is_err());
+        assert!(!super::stages(Some("FALSE "), "HiveActivity"));
+        assert!(super::stages(None, "HiveActivity") && !super::stages(None, "ShellCommandActivity"));
+    }
+
     #[test]
     fn spark_masters() {
         for good in [
