@@ -7,8 +7,9 @@ per pipeline), all activated, then R `sluice runner` processes (each --concurren
 together. Throughput = tasks / (last task ended - first task started), from the runners' logs;
 poll-to-task = how long each PollForTask that brought a task took, as the runner measured it.
 
-Usage: python3 bench/scale.py [--pipelines 20] [--tasks 99] [--runners 1,2,4] [--concurrency 8]
-(needs target/release/sluice, PostgreSQL at 127.0.0.1:5432 and .venv with boto3)"""
+Usage: python3 bench/scale.py [--pipelines 10] [--tasks 99] [--runners 1,2,4] [--concurrency 8] [--sqlite]
+(needs target/release/sluice, PostgreSQL at 127.0.0.1:5432 and .venv with boto3; --sqlite runs the
+same load on the embedded store)"""
 
 import argparse
 import datetime
@@ -45,14 +46,17 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def one_run(runners, pipelines, tasks, concurrency, directory):
+def one_run(runners, pipelines, tasks, concurrency, directory, sqlite):
     database = f"sluice_bench_{uuid.uuid4().hex[:10]}"
-    psql(f'CREATE DATABASE "{database}"')
+    store = []
+    if not sqlite:
+        psql(f'CREATE DATABASE "{database}"')
+        store = ["--store", f"{POSTGRES}/{database}"]
     data = directory / f"data-{runners}"
     server_log = open(directory / f"server-{runners}.log", "wb")
-    server = subprocess.Popen([SLUICE, "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0",
-                               "--store", f"{POSTGRES}/{database}", "--no-runner", "--poll-wait-seconds", "2"],
-                              stdout=subprocess.PIPE, stderr=server_log, env={**os.environ, "SLUICE_LOG": "warn"})
+    server = subprocess.Popen([SLUICE, "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0", *store,
+                               "--no-runner", "--poll-wait-seconds", "2"],
+                              stdout=subprocess.PIPE, stderr=server_log, env={**os.environ, "SLUICE_LOG": os.environ.get("SLUICE_BENCH_SERVER_LOG", "warn")})
     processes = []
     try:
         line = server.stdout.readline().decode()
@@ -117,19 +121,28 @@ def one_run(runners, pipelines, tasks, concurrency, directory):
             process.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
-        psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        # SLUICE_BENCH_KEEP=DIR keeps the server's and runners' logs (with
+        # SLUICE_BENCH_SERVER_LOG=info the server logs each request's elapsed time).
+        if os.environ.get("SLUICE_BENCH_KEEP"):
+            import shutil
+            for log in directory.glob(f"*-{runners}*.log"):
+                shutil.copy(log, os.environ["SLUICE_BENCH_KEEP"])
+        if not sqlite:
+            psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pipelines", type=int, default=20)
+    parser.add_argument("--pipelines", type=int, default=10)
     parser.add_argument("--tasks", type=int, default=99)
     parser.add_argument("--runners", default="1,2,4")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--sqlite", action="store_true", help="the embedded store instead of PostgreSQL")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         for runners in [int(count) for count in options.runners.split(",")]:
-            result = one_run(runners, options.pipelines, options.tasks, options.concurrency, pathlib.Path(directory))
+            result = one_run(runners, options.pipelines, options.tasks, options.concurrency, pathlib.Path(directory),
+                             options.sqlite)
             print(f"{result['runners']} runner(s) x {options.concurrency}: {result['tasks']} tasks in "
                   f"{result['seconds']:.2f} s = {result['per_second']:.0f} tasks/s; poll-to-task p50 "
                   f"{result['poll_p50']:.1f} ms, p99 {result['poll_p99']:.1f} ms", flush=True)

@@ -69,13 +69,15 @@ def test_sluice_run_reports_failures_and_exits_non_zero(tmp_path):
 
     # Types Sluice cannot run are refused at activation, with the list, not at 3 a.m.
     definition["objects"] += [
-        {"id": "Hive", "name": "Hive", "type": "HiveActivity", "hiveScript": "select 1", "runsOn": {"ref": "Cluster"}},
+        {"id": "Pig", "name": "Pig", "type": "PigActivity", "script": "A = LOAD 'x';", "runsOn": {"ref": "Cluster"}},
         {"id": "Cluster", "name": "Cluster", "type": "EmrCluster"},
+        {"id": "Table", "name": "Table", "type": "DynamoDBDataNode", "tableName": "orders"},
     ]
     path.write_text(json.dumps(definition))
     result = sluice_run(path)
     assert result.returncode == 2
-    assert "Hive: Sluice does not support HiveActivity yet; Cluster: Sluice does not support EmrCluster yet" in result.stderr
+    assert "Pig: Sluice does not run Pig Latin" in result.stderr, result.stderr
+    assert "Table: Sluice does not support DynamoDBDataNode yet" in result.stderr, result.stderr
 
     invalid = tmp_path / "invalid.json"
     invalid.write_text(json.dumps({"objects": [{"id": "X", "type": "ShellCommandActivity"}]}))

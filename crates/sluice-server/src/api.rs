@@ -502,9 +502,18 @@ pub(crate) async fn principal_for_key(
     context: &RequestContext,
     now: DateTime<Utc>,
 ) -> Result<Principal, ApiError> {
-    tx.touch_access_key(&key.access_key_id, &render(now))
-        .await
-        .map_err(store_failure)?;
+    // The last-used time is kept to the minute (IAM's own is coarser): a key in steady use
+    // costs no write per call.
+    let used_at = render(now);
+    let recent = key
+        .last_used_at
+        .as_deref()
+        .is_some_and(|last| last.get(..16) == used_at.get(..16));
+    if !recent {
+        tx.touch_access_key(&key.access_key_id, &used_at)
+            .await
+            .map_err(store_failure)?;
+    }
     let (policies, tags) = if key.identity.kind == "Root" {
         (Vec::new(), Vec::new())
     } else {

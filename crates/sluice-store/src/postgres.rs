@@ -18,8 +18,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::{Result, Store, Transaction};
 
-/// The advisory lock key every write transaction takes ("sluice" in ASCII).
-const WRITE_LOCK: i64 = 0x0000_736c_7569_6365;
+/// A write transaction's start, in one message: the transaction, then the advisory lock every
+/// writer takes (its key is "sluice" in ASCII, 0x736c75696365).
+const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(126909663503205)";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -51,18 +52,15 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        // One round trip: the transaction and the writers' lock in one message.
+        let tx = self.pool.begin_with(BEGIN_WRITE).await?;
         Ok(Box::new(shared::SqlTransaction { tx }))
     }
 
     async fn begin_read(&self) -> Result<Box<dyn Transaction>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        let tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
         Ok(Box::new(shared::SqlTransaction { tx }))
     }
@@ -153,6 +151,17 @@ mod shared {
 #[cfg(test)]
 mod tests {
     use super::placeholders;
+
+    #[test]
+    fn the_write_begin_takes_the_write_lock() {
+        assert_eq!(
+            super::BEGIN_WRITE,
+            format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                i64::from_be_bytes(*b"\0\0sluice")
+            )
+        );
+    }
 
     #[test]
     fn placeholders_become_numbered_outside_quoted_text() {

@@ -100,6 +100,8 @@ pub struct AccessKeyRecord {
     /// Session credentials: the SHA-256 (hex) of the session token, when they expire, and when
     /// MFA was proven for them (if it was).
     pub session: Option<SessionFacts>,
+    /// When the key was last used, as last recorded (`YYYY-MM-DDTHH:MM:SS`).
+    pub last_used_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -357,40 +357,55 @@ pub async fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
             };
         }
     };
-    let client = Arc::new(Client::new(
-        &url,
-        Credentials {
-            access_key_id: access.access_key_id.clone(),
-            secret_access_key: access.secret_access_key.clone(),
-            session_token: None,
-        },
-        access.ca_bundle.as_deref(),
-        options.region.clone(),
-    )?);
+    // Whatever goes wrong before the run starts, the embedded server is stopped and awaited
+    // (its final audit delivery must not be cut off by the process ending).
+    let prepared = async {
+        let client = Arc::new(Client::new(
+            &url,
+            Credentials {
+                access_key_id: access.access_key_id.clone(),
+                secret_access_key: access.secret_access_key.clone(),
+                session_token: None,
+            },
+            access.ca_bundle.as_deref(),
+            options.region.clone(),
+        )?);
 
-    let name = options
-        .file
-        .file_stem()
-        .map_or("pipeline".to_string(), |stem| stem.to_string_lossy().to_string());
-    let pipeline_id = client
-        .datapipeline(
-            "CreatePipeline",
-            &json!({ "name": name, "uniqueId": format!("sluice-run-{}", std::process::id()) }),
-        )
-        .await?["pipelineId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    // Resource queues are named after the pipeline.
-    let graph = Graph::build(&definition, &pipeline_id, 5).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
-    let queues: BTreeSet<String> = graph.nodes.iter().filter_map(|node| node.queue.clone()).collect();
-    let mut put = wire(&definition);
-    put["pipelineId"] = json!(pipeline_id);
-    client.datapipeline("PutPipelineDefinition", &put).await?;
-    client
-        .datapipeline("ActivatePipeline", &json!({ "pipelineId": pipeline_id }))
-        .await
-        .context("activation was refused")?;
+        let name = options
+            .file
+            .file_stem()
+            .map_or("pipeline".to_string(), |stem| stem.to_string_lossy().to_string());
+        let pipeline_id = client
+            .datapipeline(
+                "CreatePipeline",
+                &json!({ "name": name, "uniqueId": format!("sluice-run-{}", std::process::id()) }),
+            )
+            .await?["pipelineId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // Resource queues are named after the pipeline.
+        let graph =
+            Graph::build(&definition, &pipeline_id, 5).map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+        let queues: BTreeSet<String> = graph.nodes.iter().filter_map(|node| node.queue.clone()).collect();
+        let mut put = wire(&definition);
+        put["pipelineId"] = json!(pipeline_id);
+        client.datapipeline("PutPipelineDefinition", &put).await?;
+        client
+            .datapipeline("ActivatePipeline", &json!({ "pipelineId": pipeline_id }))
+            .await
+            .context("activation was refused")?;
+        anyhow::Ok((client, pipeline_id, graph, queues))
+    }
+    .await;
+    let (client, pipeline_id, graph, queues) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let _ = stop_server.send(());
+            let _ = server.await;
+            return Err(error);
+        }
+    };
     eprintln!(
         "sluice run: {} as pipeline {pipeline_id}; worker groups: {}",
         options.file.display(),

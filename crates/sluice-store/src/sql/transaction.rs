@@ -109,7 +109,7 @@ impl Transaction for SqlTransaction {
 
     async fn access_key(&mut self, access_key_id: &str) -> Result<Option<AccessKeyRecord>> {
         let row = sqlx::query(
-            q("SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, k.parent_key_id,
+            q("SELECT k.access_key_id, k.sealed_secret, k.status, k.session_token_hash, k.expires_at, k.mfa_at, k.parent_key_id, k.last_used_at,
                     k.task_pipeline_id, k.task_attempt_id, a.status AS attempt_status,
                     i.identity_id, i.account_id, i.kind, i.name, i.arn
              FROM access_keys k JOIN identities i ON i.identity_id = k.identity_id
@@ -122,6 +122,7 @@ impl Transaction for SqlTransaction {
         let Some(row) = row else { return Ok(None) };
         Ok(Some(AccessKeyRecord {
             access_key_id: row.try_get("access_key_id")?,
+            last_used_at: row.try_get("last_used_at")?,
             sealed_secret: row.try_get("sealed_secret")?,
             status: row.try_get("status")?,
             session: match row.try_get::<Option<String>, _>("session_token_hash")? {
