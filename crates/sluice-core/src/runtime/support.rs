@@ -23,23 +23,23 @@ const JDBC_PREFIXES: &[&str] = &["jdbc:postgresql:", "jdbc:redshift:", "jdbc:mys
 const PRECONDITIONS: &[&str] = &["ShellCommandPrecondition", "Exists", "S3KeyExists", "S3PrefixNotEmpty"];
 const UNSUPPORTED: &[&str] = &["DynamoDBDataNode", "DynamoDBDataFormat", "DynamoDBExportDataFormat"];
 
-fn type_of<'a>(definition: &'a PipelineDefinition, object: &'a PipelineObject) -> Option<&'a str> {
-    let mut current = Some(object);
-    let mut hops = 0;
-    while let Some(found) = current {
-        if let Some(kind) = found.object_type() {
-            return Some(kind);
-        }
-        hops += 1;
-        if hops > 32 {
-            return None;
-        }
-        current = found
+/// The object, then its `parent`, its parent's parent, ... (at most 32 hops: cycles are
+/// validation's to report).
+fn lineage<'a>(
+    definition: &'a PipelineDefinition,
+    object: &'a PipelineObject,
+) -> impl Iterator<Item = &'a PipelineObject> {
+    std::iter::successors(Some(object), |found| {
+        found
             .first("parent")
             .and_then(FieldValue::as_ref_target)
-            .and_then(|parent| definition.object(parent));
-    }
-    None
+            .and_then(|parent| definition.object(parent))
+    })
+    .take(33)
+}
+
+fn type_of<'a>(definition: &'a PipelineDefinition, object: &'a PipelineObject) -> Option<&'a str> {
+    lineage(definition, object).find_map(PipelineObject::object_type)
 }
 
 /// What an EmrCluster's `sparkMaster` may name: `local`, `local[N]`, `local[*]`, `local[N,F]`,
@@ -142,25 +142,14 @@ pub fn unsupported(definition: &PipelineDefinition) -> Vec<(String, String)> {
 
 /// A field as the object sees it: its own, its `parent` chain's, then Default's.
 fn inherited<'a>(definition: &'a PipelineDefinition, object: &'a PipelineObject, key: &str) -> Option<&'a FieldValue> {
-    let mut current = Some(object);
-    let mut hops = 0;
-    while let Some(found) = current {
-        if let Some(value) = found.first(key) {
-            return Some(value);
-        }
-        hops += 1;
-        if hops > 32 {
-            return None;
-        }
-        current = found
-            .first("parent")
-            .and_then(FieldValue::as_ref_target)
-            .and_then(|parent| definition.object(parent));
-    }
-    definition
-        .object("Default")
-        .filter(|default| default.id != object.id)
-        .and_then(|default| default.first(key))
+    lineage(definition, object)
+        .find_map(|found| found.first(key))
+        .or_else(|| {
+            definition
+                .object("Default")
+                .filter(|default| default.id != object.id)
+                .and_then(|default| default.first(key))
+        })
 }
 
 /// Whether an activity stages its data nodes: `stage` as written (any case), else the type's
@@ -300,27 +289,16 @@ fn hive_staging_problems(definition: &PipelineDefinition, activity: &PipelineObj
                     .and_then(FieldValue::as_string)
                     .map(str::to_string)
             };
-            let columns: Vec<String> = {
-                let mut current = Some(format);
-                let mut found = Vec::new();
-                let mut hops = 0;
-                while let Some(object) = current {
-                    found = object
+            let columns: Vec<String> = lineage(definition, format)
+                .map(|object| {
+                    object
                         .values("column")
                         .filter_map(FieldValue::as_string)
                         .map(str::to_string)
-                        .collect();
-                    hops += 1;
-                    if !found.is_empty() || hops > 32 {
-                        break;
-                    }
-                    current = object
-                        .first("parent")
-                        .and_then(FieldValue::as_ref_target)
-                        .and_then(|parent| definition.object(parent));
-                }
-                found
-            };
+                        .collect::<Vec<_>>()
+                })
+                .find(|columns| !columns.is_empty())
+                .unwrap_or_default();
             if let Some(problem) = hive_format_problem(format_type, &field, &columns, key == "output") {
                 problems.push((
                     activity.id.clone(),

@@ -277,6 +277,17 @@ pub async fn pipelines(state: &AppState, visit: &Visit) -> Response {
 }
 
 /// The pipeline's instances (or attempts): ids by QueryObjects, then DescribeObjects.
+/// The pipeline's definition, as GetPipelineDefinition gives it to the signed-in user.
+async fn definition_of(state: &AppState, visit: &Visit, pipeline_id: &str) -> Result<Value, ApiError> {
+    call(
+        state,
+        visit,
+        Operation::GetPipelineDefinition,
+        json!({ "pipelineId": pipeline_id }),
+    )
+    .await
+}
+
 async fn objects(state: &AppState, visit: &Visit, pipeline_id: &str, sphere: &str) -> Result<Vec<Value>, ApiError> {
     let mut ids = Vec::new();
     let mut marker: Option<String> = None;
@@ -325,14 +336,7 @@ pub async fn pipeline(state: &AppState, visit: &Visit, pipeline_id: &str) -> Res
         Ok(answer) => answer["pipelineDescriptionList"][0].clone(),
         Err(error) => return failure(visit, user.as_deref(), error),
     };
-    let definition = match call(
-        state,
-        visit,
-        Operation::GetPipelineDefinition,
-        json!({ "pipelineId": pipeline_id }),
-    )
-    .await
-    {
+    let definition = match definition_of(state, visit, pipeline_id).await {
         Ok(answer) => answer,
         Err(error) if error.kind == ErrorKind::InvalidRequestException => json!({ "pipelineObjects": [] }),
         Err(error) => return failure(visit, user.as_deref(), error),
@@ -604,14 +608,7 @@ pub async fn attempt_log(state: &AppState, visit: &Visit, pipeline_id: &str) -> 
         status,
         "FINISHED" | "FAILED" | "CANCELED" | "TIMEDOUT" | "CASCADE_FAILED" | "SKIPPED" | "MARK_FINISHED"
     );
-    let definition = match call(
-        state,
-        visit,
-        Operation::GetPipelineDefinition,
-        json!({ "pipelineId": pipeline_id }),
-    )
-    .await
-    {
+    let definition = match definition_of(state, visit, pipeline_id).await {
         Ok(answer) => answer,
         Err(error) => return failure(visit, user.as_deref(), error),
     };
@@ -702,14 +699,7 @@ pub async fn pipeline_action(state: &AppState, visit: &Visit, pipeline_id: &str)
         )
         .await
         .map(|_| "Deactivated.".to_string()),
-        "PAUSE" | "RESUME" => match call(
-            state,
-            visit,
-            Operation::GetPipelineDefinition,
-            json!({ "pipelineId": pipeline_id }),
-        )
-        .await
-        {
+        "PAUSE" | "RESUME" => match definition_of(state, visit, pipeline_id).await {
             Ok(definition) => {
                 let activities: Vec<String> = definition["pipelineObjects"]
                     .as_array()
