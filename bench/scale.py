@@ -51,7 +51,8 @@ def one_run(runners, pipelines, tasks, concurrency, directory, sqlite):
     store = []
     if not sqlite:
         psql(f'CREATE DATABASE "{database}"')
-        store = ["--store", f"{POSTGRES}/{database}"]
+        # SLUICE_BENCH_STORE_QUERY, e.g. `?host=/var/run/postgresql`, reaches PostgreSQL another way.
+        store = ["--store", f"{POSTGRES}/{database}{os.environ.get('SLUICE_BENCH_STORE_QUERY', '')}"]
     data = directory / f"data-{runners}"
     server_log = open(directory / f"server-{runners}.log", "wb")
     server = subprocess.Popen([SLUICE, "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0", *store,
