@@ -337,8 +337,8 @@ async fn run_in_folder(
             let planned = match &settings.spark {
                 Some(spark) => crate::spark::plan(task, spark, &folder, &inputs, &outputs)
                     .await
-                    .map_err(|error| format!("{error:#}")),
-                None => Err("this task runner has no Apache Spark: start it with --spark-home or SPARK_HOME set to a Spark installation (`pip install pyspark` gives one: python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')".to_string()),
+                    .map_err(|error| ("SluiceSparkFailed", format!("{error:#}"))),
+                None => Err(("SluiceSparkMissing", "this task runner has no Apache Spark: start it with --spark-home or SPARK_HOME set to a Spark installation (`pip install pyspark` gives one: python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')".to_string())),
             };
             match planned {
                 Ok(plan) => {
@@ -348,8 +348,10 @@ async fn run_in_folder(
                     environment.extend(plan.environment);
                     plan.steps
                 }
-                Err(message) => {
-                    return Ok(failed_before_running(task, settings, &stdout_path, &stderr_path, message).await);
+                Err((error_id, message)) => {
+                    return Ok(
+                        failed_before_running(task, settings, &stdout_path, &stderr_path, error_id, message).await,
+                    );
                 }
             }
         }
@@ -364,7 +366,15 @@ async fn run_in_folder(
                 Ok(arguments) => arguments,
                 Err(error) => {
                     let message = format!("{}: {error:#}", step.label);
-                    return Ok(failed_before_running(task, settings, &stdout_path, &stderr_path, message).await);
+                    return Ok(failed_before_running(
+                        task,
+                        settings,
+                        &stdout_path,
+                        &stderr_path,
+                        "SluiceSparkFailed",
+                        message,
+                    )
+                    .await);
                 }
             }
         };
@@ -444,16 +454,12 @@ async fn failed_before_running(
     settings: &ExecutionSettings,
     stdout_path: &Path,
     stderr_path: &Path,
+    error_id: &str,
     message: String,
 ) -> Outcome {
     let message = mask(&message, &task.secrets());
     append_line(stderr_path, &message).await;
     publish_logs(task, settings, stdout_path, stderr_path).await;
-    let error_id = if message.contains("has no Apache Spark") {
-        "SluiceSparkMissing"
-    } else {
-        "SluiceSparkFailed"
-    };
     Outcome::failed(error_id, message)
 }
 

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use crate::execute::{ExecutionSettings, Staged, Step};
 use crate::storage::Location;
 use crate::task::{Object, Task};
+use sluice_core::runtime::support::is_identifier;
 
 /// Where the runner finds Spark and the Java that runs it.
 #[derive(Debug, Clone)]
@@ -572,14 +573,6 @@ impl Configuration {
             )),
         }
     }
-}
-
-fn is_identifier(name: &str) -> bool {
-    let mut characters = name.chars();
-    characters
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
 }
 
 /// The HiveQL that makes a staged folder the table `database.table`: external, over the

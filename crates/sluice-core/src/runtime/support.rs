@@ -161,18 +161,22 @@ pub fn stages(stage: Option<&str>, activity_type: &str) -> bool {
     }
 }
 
+/// A name Hive and shells take as is: a letter or `_`, then letters, digits or `_`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
+}
+
 /// A data format's `column` (`name TYPE`, TYPE defaulting to STRING) as a Hive column:
 /// `(name, TYPE)`, or why it cannot be one.
 pub fn hive_column(column: &str) -> Result<(String, String), String> {
     let column = column.trim();
     let (name, kind) = column.split_once(char::is_whitespace).unwrap_or((column, "STRING"));
     let kind = kind.trim();
-    let mut characters = name.chars();
-    let named = characters
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_');
-    if !named {
+    if !is_identifier(name) {
         return Err(format!("column '{column}': '{name}' is not a column name"));
     }
     if kind.is_empty()
