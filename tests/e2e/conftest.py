@@ -255,6 +255,17 @@ def client(server):
     return server.client()
 
 
+def wait_for(what, check, seconds=60):
+    """`check()`'s first truthy value within `seconds`, or an AssertionError naming `what`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def unique(prefix="p"):
     return f"{prefix}-{time.time_ns()}"
 

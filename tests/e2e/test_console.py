@@ -15,7 +15,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import SLUICE, Server
+from conftest import SLUICE, Server, wait_for
 from test_iam import totp
 
 CHROMIUM = os.environ.get("SLUICE_CHROMIUM", "/usr/bin/chromium")
@@ -37,16 +37,6 @@ def instance_status(client, pipeline_id, component):
         if fields.get("@componentParent") == component:
             return fields.get("@status")
     return None
-
-
-def wait_for(what, check, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def user(server, name, *policies, documents=(), mfa=False):

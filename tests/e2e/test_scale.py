@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Server, postgres_database_for
+from conftest import Server, postgres_database_for, wait_for
 
 # These always run against PostgreSQL: the suite's PostgreSQL pass need not run them again.
 if os.environ.get("SLUICE_TEST_STORE") == "postgres":
@@ -24,16 +24,6 @@ def status(server):
     context = ssl.create_default_context(cafile=server.cert)
     with urllib.request.urlopen(server.url + "/sluice/status", context=context, timeout=10) as answer:
         return json.loads(answer.read())
-
-
-def wait_for(what, check, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def instance_status(client, pipeline_id):
